@@ -1,0 +1,58 @@
+# pillars: every command a person or CI runs. `make run` sets up a fresh machine and runs the pipeline;
+# `make test` runs the tests. The virtual environment is built from requirements.lock only.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+
+.PHONY: setup run repro schema test test-fast lint format bench lock push pull clean
+
+setup: $(VENV)/.installed  ## virtual environment from the pinned lock
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
+		{ echo "pillars needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --editable .
+	touch $@
+
+run: setup  ## set up, then run the whole pipeline on the configured data (default: bundled Adult)
+	dvc repro
+
+repro: setup  ## rerun only what changed
+	dvc repro
+
+schema: setup  ## infer data/schema.yaml from the ingested data, for a person to review and commit
+	dvc repro ingest
+	python -m pillars.schema infer $(if $(FORCE),--force)
+
+test: setup lint  ## lint, then every test (code, data, pipeline)
+	pytest
+
+test-fast: setup  ## the unit tests only (no dvc repro)
+	pytest -m "not slow"
+
+lint: setup
+	ruff check .
+	ruff format --check .
+
+format: setup
+	ruff format .
+	ruff check --fix .
+
+bench: setup  ## benchmark stages 1-6 (default data and a 100x upsampled copy); writes tests/benchmarks/results
+	python tests/benchmarks/bench_data_pillars.py
+
+lock:  ## re-pin every dependency after editing pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --group dev --python-version 3.11 --generate-hashes -o requirements.lock
+
+push: setup  ## upload DVC-tracked data and models to the default remote
+	dvc push
+
+pull: setup  ## download them (then `dvc repro` has nothing to do)
+	dvc pull
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,84 @@
+"""File I/O at the stage edges: atomic writes (no half-written output) and content fingerprints."""
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pillars.errors import PillarsError
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path` and move it into place only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        Path(temporary).replace(path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def write_bytes(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write` on a temporary file that replaces `path` atomically when it returns."""
+    with atomic_path(path) as temporary:
+        write(temporary)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write JSON with sorted keys and a trailing newline, so that equal content gives equal bytes."""
+    text = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    write_bytes(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file written by an earlier stage."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise PillarsError(f"{path}: missing; run the stage that writes it first (dvc repro)") from error
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    """Write a DataFrame to Parquet without the index and without pandas' run-dependent metadata."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    write_bytes(path, lambda temporary: pq.write_table(table, temporary, compression="zstd"))
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    """Read a Parquet file written by an earlier stage."""
+    if not path.exists():
+        raise PillarsError(f"{path}: missing; run the stage that writes it first (dvc repro)")
+    return pd.read_parquet(path)
+
+
+def write_pickle(path: Path, obj: object) -> None:
+    """Pickle a fitted object (e.g. a scikit-learn pipeline) atomically."""
+    payload = pickle.dumps(obj, protocol=5)
+    write_bytes(path, lambda temporary: temporary.write_bytes(payload))
+
+
+def read_pickle(path: Path) -> Any:
+    """Load an object pickled by an earlier stage of this project (trusted input)."""
+    if not path.exists():
+        raise PillarsError(f"{path}: missing; run the stage that writes it first (dvc repro)")
+    return pickle.loads(path.read_bytes())
+
+
+def frame_fingerprint(frame: pd.DataFrame) -> str:
+    """A content hash of a DataFrame's values and column names, independent of file format."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([[str(name), str(dtype)] for name, dtype in frame.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return f"sha256:{digest.hexdigest()}"

@@ -1,0 +1,41 @@
+"""Where each stage reads and writes: the same paths dvc.yaml declares as deps and outs."""
+
+from pathlib import Path
+
+RAW_DIR = Path("data/raw")
+RAW_DATA = RAW_DIR / "data.parquet"
+RAW_MANIFEST = RAW_DIR / "manifest.json"
+
+DATA_VALIDATION_REPORT = Path("metrics/data_validation.json")
+
+CLEAN_DIR = Path("data/clean")
+CLEAN_DATA = CLEAN_DIR / "data.parquet"
+QUARANTINE_DIR = Path("data/quarantine")
+CLEANSE_QUARANTINE = QUARANTINE_DIR / "cleanse.parquet"
+CLEANSE_REPORT = Path("metrics/cleanse.json")
+
+STANDARD_DIR = Path("data/standard")
+STANDARD_DATA = STANDARD_DIR / "data.parquet"
+STANDARD_COLUMNS = STANDARD_DIR / "columns.json"
+TARGET_ENCODING = STANDARD_DIR / "target_encoding.json"
+
+CURATED_DIR = Path("data/curated")
+COLUMN_SELECTION = CURATED_DIR / "selection.json"
+CURATION_REPORT = Path("metrics/curation.json")
+
+FEATURES_DIR = Path("data/features")
+FEATURE_MANIFEST = FEATURES_DIR / "manifest.json"
+FEATURE_PIPELINE = Path("models/feature_pipeline.pkl")
+
+SPLITS = ("train", "valid", "test", "holdout")
+FEATURIZED_SPLITS = ("train", "valid", "test")
+
+
+def curated_split(split: str) -> Path:
+    """The curated rows of one split."""
+    return CURATED_DIR / f"{split}.parquet"
+
+
+def feature_split(split: str) -> Path:
+    """The feature matrix (plus target) of one split."""
+    return FEATURES_DIR / f"{split}.parquet"

@@ -1,0 +1,264 @@
+"""The one typed loader for params.yaml: every stage reads its section through `load_params`.
+
+Unknown keys, wrong types and impossible values stop the run with a message that names the key,
+e.g. ``params.yaml: curate.split.train: must be at most 1 (got 1.5)``.
+"""
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pillars.errors import PillarsError
+
+PARAMS_FILE = Path("params.yaml")
+
+Share = Annotated[float, Field(ge=0, le=1)]
+ColumnName = Annotated[str, Field(min_length=1)]
+
+
+class Section(BaseModel):
+    """Base for every params section: unknown keys are errors, values are checked strictly."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DatasetParams(Section):
+    """What the data is: shared by every stage, so it is the one section not named after a stage."""
+
+    name: str = Field(min_length=1)
+    task: Literal["binary", "multiclass", "regression"]
+    target: ColumnName
+    positive_label: str | None = None
+    schema_path: str = Field(alias="schema", min_length=1)
+    placeholders: list[str] = []
+    key_columns: list[ColumnName] = []
+
+    @model_validator(mode="after")
+    def _positive_label_matches_task(self) -> "DatasetParams":
+        if self.task == "binary" and self.positive_label is None:
+            raise ValueError("positive_label: required when task is binary (the label encoded as 1)")
+        if self.task != "binary" and self.positive_label is not None:
+            raise ValueError(f"positive_label: only used when task is binary (task is {self.task})")
+        return self
+
+
+class FileSource(Section):
+    """A local file or glob of files: CSV, Parquet or JSON lines."""
+
+    kind: Literal["file"]
+    name: str = Field(min_length=1)
+    path: str = Field(min_length=1)
+    format: Literal["auto", "csv", "parquet", "jsonl"] = "auto"
+
+
+class SqlSource(Section):
+    """A SQL query against a SQLAlchemy URL (sqlite:///file.db, postgresql+psycopg://...)."""
+
+    kind: Literal["sql"]
+    name: str = Field(min_length=1)
+    url: str = Field(min_length=1)
+    query: str = Field(min_length=1)
+
+
+class HttpSource(Section):
+    """An HTTP(S) endpoint answering CSV or JSON (a list of records, or {records_key: [...]})."""
+
+    kind: Literal["http"]
+    name: str = Field(min_length=1)
+    url: str = Field(pattern=r"^https?://")
+    format: Literal["csv", "json"]
+    records_key: str | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+    retries: int = Field(default=3, ge=0, le=10)
+    backoff_s: float = Field(default=1.0, ge=0)
+    token_env: str | None = None
+
+
+Source = Annotated[FileSource | SqlSource | HttpSource, Field(discriminator="kind")]
+
+
+class IngestParams(Section):
+    """Where the raw data comes from; several sources are unioned with a `_source` column."""
+
+    sources: list[Source] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "IngestParams":
+        names = [source.name for source in self.sources]
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        if duplicated:
+            raise ValueError(f"sources: names must be unique, repeated: {duplicated}")
+        return self
+
+
+class ValidateDataParams(Section):
+    """How strict the raw-data check is beyond the committed schema."""
+
+    unexpected_columns: Literal["fail", "report"] = "report"
+    max_categories: int = Field(default=100, ge=1)
+    examples: int = Field(default=5, ge=1, le=100)
+
+
+class Bounds(Section):
+    """Inclusive lower/upper limits for a numeric column."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Bounds":
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+        return self
+
+
+class OutlierRule(Section):
+    """Outlier limits for one column: fixed bounds, or Tukey fences `iqr_k` interquartile ranges out."""
+
+    min: float | None = None
+    max: float | None = None
+    iqr_k: float | None = Field(default=None, gt=0)
+    action: Literal["flag", "clip", "quarantine"]
+
+    @model_validator(mode="after")
+    def _one_method(self) -> "OutlierRule":
+        has_bounds = self.min is not None or self.max is not None
+        if has_bounds == (self.iqr_k is not None):
+            raise ValueError("give either min/max bounds or iqr_k, not both and not neither")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+        return self
+
+
+class CleanseParams(Section):
+    """Which rows leave the data (into data/quarantine/) and which values are flagged or clipped."""
+
+    exact_duplicates: bool = True
+    impossible: dict[ColumnName, Bounds] = {}
+    outliers: dict[ColumnName, OutlierRule] = {}
+
+
+class UnitConversion(Section):
+    """Multiply a numeric column by `factor` to express it in `unit`."""
+
+    factor: float
+    unit: str = Field(min_length=1)
+
+
+class StandardizeParams(Section):
+    """How category spellings and units are made canonical."""
+
+    case: Literal["lower", "upper", "keep"] = "lower"
+    aliases: dict[ColumnName, dict[str, str]] = {}
+    units: dict[ColumnName, UnitConversion] = {}
+
+
+class SplitFractions(Section):
+    """Shares of rows per split; `holdout` is kept back from training for batch inference."""
+
+    train: Share
+    valid: Share
+    test: Share
+    holdout: Share = 0.0
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> "SplitFractions":
+        total = self.train + self.valid + self.test + self.holdout
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"train + valid + test + holdout must be 1 (got {total:g})")
+        if min(self.train, self.valid, self.test) == 0:
+            raise ValueError("train, valid and test must each be larger than 0")
+        return self
+
+
+class CurateParams(Section):
+    """The split and the column selection; every dropped column needs a reason."""
+
+    seed: int = Field(ge=0)
+    split: SplitFractions
+    drop: dict[ColumnName, str] = {}
+    near_constant_share: Share = 0.995
+    max_unique_share: Share = 0.9
+
+
+class FeaturizeParams(Section):
+    """How the feature pipeline imputes, encodes and scales."""
+
+    numeric_impute: Literal["median", "mean"] = "median"
+    scale_numeric: bool = True
+    min_category_share: Annotated[float, Field(ge=0, lt=1)] = 0.001
+    chunk_rows: int = Field(default=500_000, ge=1_000)
+
+
+class Params(Section):
+    """The whole params.yaml: one section per stage, plus the shared `dataset` section."""
+
+    dataset: DatasetParams
+    ingest: IngestParams
+    validate_data: ValidateDataParams
+    cleanse: CleanseParams
+    standardize: StandardizeParams
+    curate: CurateParams
+    featurize: FeaturizeParams
+
+    def column_references(self) -> dict[str, list[str]]:
+        """Every params key that names a data column, so the loader can check it against the schema."""
+        return {
+            "dataset.target": [self.dataset.target],
+            "dataset.key_columns": list(self.dataset.key_columns),
+            "cleanse.impossible": list(self.cleanse.impossible),
+            "cleanse.outliers": list(self.cleanse.outliers),
+            "standardize.aliases": list(self.standardize.aliases),
+            "standardize.units": list(self.standardize.units),
+            "curate.drop": list(self.curate.drop),
+        }
+
+
+def _format_location(location: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in location:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in {"file", "sql", "http"} and parts and parts[-1].endswith("]"):
+            continue  # pydantic names the union member it tried; the user only needs the list position
+        else:
+            parts.append(f".{item}" if parts else str(item))
+    return "".join(parts)
+
+
+def _describe(error: ValidationError, source: Path) -> str:
+    lines = []
+    for item in error.errors():
+        where = _format_location(item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling and the README's params reference)"
+        elif "input" in item and item["type"] != "missing" and not isinstance(item["input"], dict):
+            message = f"{message} (got {item['input']!r})"
+        lines.append(f"{source}: {where}: {message}" if where else f"{source}: {message}")
+    return "\n".join(lines)
+
+
+def parse_params(raw: object, source: Path = PARAMS_FILE) -> Params:
+    """Check a parsed params mapping; raise PillarsError naming every offending key."""
+    if not isinstance(raw, dict):
+        raise PillarsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise PillarsError(_describe(error, source)) from None
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    """Read and check params.yaml."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise PillarsError(f"{path}: not found; run from the repository root") from error
+    except yaml.YAMLError as error:
+        raise PillarsError(f"{path}: not valid YAML: {error}") from error
+    return parse_params(raw, path)

@@ -1,0 +1,129 @@
+"""Pillar 4, standardize: canonical column names, dtypes, category spellings, units and target encoding.
+
+`standardize_frame` is pure and needs no fitted state, so serving and batch inference apply exactly the same
+rules as training.
+"""
+
+import pandas as pd
+
+from pillars import layout
+from pillars.errors import PillarsError, run_cli
+from pillars.io import read_parquet, write_json, write_parquet
+from pillars.params import DatasetParams, Params, StandardizeParams, load_params
+from pillars.schema import DataSchema, canonical_name, is_lineage, load_checked
+
+CASE_FOLDS = {"lower": str.lower, "upper": str.upper, "keep": str.strip}
+
+
+def target_encoding(dataset: DatasetParams, schema: DataSchema) -> dict:
+    """How target values become numbers: 0/1 (binary), label order (multiclass), identity (regression)."""
+    if dataset.task == "regression":
+        return {"task": "regression", "column": canonical_name(dataset.target), "labels": {}}
+    labels = list(schema.columns[dataset.target].categories or [])
+    if dataset.task == "binary":
+        if len(labels) != 2:
+            raise PillarsError(f"dataset.task: binary needs exactly 2 target labels, the schema has {labels}")
+        codes = {label: int(label == dataset.positive_label) for label in labels}
+    else:
+        codes = {label: code for code, label in enumerate(labels)}
+    return {"task": dataset.task, "column": canonical_name(dataset.target), "labels": codes}
+
+
+def normalize_categories(
+    values: pd.Series, settings: StandardizeParams, aliases: dict[str, str]
+) -> pd.Series:
+    """Trim, fold case and apply the alias map (whose spellings are trimmed and folded the same way)."""
+    fold = CASE_FOLDS[settings.case]
+    text = values.astype("str").str.strip()
+    if settings.case != "keep":
+        text = getattr(text.str, settings.case)()
+    if aliases:
+        text = text.replace(
+            {fold(spelling.strip()): fold(canonical.strip()) for spelling, canonical in aliases.items()}
+        )
+    return text.mask(values.isna())
+
+
+def column_roles(frame: pd.DataFrame, target: str) -> dict[str, str]:
+    """Each standardized column's role: target, lineage, numeric, boolean or categorical."""
+    roles = {}
+    for name, dtype in frame.dtypes.items():
+        if name == target:
+            roles[name] = "target"
+        elif is_lineage(name):
+            roles[name] = "lineage"
+        elif pd.api.types.is_bool_dtype(dtype):
+            roles[name] = "boolean"
+        elif pd.api.types.is_numeric_dtype(dtype):
+            roles[name] = "numeric"
+        else:
+            roles[name] = "categorical"
+    return roles
+
+
+def standardize_frame(
+    frame: pd.DataFrame, schema: DataSchema, params: Params, encoding: dict
+) -> pd.DataFrame:
+    """Apply names, dtypes, spellings, units and (if the target is present) the target encoding."""
+    settings, target = params.standardize, params.dataset.target
+    columns = {}
+    for name in frame.columns:
+        values = frame[name]
+        column = schema.columns.get(name)
+        if name == target:
+            values = _encode_target(values, encoding)
+        elif column is not None and column.is_numeric:
+            values = values.astype("float64")
+            if name in settings.units:
+                values = values * settings.units[name].factor
+        elif column is not None and column.dtype == "boolean":
+            values = values.astype("boolean")
+        elif column is not None:
+            values = normalize_categories(values, settings, settings.aliases.get(name, {}))
+        columns[canonical_name(name)] = values
+    if len(columns) != len(frame.columns):
+        names = [canonical_name(name) for name in frame.columns]
+        clashes = sorted({name for name in names if names.count(name) > 1})
+        raise PillarsError(
+            f"standardize: several columns become {clashes} in snake_case; rename them at the source"
+        )
+    return pd.DataFrame(columns)
+
+
+def _encode_target(values: pd.Series, encoding: dict) -> pd.Series:
+    if encoding["task"] == "regression":
+        return values.astype("float64")
+    codes = values.astype("str").map(encoding["labels"])
+    if codes.isna().any():
+        unknown = sorted(values[codes.isna()].astype("str").unique().tolist())[:5]
+        raise PillarsError(f"standardize: target labels {unknown} are not in the schema's label set")
+    return codes.astype("int64")
+
+
+def describe_columns(standard: pd.DataFrame, source_names: list[str], params: Params) -> dict:
+    """columns.json: each canonical column's source name, dtype, role and unit."""
+    sources = {canonical_name(name): name for name in source_names}
+    roles = column_roles(standard, canonical_name(params.dataset.target))
+    described = {}
+    for name, dtype in standard.dtypes.items():
+        unit = params.standardize.units.get(sources[name])
+        described[name] = {"source": sources[name], "dtype": str(dtype), "role": roles[name]}
+        if unit:
+            described[name]["unit"] = unit.unit
+    return described
+
+
+def main() -> None:
+    params = load_params()
+    schema = load_checked(params)
+    clean = read_parquet(layout.CLEAN_DATA)
+    encoding = target_encoding(params.dataset, schema)
+    standard = standardize_frame(clean, schema, params, encoding)
+    write_parquet(layout.STANDARD_DATA, standard)
+    write_json(layout.STANDARD_COLUMNS, describe_columns(standard, list(clean.columns), params))
+    write_json(layout.TARGET_ENCODING, encoding)
+    print(f"standardize: {len(standard)} rows, {len(standard.columns)} columns -> {layout.STANDARD_DIR}")
+
+
+if __name__ == "__main__":
+    run_cli(main)

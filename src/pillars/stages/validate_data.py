@@ -1,0 +1,140 @@
+"""Pillar 2, validate_data: check the raw data against the committed schema with pandera.
+
+Hard failures (empty data, a missing column, a value of the wrong type, an unknown target label) stop the
+pipeline with a readable summary. Soft findings (placeholders, new categories, out-of-range values, missing
+values where the schema has none) are counted in metrics/data_validation.json for the next stages to handle.
+"""
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pandera.pandas as pa
+
+from pillars import layout
+from pillars.errors import PillarsError, run_cli
+from pillars.io import read_parquet, write_json
+from pillars.params import Params, load_params
+from pillars.schema import DataSchema, is_lineage, load_checked, pandera_schema, parse_types
+
+PANDERA_CHECKS = {
+    "column_in_dataframe": "missing_column",
+    "not_nullable": "missing_value",
+    "field_uniqueness": "duplicate_value",
+    "category": "new_category",
+    "min": "below_min",
+    "max": "above_max",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One kind of problem in one column: how often, and a few examples with their row numbers."""
+
+    column: str
+    check: str
+    hard: bool
+    count: int
+    examples: list[str] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+
+    def describe(self) -> str:
+        where = f"column {self.column!r}" if self.column else "data"
+        shown = f": e.g. {self.examples} at rows {self.rows}" if self.examples else ""
+        return f"{where}: {self.check} x{self.count}{shown}"
+
+
+def _finding(column: str, check: str, hard: bool, values: pd.Series, examples: int) -> Finding:
+    """A finding from the offending values, indexed by raw row number."""
+    sample = values.head(examples)
+    return Finding(
+        column=column,
+        check=check,
+        hard=hard,
+        count=len(values),
+        examples=[str(value) for value in sample.drop_duplicates()],
+        rows=[int(row) for row in sample.index],
+    )
+
+
+def validate(raw: pd.DataFrame, schema: DataSchema, params: Params) -> list[Finding]:
+    """Every finding for the raw data, hard ones first."""
+    settings, dataset = params.validate_data, params.dataset
+    if raw.empty:
+        return [Finding("", "empty", True, 0)]
+    findings = []
+    unexpected = [name for name in raw.columns if name not in schema.columns and not is_lineage(name)]
+    findings += [
+        Finding(name, "unexpected_column", settings.unexpected_columns == "fail", len(raw))
+        for name in unexpected
+    ]
+    for name in schema.columns:
+        if name in raw and dataset.placeholders and not pd.api.types.is_numeric_dtype(raw[name]):
+            placeholder = raw[name][raw[name].isin(dataset.placeholders)]
+            if len(placeholder):
+                findings.append(_finding(name, "placeholder", False, placeholder, settings.examples))
+    typed, unparsable = parse_types(raw, schema, dataset.placeholders)
+    findings += [
+        _finding(name, f"not_{schema.columns[name].dtype}", True, raw[name][bad], settings.examples)
+        for name, bad in unparsable.items()
+    ]
+    try:
+        pandera_schema(schema).validate(typed, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        findings += _pandera_findings(errors.failure_cases, dataset.target, settings.examples)
+    return sorted(findings, key=lambda finding: (not finding.hard, finding.column, finding.check))
+
+
+def _pandera_findings(cases: pd.DataFrame, target: str, examples: int) -> list[Finding]:
+    findings = []
+    for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=True):
+        kind = PANDERA_CHECKS.get(str(check), str(check))
+        if kind == "missing_column":
+            for name in group["failure_case"]:
+                findings.append(Finding(str(name), kind, True, 0))
+            continue
+        hard = column == target and kind == "new_category"  # an unknown label cannot be learned or scored
+        values = pd.Series(group["failure_case"].to_numpy(), index=group["index"].astype("int64").to_numpy())
+        findings.append(_finding(str(column), "unknown_label" if hard else kind, hard, values, examples))
+    return findings
+
+
+def report(raw: pd.DataFrame, findings: list[Finding]) -> dict:
+    """The metrics file: counts only, so that `dvc metrics diff` compares runs."""
+    counts: dict[str, dict[str, int]] = {}
+    for finding in findings:
+        counts.setdefault(finding.column or "_data", {})[finding.check] = finding.count
+    hard = [finding for finding in findings if finding.hard]
+    return {
+        "passed": not hard,
+        "rows": len(raw),
+        "columns": len(raw.columns),
+        "hard_failures": len(hard),
+        "soft_findings": sum(finding.count for finding in findings if not finding.hard),
+        "findings": counts,
+    }
+
+
+def main() -> None:
+    params = load_params()
+    schema = load_checked(params)
+    raw = read_parquet(layout.RAW_DATA)
+    findings = validate(raw, schema, params)
+    hard = [finding for finding in findings if finding.hard]
+    if hard:
+        lines = "\n".join(f"  - {finding.describe()}" for finding in hard)
+        raise PillarsError(
+            f"validate_data: {len(hard)} hard failure(s) in {layout.RAW_DATA} "
+            f"against {params.dataset.schema_path}:\n"
+            f"{lines}\nFix the source data, or review the schema if the data is right."
+        )
+    write_json(layout.DATA_VALIDATION_REPORT, report(raw, findings))
+    for finding in findings:
+        print(f"validate_data: soft finding: {finding.describe()}")
+    print(
+        f"validate_data: passed, {len(raw)} rows, {len(findings)} soft finding(s) "
+        f"-> {layout.DATA_VALIDATION_REPORT}"
+    )
+
+
+if __name__ == "__main__":
+    run_cli(main)
