@@ -67,7 +67,7 @@ def read_sql_source(source: SqlSource) -> tuple[pd.DataFrame, str]:
         with engine.connect() as connection:
             frame = pd.read_sql_query(sqlalchemy.text(source.query), connection)
         engine.dispose()
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:
+    except (sqlalchemy.exc.SQLAlchemyError, pd.errors.DatabaseError, ImportError) as error:
         raise PillarsError(f"source {source.name!r} ({location}): {_first_line(error)}") from error
     return frame, location
 

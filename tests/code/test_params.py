@@ -1,0 +1,88 @@
+"""The typed params loader: every mistake is reported with the key that holds it."""
+
+from pathlib import Path
+
+import pytest
+
+from pillars.errors import PillarsError
+from pillars.params import load_params, parse_params
+from pillars.schema import check_params_columns
+from tests.helpers import ROOT, deep_merge
+
+
+def test_committed_params_load() -> None:
+    params = load_params(ROOT / "params.yaml")
+    assert params.dataset.task == "binary"
+    assert params.curate.split.train + params.curate.split.valid + params.curate.split.test <= 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"curate": {"split": {"train": 1.5}}},
+            "curate.split.train: Input should be less than or equal to 1",
+        ),
+        ({"curate": {"split": {"train": 0.5}}}, "curate.split: train + valid + test + holdout must be 1"),
+        ({"curate": {"seed": "seven"}}, "curate.seed: Input should be a valid integer (got 'seven')"),
+        ({"cleanse": {"exact_duplicats": True}}, "cleanse.exact_duplicats: unknown key"),
+        (
+            {"featurize": {"numeric_impute": "mode"}},
+            "featurize.numeric_impute: Input should be 'median' or 'mean'",
+        ),
+        (
+            {"dataset": {"task": "ranking"}},
+            "dataset.task: Input should be 'binary', 'multiclass' or 'regression'",
+        ),
+        ({"dataset": {"positive_label": None}}, "dataset: positive_label: required when task is binary"),
+        ({"cleanse": {"outliers": {"age": {"action": "flag"}}}}, "cleanse.outliers.age: give either min/max"),
+        (
+            {"cleanse": {"impossible": {"age": {"min": 5, "max": 1}}}},
+            "cleanse.impossible.age: min (5.0) is larger",
+        ),
+        ({"ingest": {"sources": []}}, "ingest.sources: List should have at least 1 item"),
+        ({"ingest": {"sources": [{"kind": "ftp", "name": "x"}]}}, "ingest.sources[0]: Input tag 'ftp'"),
+        (
+            {"ingest": {"sources": [{"kind": "http", "name": "api", "url": "ftp://x", "format": "csv"}]}},
+            "ingest.sources[0].url: String should match pattern",
+        ),
+        ({"surprise": {}}, "surprise: unknown key"),
+    ],
+)
+def test_bad_params_name_the_key(default_params_raw: dict, overrides: dict, message: str) -> None:
+    with pytest.raises(PillarsError) as caught:
+        parse_params(deep_merge(default_params_raw, overrides))
+    assert message in str(caught.value)
+    assert str(caught.value).startswith("params.yaml: ")
+
+
+def test_every_problem_is_listed_at_once(default_params_raw: dict) -> None:
+    raw = deep_merge(default_params_raw, {"curate": {"seed": -1}, "featurize": {"chunk_rows": 1}})
+    with pytest.raises(PillarsError) as caught:
+        parse_params(raw)
+    assert "curate.seed" in str(caught.value)
+    assert "featurize.chunk_rows" in str(caught.value)
+
+
+def test_params_must_name_schema_columns(make_params, adult_schema) -> None:
+    params = make_params(dataset={"target": "incme"}, curate={"drop": {"fnlwgt": "weight", "zip": "id"}})
+    with pytest.raises(PillarsError) as caught:
+        check_params_columns(params, adult_schema)
+    assert "dataset.target: column 'incme' is not in the schema" in str(caught.value)
+    assert "curate.drop: column 'zip' is not in the schema" in str(caught.value)
+
+
+def test_positive_label_must_be_a_target_label(make_params, adult_schema) -> None:
+    with pytest.raises(
+        PillarsError, match=r"dataset.positive_label: '>60K' is not one of the target's labels"
+    ):
+        check_params_columns(make_params(dataset={"positive_label": ">60K"}), adult_schema)
+
+
+def test_unreadable_params_file(tmp_path: Path) -> None:
+    broken = tmp_path / "params.yaml"
+    broken.write_text("dataset: [unclosed\n")
+    with pytest.raises(PillarsError, match="not valid YAML"):
+        load_params(broken)
+    with pytest.raises(PillarsError, match="not found"):
+        load_params(tmp_path / "missing.yaml")

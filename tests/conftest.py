@@ -1,0 +1,37 @@
+"""Shared fixtures: the project's own params and schema, and temporary copies of the repository."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pillars.params import Params, parse_params
+from pillars.schema import DataSchema, load_schema
+from tests.helpers import ROOT, copy_repository, deep_merge
+
+
+@pytest.fixture(scope="session")
+def default_params_raw() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.fixture
+def make_params(default_params_raw: dict) -> Callable[..., Params]:
+    """Params from the committed params.yaml with some sections overridden."""
+
+    def make(**overrides: dict) -> Params:
+        return parse_params(deep_merge(default_params_raw, overrides))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def adult_schema() -> DataSchema:
+    return load_schema(ROOT / "data" / "schema.yaml")
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A fresh copy of the repository in a temporary directory, ready for `dvc repro`."""
+    return copy_repository(tmp_path / "repo")

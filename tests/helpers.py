@@ -1,0 +1,58 @@
+"""Helpers for tests: the repository root, params overrides, commands, and repository copies."""
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def deep_merge(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` merged in, mapping by mapping (lists and scalars are replaced)."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True):
+    """Run a command with the project's virtual environment first on PATH; return the finished process."""
+    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})}
+    result = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def copy_repository(destination: Path) -> Path:
+    """Copy the working tree (tracked and untracked-but-not-ignored files) into a new Git repository."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    git = ["git", "-c", "user.name=pillars-tests", "-c", "user.email=tests@example.invalid"]
+    run(["git", "init", "-q", "-b", "main"], destination)
+    run(["git", "add", "-A"], destination)
+    run([*git, "commit", "-qm", "copy of the working tree"], destination)
+    return destination
+
+
+def write_params(repo: Path, **overrides: dict) -> None:
+    """Merge overrides into a repository copy's params.yaml."""
+    path = repo / "params.yaml"
+    path.write_text(yaml.safe_dump(deep_merge(yaml.safe_load(path.read_text()), overrides), sort_keys=False))
