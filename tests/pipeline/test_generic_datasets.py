@@ -1,0 +1,136 @@
+"""Generic, not Adult-specific: stages 1-6 run on datasets of another shape and task, with params only."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tests.helpers import run
+
+pytestmark = pytest.mark.slow
+
+ROWS = 3_000
+
+
+def multiclass_frame(generator: np.random.Generator) -> pd.DataFrame:
+    """Plant sizes from two measurements and a colour, with CamelCase and spaced names and `n/a` gaps."""
+    length = generator.normal(10, 3, ROWS).round(2)
+    width = generator.normal(4, 1, ROWS).round(2)
+    score = length + 2 * width + generator.normal(0, 1, ROWS)
+    size = np.select([score < 15, score < 20], ["Small", "Medium"], "Large")
+    colour = generator.choice(["Red", "green ", "BLUE", "n/a"], ROWS, p=[0.4, 0.3, 0.25, 0.05])
+    return pd.DataFrame(
+        {
+            "LeafLength": length,
+            "Leaf Width": width,
+            "Colour": colour,
+            "Plant ID": [f"p{i}" for i in range(ROWS)],
+            "Size Class": size,
+        }
+    )
+
+
+def regression_frame(generator: np.random.Generator) -> pd.DataFrame:
+    """House prices from area, rooms and district; a few areas are impossible."""
+    area = generator.uniform(30, 250, ROWS).round(1)
+    area[:5] = -1.0
+    rooms = generator.integers(1, 8, ROWS)
+    district = generator.choice(
+        ["north", "south", "east", "west", "harbour"], ROWS, p=[0.3, 0.3, 0.2, 0.19, 0.01]
+    )
+    price = 1_000 * area + 5_000 * rooms + generator.normal(0, 10_000, ROWS)
+    return pd.DataFrame({"area_m2": area, "rooms": rooms, "district": district, "price": price.round(2)})
+
+
+CASES = {
+    "multiclass": {
+        "frame": multiclass_frame,
+        "file": "plants.csv",
+        "dataset": {
+            "task": "multiclass",
+            "target": "Size Class",
+            "positive_label": None,
+            "placeholders": ["n/a"],
+        },
+        "cleanse": {
+            "impossible": {"LeafLength": {"min": 0}},
+            "outliers": {"Leaf Width": {"iqr_k": 3.0, "action": "clip"}},
+        },
+        "curate_drop": {"Plant ID": "an identifier"},
+    },
+    "regression": {
+        "frame": regression_frame,
+        "file": "houses.jsonl",
+        "dataset": {"task": "regression", "target": "price", "positive_label": None, "placeholders": []},
+        "cleanse": {
+            "impossible": {"area_m2": {"min": 1}},
+            "outliers": {"rooms": {"max": 6, "action": "flag"}},
+        },
+        "curate_drop": {},
+    },
+}
+
+
+def write_dataset(repo: Path, case: dict) -> None:
+    path = repo / "data/external/toy" / case["file"]
+    path.parent.mkdir(parents=True)
+    frame = case["frame"](np.random.default_rng(3))
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_json(path, orient="records", lines=True)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["dataset"] = {
+        "name": "toy",
+        "schema": "data/toy.schema.yaml",
+        "key_columns": [],
+        **case["dataset"],
+    }
+    params["ingest"] = {"sources": [{"kind": "file", "name": "toy", "path": str(path.relative_to(repo))}]}
+    params["cleanse"] = {"exact_duplicates": True, **case["cleanse"]}
+    params["standardize"] = {"case": "lower", "aliases": {}, "units": {}}
+    params["curate"] |= {"drop": case["curate_drop"]}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.mark.parametrize("task", sorted(CASES))
+def test_stages_one_to_six_on_another_dataset(repo_copy: Path, task: str) -> None:
+    case = CASES[task]
+    write_dataset(repo_copy, case)
+    run(["dvc", "repro", "ingest"], repo_copy)
+    run(["python", "-m", "pillars.schema", "infer"], repo_copy)
+    run(["dvc", "repro"], repo_copy)
+
+    cleanse = json.loads((repo_copy / "metrics/cleanse.json").read_text())
+    assert cleanse["rows"]["raw"] == ROWS and cleanse["rows"]["reconciled"]
+    encoding = json.loads((repo_copy / "data/standard/target_encoding.json").read_text())
+    selection = json.loads((repo_copy / "data/curated/selection.json").read_text())
+    curated = {
+        split: pd.read_parquet(repo_copy / f"data/curated/{split}.parquet")
+        for split in ("train", "valid", "test", "holdout")
+    }
+    assert sum(len(frame) for frame in curated.values()) == cleanse["rows"]["clean"]
+    features = pd.read_parquet(repo_copy / "data/features/train.parquet")
+    assert len(features) == len(curated["train"])
+    assert features.drop(columns=encoding["column"]).dtypes.eq("float32").all()
+    assert not features.isna().any().any()
+
+    if task == "multiclass":
+        assert encoding == {
+            "task": "multiclass",
+            "column": "size_class",
+            "labels": {"Large": 0, "Medium": 1, "Small": 2},
+        }
+        assert set(features["size_class"]) == {0, 1, 2}
+        assert selection["dropped"] == {"plant_id": "params: an identifier"}
+        assert {"leaf_length", "leaf_width", "colour"} == set(selection["features"])
+        assert {"colour_red", "colour_green", "colour_blue", "colour_missing"} <= set(features.columns)
+    else:
+        assert encoding["task"] == "regression" and encoding["column"] == "price"
+        assert cleanse["quarantined_by_reason"] == {"impossible:area_m2": 5}
+        assert cleanse["flagged"]["rooms"] > 0
+        assert "rooms_outlier" in selection["features"]
+        assert features["price"].dtype == "float64"
