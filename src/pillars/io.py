@@ -42,12 +42,16 @@ def write_json(path: Path, payload: Any) -> None:
     write_bytes(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
+def require(path: Path) -> Path:
+    """`path`, after checking that the earlier stage that writes it has run."""
+    if not path.exists():
+        raise PillarsError(f"{path}: missing; run the stage that writes it first (dvc repro)")
+    return path
+
+
 def read_json(path: Path) -> Any:
     """Read a JSON file written by an earlier stage."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise PillarsError(f"{path}: missing; run the stage that writes it first (dvc repro)") from error
+    return json.loads(require(path).read_text(encoding="utf-8"))
 
 
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
@@ -58,22 +62,13 @@ def write_parquet(path: Path, frame: pd.DataFrame) -> None:
 
 def read_parquet(path: Path) -> pd.DataFrame:
     """Read a Parquet file written by an earlier stage."""
-    if not path.exists():
-        raise PillarsError(f"{path}: missing; run the stage that writes it first (dvc repro)")
-    return pd.read_parquet(path)
+    return pd.read_parquet(require(path))
 
 
 def write_pickle(path: Path, obj: object) -> None:
     """Pickle a fitted object (e.g. a scikit-learn pipeline) atomically."""
     payload = pickle.dumps(obj, protocol=5)
     write_bytes(path, lambda temporary: temporary.write_bytes(payload))
-
-
-def read_pickle(path: Path) -> Any:
-    """Load an object pickled by an earlier stage of this project (trusted input)."""
-    if not path.exists():
-        raise PillarsError(f"{path}: missing; run the stage that writes it first (dvc repro)")
-    return pickle.loads(path.read_bytes())
 
 
 def frame_fingerprint(frame: pd.DataFrame) -> str:

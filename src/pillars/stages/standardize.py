@@ -12,7 +12,7 @@ from pillars.io import read_parquet, write_json, write_parquet
 from pillars.params import DatasetParams, Params, StandardizeParams, load_params
 from pillars.schema import DataSchema, canonical_name, is_lineage, load_checked
 
-CASE_FOLDS = {"lower": str.lower, "upper": str.upper, "keep": str.strip}
+CASE_FOLDS = {"lower": str.lower, "upper": str.upper, "keep": str}
 
 
 def target_encoding(dataset: DatasetParams, schema: DataSchema) -> dict:
