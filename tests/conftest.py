@@ -8,7 +8,7 @@ import yaml
 
 from pillars.params import Params, parse_params
 from pillars.schema import DataSchema, load_schema
-from tests.helpers import ROOT, copy_repository, deep_merge
+from tests.helpers import ROOT, copy_repository, deep_merge, with_task
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +21,9 @@ def make_params(default_params_raw: dict) -> Callable[..., Params]:
     """Params from the committed params.yaml with some sections overridden."""
 
     def make(**overrides: dict) -> Params:
-        return parse_params(deep_merge(default_params_raw, overrides))
+        return parse_params(
+            deep_merge(with_task(default_params_raw, overrides.get("dataset", {}).get("task")), overrides)
+        )
 
     return make
 

@@ -56,3 +56,36 @@ def write_params(repo: Path, **overrides: dict) -> None:
     """Merge overrides into a repository copy's params.yaml."""
     path = repo / "params.yaml"
     path.write_text(yaml.safe_dump(deep_merge(yaml.safe_load(path.read_text()), overrides), sort_keys=False))
+
+
+# Model settings that fit each task (the committed params.yaml is for the binary Adult task)
+TASK_MODEL_PARAMS = {
+    "binary": {},
+    "multiclass": {
+        "train": {"metric": "log_loss"},
+        "validate_model": {
+            "thresholds": {"accuracy": {"min": 0.5}},
+            "champion": {"max_drop": 0.01},
+            "slices": {"columns": [], "metric": "accuracy", "limit": {"min": 0.5}, "min_rows": 30},
+        },
+    },
+    "regression": {
+        "train": {"metric": "rmse"},
+        "validate_model": {
+            "thresholds": {"r2": {"min": 0.5}},
+            "champion": {"max_drop": 1000.0},
+            "slices": {"columns": [], "metric": "r2", "limit": {"min": 0.3}, "min_rows": 30},
+        },
+    },
+}
+
+
+def with_task(raw: dict, task: str | None) -> dict:
+    """Params with the model sections replaced by ones that fit `task` (thresholds are replaced, not merged)."""
+    changed = copy.deepcopy(raw)
+    profile = TASK_MODEL_PARAMS.get(task or "binary", {})
+    if "validate_model" in profile:
+        changed["validate_model"] = copy.deepcopy(profile["validate_model"])
+    if "train" in profile:
+        changed["train"] |= profile["train"]
+    return changed

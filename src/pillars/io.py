@@ -23,6 +23,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    Path(temporary).chmod(0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield Path(temporary)
         Path(temporary).replace(path)
@@ -69,6 +72,11 @@ def write_pickle(path: Path, obj: object) -> None:
     """Pickle a fitted object (e.g. a scikit-learn pipeline) atomically."""
     payload = pickle.dumps(obj, protocol=5)
     write_bytes(path, lambda temporary: temporary.write_bytes(payload))
+
+
+def read_pickle(path: Path) -> Any:
+    """Load an object pickled by this project's own stages (trusted input: never unpickle foreign files)."""
+    return pickle.loads(require(path).read_bytes())
 
 
 def frame_fingerprint(frame: pd.DataFrame) -> str:

@@ -27,6 +27,19 @@ FEATURES_DIR = Path("data/features")
 FEATURE_MANIFEST = FEATURES_DIR / "manifest.json"
 FEATURE_PIPELINE = Path("models/feature_pipeline.pkl")
 
+CANDIDATES_DIR = Path("models/candidates")
+TRAIN_REPORT = Path("metrics/train.json")
+TRIALS_DIR = Path("metrics/train")
+BEST_PARAMS = TRIALS_DIR / "best_params.json"
+MODEL_VALIDATION_REPORT = Path("metrics/model_validation.json")
+CHAMPION_DIR = Path("models/champion")
+SELECTED_MODEL = Path("models/selected/model.pkl")
+SELECTION_REPORT = Path("metrics/selection.json")
+ASSESS_REPORT = Path("metrics/assess.json")
+ASSESS_PLOTS_DIR = Path("metrics/assess")
+ASSESS_DETAILS = ASSESS_PLOTS_DIR / "details.json"
+MODEL_CARD = Path("metrics/model_card.md")
+
 SPLITS = ("train", "valid", "test", "holdout")
 FEATURIZED_SPLITS = ("train", "valid", "test")
 
@@ -39,3 +52,13 @@ def curated_split(split: str) -> Path:
 def feature_split(split: str) -> Path:
     """The feature matrix (plus target) of one split."""
     return FEATURES_DIR / f"{split}.parquet"
+
+
+def candidate_model(family: str) -> Path:
+    """The tuned model of one candidate family."""
+    return CANDIDATES_DIR / f"{family}.pkl"
+
+
+def trials_table(family: str) -> Path:
+    """The finished trials of one family's study (CSV, plotted by `dvc plots`)."""
+    return TRIALS_DIR / f"{family}_trials.csv"

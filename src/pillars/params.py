@@ -194,6 +194,124 @@ class FeaturizeParams(Section):
     chunk_rows: int = Field(default=500_000, ge=1_000)
 
 
+class SearchDimension(Section):
+    """One hyperparameter's search range: float or int between low and high (optionally log), or choices."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[str | float | int | bool] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SearchDimension":
+        if self.type == "categorical":
+            if not self.choices or self.low is not None or self.high is not None:
+                raise ValueError("categorical needs choices (and no low/high)")
+        elif self.low is None or self.high is None or self.low > self.high or self.choices is not None:
+            raise ValueError(f"{self.type} needs low <= high (and no choices)")
+        elif self.log and self.low <= 0:
+            raise ValueError("log scale needs low > 0")
+        return self
+
+
+class FamilyParams(Section):
+    """One candidate family: its trial budget, fixed estimator arguments and search space."""
+
+    n_trials: int = Field(ge=1)
+    fixed: dict[str, str | float | int | bool | None] = {}
+    space: dict[str, SearchDimension] = {}
+
+
+class PrunerParams(Section):
+    """Optuna's MedianPruner: stop a trial whose intermediate score is below the median of earlier trials."""
+
+    n_startup_trials: int = Field(default=5, ge=0)
+    n_warmup_steps: int = Field(default=10, ge=0)
+
+
+FamilyName = Literal["xgboost", "linear", "hist_gradient_boosting"]
+
+
+class TrainParams(Section):
+    """The Optuna studies: one per candidate family, seeded, pruned, resumable."""
+
+    seed: int = Field(ge=0)
+    n_jobs: int = Field(ge=1)
+    metric: str
+    candidates: list[FamilyName] = Field(min_length=1)
+    storage: str = Field(min_length=1)
+    timeout_s: float | None = Field(default=None, gt=0)
+    cv_folds: int = Field(default=3, ge=2)
+    warm_start_step: int = Field(default=25, ge=1)
+    patience: int = Field(default=3, ge=1)
+    pruner: PrunerParams = PrunerParams()
+    families: dict[FamilyName, FamilyParams]
+
+    @model_validator(mode="after")
+    def _candidates_have_settings(self) -> "TrainParams":
+        missing = [name for name in self.candidates if name not in self.families]
+        if missing:
+            raise ValueError(f"candidates: {missing} have no entry under train.families")
+        if len(set(self.candidates)) != len(self.candidates):
+            raise ValueError("candidates: each family may be listed once")
+        return self
+
+
+class Limit(Section):
+    """A threshold: the value must be at least `min` and/or at most `max`."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _given(self) -> "Limit":
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        return self
+
+    def holds(self, value: float) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+class ChampionCheck(Section):
+    """How much worse than the production model (on the primary metric) a candidate may be."""
+
+    max_drop: float = Field(ge=0)
+
+
+class SliceCheck(Section):
+    """Per-slice thresholds: every value of every listed column with enough rows must meet `limit`."""
+
+    columns: list[ColumnName] = []
+    metric: str
+    limit: Limit
+    min_rows: int = Field(default=100, ge=1)
+
+
+class ValidateModelParams(Section):
+    """The gate before selection: absolute thresholds, the champion comparison and slice thresholds."""
+
+    thresholds: dict[str, Limit] = {}
+    champion: ChampionCheck
+    slices: SliceCheck
+
+
+class SelectParams(Section):
+    """How the top model is chosen among the candidates that passed validation."""
+
+    tie_tolerance: float = Field(default=0.0, ge=0)
+    tie_breaker: Literal["size", "order"] = "size"
+
+
+class AssessParams(Section):
+    """Test-split reporting: calibration bins and permutation-importance repeats."""
+
+    calibration_bins: int = Field(default=10, ge=2)
+    importance_repeats: int = Field(default=3, ge=1)
+    seed: int = Field(default=0, ge=0)
+
+
 class Params(Section):
     """The whole params.yaml: one section per stage, plus the shared `dataset` section."""
 
@@ -204,6 +322,28 @@ class Params(Section):
     standardize: StandardizeParams
     curate: CurateParams
     featurize: FeaturizeParams
+    train: TrainParams
+    validate_model: ValidateModelParams
+    select: SelectParams
+    assess: AssessParams
+
+    @model_validator(mode="after")
+    def _metrics_fit_the_task(self) -> "Params":
+        from pillars.metrics import METRICS
+
+        known = METRICS[self.dataset.task]
+        named = {
+            "train.metric": [self.train.metric],
+            "validate_model.slices.metric": [self.validate_model.slices.metric],
+        }
+        named["validate_model.thresholds"] = list(self.validate_model.thresholds)
+        for key, names in named.items():
+            for name in names:
+                if name not in known:
+                    raise ValueError(
+                        f"{key}: {name!r} is not a {self.dataset.task} metric (one of {sorted(known)})"
+                    )
+        return self
 
     def column_references(self) -> dict[str, list[str]]:
         """Every params key that names a data column, so the loader can check it against the schema."""
@@ -215,6 +355,7 @@ class Params(Section):
             "standardize.aliases": list(self.standardize.aliases),
             "standardize.units": list(self.standardize.units),
             "curate.drop": list(self.curate.drop),
+            "validate_model.slices.columns": list(self.validate_model.slices.columns),
         }
 
 

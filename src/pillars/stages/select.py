@@ -1,0 +1,62 @@
+"""Pillar 10, select: the top model among the validated candidates, on the valid split only.
+
+Candidates within `tie_tolerance` of the best primary metric are tied; the tie goes to the smallest model
+file (`tie_breaker: size`) or to the first in `train.candidates` (`order`). The test split is never read:
+assess runs after this stage, so the DAG itself shows that test results cannot influence the choice.
+"""
+
+from pillars import layout
+from pillars.errors import run_cli
+from pillars.io import read_json, write_bytes, write_json
+from pillars.metrics import METRICS
+from pillars.params import Params, load_params
+
+
+def rank(validation: dict, sizes: dict[str, int], params: Params) -> dict:
+    """The ranking of eligible candidates and the choice, with the reason."""
+    metric_name = params.train.metric
+    metric = METRICS[params.dataset.task][metric_name]
+    values = {
+        family: validation["candidates"][family]["valid"][metric_name] for family in validation["eligible"]
+    }
+    order = {family: position for position, family in enumerate(params.train.candidates)}
+    ranked = sorted(
+        values,
+        key=lambda family: (-values[family] if metric.greater_is_better else values[family], order[family]),
+    )
+    best = values[ranked[0]]
+    tied = [family for family in ranked if abs(values[family] - best) <= params.select.tie_tolerance]
+    if params.select.tie_breaker == "size":
+        chosen = min(tied, key=lambda family: (sizes[family], order[family]))
+    else:
+        chosen = min(tied, key=order.__getitem__)
+    reason = f"best valid {metric_name} ({values[chosen]:.4f}) of {len(values)} eligible"
+    if len(tied) > 1:
+        reason = f"tied within {params.select.tie_tolerance} on valid {metric_name} with {sorted(set(tied) - {chosen})}; chosen by {params.select.tie_breaker}"
+    ineligible = sorted(set(validation["candidates"]) - set(values))
+    return {
+        "model": chosen,
+        "metric": metric_name,
+        "valid": values[chosen],
+        "eligible": len(values),
+        "reason": reason,
+        "ranking": [
+            {"family": family, "valid": values[family], "size_bytes": sizes[family]} for family in ranked
+        ],
+        "not_eligible": ineligible,
+    }
+
+
+def main() -> None:
+    params = load_params()
+    validation = read_json(layout.MODEL_VALIDATION_REPORT)
+    sizes = {family: layout.candidate_model(family).stat().st_size for family in validation["eligible"]}
+    selection = rank(validation, sizes, params)
+    payload = layout.candidate_model(selection["model"]).read_bytes()
+    write_bytes(layout.SELECTED_MODEL, lambda path: path.write_bytes(payload))
+    write_json(layout.SELECTION_REPORT, selection)
+    print(f"select: {selection['model']}: {selection['reason']}")
+
+
+if __name__ == "__main__":
+    run_cli(main)

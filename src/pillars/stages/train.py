@@ -1,0 +1,198 @@
+"""Pillar 7, train: one Optuna-tuned model per candidate family.
+
+Each family gets a study in persistent storage (`train.storage`: SQLite by default, any Optuna storage URL,
+or `journal:///path` for a journal file), named after its search space, the metric, the seed and the
+feature data, so an interrupted run resumes where it stopped and a changed setup starts a new study.
+Trial k is proposed by a TPE sampler seeded with `seed + k` from the k finished trials before it, so a
+study that was killed and resumed proposes exactly what an uninterrupted one would: same data and params
+give the same models, byte for byte.
+"""
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from optuna.storages import BaseStorage, JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from threadpoolctl import threadpool_limits
+
+from pillars import layout
+from pillars.errors import PillarsError, run_cli
+from pillars.io import read_json, read_parquet, write_bytes, write_json, write_pickle
+from pillars.metrics import METRICS
+from pillars.models import FAMILIES, TrainingData
+from pillars.params import FamilyParams, Params, SearchDimension, TrainParams, load_params
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def load_training_data(target: str, task: str) -> TrainingData:
+    """The train and valid feature matrices with their encoded targets."""
+    train, valid = (read_parquet(layout.feature_split(split)) for split in ("train", "valid"))
+    return TrainingData(
+        x_train=train.drop(columns=target).to_numpy(),
+        y_train=train[target].to_numpy(),
+        x_valid=valid.drop(columns=target).to_numpy(),
+        y_valid=valid[target].to_numpy(),
+        task=task,
+    )
+
+
+def open_storage(url: str) -> str | BaseStorage:
+    """An Optuna storage from a URL; `journal:///path` is a journal file that several processes can share."""
+    if url.startswith("journal:///"):
+        path = Path(url.removeprefix("journal:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def study_name(family: str, settings: TrainParams, data_fingerprint: str) -> str:
+    """Names a study by what decides its trials (not by its budget, so raising n_trials continues it)."""
+    config = settings.families[family]
+    identity = {
+        "family": family,
+        "fixed": config.fixed,
+        "space": {name: dimension.model_dump() for name, dimension in config.space.items()},
+        "metric": settings.metric,
+        "seed": settings.seed,
+        "pruner": settings.pruner.model_dump(),
+        "steps": [settings.cv_folds, settings.warm_start_step, settings.patience],
+        "data": data_fingerprint,
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{family}-{digest}"
+
+
+def suggest(trial: optuna.Trial, space: dict[str, SearchDimension]) -> dict:
+    """Hyperparameters for one trial, drawn from the search space in params."""
+    values: dict = {}
+    for name, dimension in space.items():
+        if dimension.type == "categorical":
+            values[name] = trial.suggest_categorical(name, dimension.choices)
+        elif dimension.type == "int":
+            values[name] = trial.suggest_int(name, int(dimension.low), int(dimension.high), log=dimension.log)
+        else:
+            values[name] = trial.suggest_float(name, dimension.low, dimension.high, log=dimension.log)
+    return values
+
+
+def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=FINISHED)
+
+
+def run_study(
+    family: str, data: TrainingData, settings: TrainParams, storage: str | BaseStorage, name: str
+) -> optuna.Study:
+    """Run trials until `n_trials` have finished (complete or pruned), resuming what storage already has."""
+    config: FamilyParams = settings.families[family]
+    fit = FAMILIES[family]
+    direction = METRICS[data.task][settings.metric].direction
+    pruner = optuna.pruners.MedianPruner(
+        n_startup_trials=settings.pruner.n_startup_trials, n_warmup_steps=settings.pruner.n_warmup_steps
+    )
+    study = optuna.create_study(storage=storage, study_name=name, direction=direction, load_if_exists=True)
+    done = len(finished_trials(study))
+    if done:
+        print(f"train: {family}: resuming study {name} with {done} of {config.n_trials} trials finished")
+    started = time.monotonic()
+
+    def objective(trial: optuna.Trial) -> float:
+        def report(step: int, value: float) -> None:
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        return fit({**config.fixed, **suggest(trial, config.space)}, data, settings, report).value
+
+    while (done := len(finished_trials(study))) < config.n_trials:
+        if settings.timeout_s is not None and time.monotonic() - started > settings.timeout_s:
+            print(f"train: {family}: timeout after {done} trials")
+            break
+        sampler = optuna.samplers.TPESampler(seed=settings.seed + done, constant_liar=False)
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+        study.optimize(objective, n_trials=1)
+    return study
+
+
+def trial_table(study: optuna.Study, direction: str) -> pd.DataFrame:
+    """Finished trials in order: their params, value, state and the best value so far (no durations)."""
+    rows = []
+    best = None
+    for index, trial in enumerate(finished_trials(study)):
+        value = trial.value if trial.state == TrialState.COMPLETE else None
+        if value is not None and (
+            best is None or (value > best if direction == "maximize" else value < best)
+        ):
+            best = value
+        rows.append(
+            {"trial": index, "state": trial.state.name.lower(), "value": value, "best_value": best}
+            | {f"param_{name}": param for name, param in sorted(trial.params.items())}
+        )
+    return pd.DataFrame(rows)
+
+
+def train(params: Params, data: TrainingData, data_fingerprint: str) -> tuple[dict, dict, dict]:
+    """Tune and fit every candidate family; return the models, trial tables and the summary metrics."""
+    settings = params.train
+    storage = open_storage(settings.storage)
+    models, tables, summary = {}, {}, {}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with threadpool_limits(settings.n_jobs):
+        for family in settings.candidates:
+            name = study_name(family, settings, data_fingerprint)
+            study = run_study(family, data, settings, storage, name)
+            completed = [trial for trial in finished_trials(study) if trial.state == TrialState.COMPLETE]
+            if not completed:
+                raise PillarsError(
+                    f"train: {family}: every trial was pruned or failed; widen train.families.{family}.space"
+                )
+            best = study.best_trial
+            hyper = {**settings.families[family].fixed, **best.params}
+            models[family] = FAMILIES[family](hyper, data, settings, lambda step, value: None).model
+            tables[family] = trial_table(study, study.direction.name.lower())
+            summary[family] = {
+                "best_value": round(float(best.value), 6),
+                "trials": len(tables[family]),
+                "pruned": int((tables[family]["state"] == "pruned").sum()),
+                "best_params": {key: _plain(value) for key, value in sorted(best.params.items())},
+            }
+            print(
+                f"train: {family}: best {settings.metric} {best.value:.4f} after {len(tables[family])} trials"
+            )
+    return models, tables, summary
+
+
+def _plain(value: object) -> object:
+    return round(value, 8) if isinstance(value, float) else value
+
+
+def data_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for split in ("train", "valid"):
+        digest.update(layout.feature_split(split).read_bytes())
+    return digest.hexdigest()
+
+
+def main() -> None:
+    params = load_params()
+    target = read_json(layout.FEATURE_MANIFEST)["target"]
+    data = load_training_data(target, params.dataset.task)
+    models, tables, summary = train(params, data, data_fingerprint())
+    for family, model in models.items():
+        write_pickle(layout.candidate_model(family), model)
+        table = tables[family]
+        write_bytes(layout.trials_table(family), lambda path, table=table: table.to_csv(path, index=False))
+    best_params = {family: entry.pop("best_params") for family, entry in summary.items()}
+    write_json(layout.BEST_PARAMS, best_params)
+    write_json(layout.TRAIN_REPORT, {"metric": params.train.metric, "candidates": summary})
+
+
+if __name__ == "__main__":
+    run_cli(main)

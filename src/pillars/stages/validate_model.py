@@ -1,0 +1,142 @@
+"""Pillar 8, validate_model: the gate a candidate must pass before it may be selected (TFX's "blessing").
+
+Checks on the valid split: absolute thresholds per metric, no more than `champion.max_drop` worse than the
+production model (the champion in models/champion/, when there is one), and a threshold on every slice of
+the columns named in params. A candidate that fails a check is not eligible; if none passes, the pipeline
+stops with a summary of what failed.
+"""
+
+import numpy as np
+import pandas as pd
+
+from pillars import layout
+from pillars.errors import PillarsError, run_cli
+from pillars.io import read_json, read_parquet, read_pickle, write_json
+from pillars.metrics import METRICS, evaluate, predict_scores, score
+from pillars.params import Params, load_params
+from pillars.schema import canonical_name
+
+ONE_CLASS = "one class only: the metric is undefined"
+
+
+def slice_checks(frame: pd.DataFrame, y: np.ndarray, scores: np.ndarray, params: Params) -> dict:
+    """The slice metric per value of every slice column; slices under `min_rows` are reported, not judged."""
+    settings, task = params.validate_model.slices, params.dataset.task
+    checks = {}
+    for column in settings.columns:
+        if canonical_name(column) not in frame:
+            raise PillarsError(
+                f"params.yaml: validate_model.slices.columns: {column!r} is not in the curated data "
+                f"(curate dropped it: see {layout.COLUMN_SELECTION})"
+            )
+        values = frame[canonical_name(column)].astype("str").fillna("missing").to_numpy()
+        for value in np.unique(values):
+            rows = values == value
+            check: dict = {"rows": int(rows.sum())}
+            if rows.sum() < settings.min_rows:
+                check |= {"passed": True, "skipped": f"fewer than {settings.min_rows} rows"}
+            elif task != "regression" and len(np.unique(y[rows])) < 2:
+                check |= {"passed": True, "skipped": ONE_CLASS}
+            else:
+                measured = round(score(settings.metric, task, y[rows], scores[rows]), 6)
+                check |= {"value": measured, "passed": settings.limit.holds(measured)}
+            checks[f"slice:{column}={value}:{settings.metric}"] = check
+    return checks
+
+
+def champion_check(candidate_value: float, champion_value: float | None, params: Params, reason: str) -> dict:
+    """Whether the candidate is at most `max_drop` worse than the champion on the primary metric."""
+    if champion_value is None:
+        return {"passed": True, "skipped": reason}
+    metric = METRICS[params.dataset.task][params.train.metric]
+    drop = champion_value - candidate_value if metric.greater_is_better else candidate_value - champion_value
+    return {
+        "value": round(candidate_value, 6),
+        "champion": round(champion_value, 6),
+        "drop": round(drop, 6),
+        "max_drop": params.validate_model.champion.max_drop,
+        "passed": drop <= params.validate_model.champion.max_drop,
+    }
+
+
+def validate_candidate(
+    model: object,
+    x: np.ndarray,
+    y: np.ndarray,
+    frame: pd.DataFrame,
+    params: Params,
+    champion: tuple[float | None, str],
+) -> dict:
+    """Every check for one candidate, with the measured values."""
+    task = params.dataset.task
+    scores = predict_scores(model, x, task)
+    measured = evaluate(task, y, scores)
+    checks = {
+        metric: {
+            "value": measured[metric],
+            **limit.model_dump(exclude_none=True),
+            "passed": limit.holds(measured[metric]),
+        }
+        for metric, limit in params.validate_model.thresholds.items()
+    }
+    checks["champion"] = champion_check(measured[params.train.metric], champion[0], params, champion[1])
+    checks |= slice_checks(frame, y, scores, params)
+    return {"passed": all(check["passed"] for check in checks.values()), "valid": measured, "checks": checks}
+
+
+def champion_value(frame: pd.DataFrame, y: np.ndarray, params: Params) -> tuple[float | None, str]:
+    """The champion's primary metric on the current valid rows, through its own feature pipeline."""
+    model_path, pipeline_path = (
+        layout.CHAMPION_DIR / "model.pkl",
+        layout.CHAMPION_DIR / "feature_pipeline.pkl",
+    )
+    if not model_path.exists() or not pipeline_path.exists():
+        return (
+            None,
+            f"no champion in {layout.CHAMPION_DIR}/ (first run, or no production model registered yet)",
+        )
+    pipeline, model = read_pickle(pipeline_path), read_pickle(model_path)
+    try:
+        features = pipeline.transform(frame[list(pipeline.feature_names_in_)])
+    except (KeyError, ValueError) as error:
+        raise PillarsError(
+            f"validate_model: the champion in {layout.CHAMPION_DIR}/ cannot score this data: {error}"
+        ) from error
+    task = params.dataset.task
+    return score(params.train.metric, task, y, predict_scores(model, features, task)), "measured"
+
+
+def summary(report: dict) -> str:
+    lines = []
+    for family, result in report["candidates"].items():
+        failed = [
+            f"{name} {check.get('value')}" for name, check in result["checks"].items() if not check["passed"]
+        ]
+        lines.append(f"  - {family}: {'passed' if result['passed'] else 'failed ' + ', '.join(failed)}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    params = load_params()
+    target = read_json(layout.FEATURE_MANIFEST)["target"]
+    valid = read_parquet(layout.feature_split("valid"))
+    x, y = valid.drop(columns=target).to_numpy(), valid[target].to_numpy()
+    frame = read_parquet(layout.curated_split("valid"))
+    champion = champion_value(frame, y, params)
+    candidates = {
+        family: validate_candidate(read_pickle(layout.candidate_model(family)), x, y, frame, params, champion)
+        for family in params.train.candidates
+    }
+    report = {
+        "metric": params.train.metric,
+        "eligible": [family for family, result in candidates.items() if result["passed"]],
+        "candidates": candidates,
+    }
+    if not report["eligible"]:
+        raise PillarsError(f"validate_model: no candidate passed validation:\n{summary(report)}")
+    write_json(layout.MODEL_VALIDATION_REPORT, report)
+    print(f"validate_model:\n{summary(report)}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
