@@ -8,7 +8,7 @@ import yaml
 
 from pillars.params import Params, parse_params
 from pillars.schema import DataSchema, load_schema
-from tests.helpers import ROOT, copy_repository, deep_merge, with_task
+from tests.helpers import ROOT, copy_repository, deep_merge, run, with_task
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +37,11 @@ def adult_schema() -> DataSchema:
 def repo_copy(tmp_path: Path) -> Path:
     """A fresh copy of the repository in a temporary directory, ready for `dvc repro`."""
     return copy_repository(tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repository after a full `dvc repro` on the default data (shared: it takes minutes)."""
+    repo = copy_repository(tmp_path_factory.mktemp("reproduced") / "repo")
+    run(["dvc", "repro"], repo)
+    return repo

@@ -58,12 +58,13 @@ METRICS: dict[Task, dict[str, Metric]] = {
 
 # The metric XGBoost reports per boosting round for each objective metric (feeds the pruner)
 XGBOOST_EVAL_METRIC = {
-    "roc_auc": "auc",
-    "average_precision": "aucpr",
-    "log_loss": "logloss",
-    "roc_auc_ovr": "auc",
-    "rmse": "rmse",
-    "mae": "mae",
+    ("binary", "roc_auc"): "auc",
+    ("binary", "average_precision"): "aucpr",
+    ("binary", "log_loss"): "logloss",
+    ("multiclass", "log_loss"): "mlogloss",
+    ("multiclass", "roc_auc_ovr"): "auc",
+    ("regression", "rmse"): "rmse",
+    ("regression", "mae"): "mae",
 }
 
 

@@ -58,7 +58,7 @@ def _valid_score(model: BaseEstimator, data: TrainingData, metric: str) -> float
 
 def fit_xgboost(hyper: dict, data: TrainingData, settings: TrainParams, report: Report) -> Fitted:
     """Boost on train with early stopping on valid; every round's valid score goes to the pruner."""
-    eval_metric = XGBOOST_EVAL_METRIC[settings.metric]
+    eval_metric = XGBOOST_EVAL_METRIC[data.task, settings.metric]
     estimator = xgb.XGBRegressor if data.task == "regression" else xgb.XGBClassifier
     model = estimator(
         **hyper,
@@ -97,13 +97,22 @@ def fit_hist_gradient_boosting(
 
 
 def fit_linear(hyper: dict, data: TrainingData, settings: TrainParams, report: Report) -> Fitted:
-    """Logistic regression (classification) or ridge (regression). The objective is the mean score over
-    cross-validation folds on train (the pruner sees its running mean); then it is fitted on all of train."""
+    """Logistic regression (classification) or ridge (regression, with alpha = 1 / C, so one search space
+    serves both). The objective is the mean score over cross-validation folds on train (the pruner sees its
+    running mean); then the model is fitted on all of train."""
+    arguments = {key: value for key, value in hyper.items() if key != "C"}
+    strength = float(hyper.get("C", 1.0))
     if data.task == "regression":
-        make = lambda: Ridge(**hyper, random_state=settings.seed)  # noqa: E731
+
+        def make() -> BaseEstimator:
+            return Ridge(alpha=1.0 / strength, **arguments, random_state=settings.seed)
+
         folds = KFold(settings.cv_folds, shuffle=True, random_state=settings.seed)
     else:
-        make = lambda: LogisticRegression(**hyper, random_state=settings.seed)  # noqa: E731
+
+        def make() -> BaseEstimator:
+            return LogisticRegression(C=strength, **arguments, random_state=settings.seed)
+
         folds = StratifiedKFold(settings.cv_folds, shuffle=True, random_state=settings.seed)
     values = []
     for step, (fit_rows, check_rows) in enumerate(folds.split(data.x_train, data.y_train)):

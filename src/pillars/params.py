@@ -329,19 +329,25 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _metrics_fit_the_task(self) -> "Params":
-        from pillars.metrics import METRICS
+        from pillars.metrics import METRICS, XGBOOST_EVAL_METRIC
 
-        known = METRICS[self.dataset.task]
+        task = self.dataset.task
+        objectives = sorted(
+            metric for objective_task, metric in XGBOOST_EVAL_METRIC if objective_task == task
+        )
+        if self.train.metric not in objectives:
+            raise ValueError(
+                f"train.metric: {self.train.metric!r} is not a {task} objective (one of {objectives})"
+            )
         named = {
-            "train.metric": [self.train.metric],
             "validate_model.slices.metric": [self.validate_model.slices.metric],
+            "validate_model.thresholds": list(self.validate_model.thresholds),
         }
-        named["validate_model.thresholds"] = list(self.validate_model.thresholds)
         for key, names in named.items():
             for name in names:
-                if name not in known:
+                if name not in METRICS[task]:
                     raise ValueError(
-                        f"{key}: {name!r} is not a {self.dataset.task} metric (one of {sorted(known)})"
+                        f"{key}: {name!r} is not a {task} metric (one of {sorted(METRICS[task])})"
                     )
         return self
 

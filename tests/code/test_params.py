@@ -47,6 +47,31 @@ def test_committed_params_load() -> None:
             "ingest.sources[0].url: String should match pattern",
         ),
         ({"surprise": {}}, "surprise: unknown key"),
+        ({"train": {"metric": "rmse"}}, "train.metric: 'rmse' is not a binary objective"),
+        (
+            {"train": {"candidates": ["forest"]}},
+            "train.candidates[0]: Input should be 'xgboost', 'linear' or 'hist_gradient_boosting'",
+        ),
+        ({"train": {"timeout_s": 0}}, "train.timeout_s: Input should be greater than 0"),
+        (
+            {
+                "train": {
+                    "families": {
+                        "linear": {"space": {"C": {"type": "float", "low": 0, "high": 1, "log": True}}}
+                    }
+                }
+            },
+            "train.families.linear.space.C: log scale needs low > 0",
+        ),
+        (
+            {"validate_model": {"thresholds": {"rmse": {"max": 1}}}},
+            "validate_model.thresholds: 'rmse' is not a binary metric",
+        ),
+        (
+            {"validate_model": {"thresholds": {"f1": {"min": None}}}},
+            "validate_model.thresholds.f1: give min, max or both",
+        ),
+        ({"select": {"tie_breaker": "latency"}}, "select.tie_breaker: Input should be 'size' or 'order'"),
     ],
 )
 def test_bad_params_name_the_key(default_params_raw: dict, overrides: dict, message: str) -> None:

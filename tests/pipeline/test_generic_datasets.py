@@ -1,4 +1,4 @@
-"""Generic, not Adult-specific: stages 1-6 run on datasets of another shape and task, with params only."""
+"""Generic, not Adult-specific: stages 1-10 run on datasets of another shape and task, with params only."""
 
 import json
 from pathlib import Path
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import run
+from tests.helpers import run, with_task
 
 pytestmark = pytest.mark.slow
 
@@ -93,11 +93,18 @@ def write_dataset(repo: Path, case: dict) -> None:
     params["cleanse"] = {"exact_duplicates": True, **case["cleanse"]}
     params["standardize"] = {"case": "lower", "aliases": {}, "units": {}}
     params["curate"] |= {"drop": case["curate_drop"]}
+    params = with_task(params, case["dataset"]["task"])
+    params["train"]["families"]["xgboost"] |= {
+        "n_trials": 4,
+        "fixed": {"n_estimators": 150, "early_stopping_rounds": 20},
+    }
+    params["train"]["families"]["linear"]["n_trials"] = 3
+    params["train"]["families"]["hist_gradient_boosting"] |= {"n_trials": 3, "fixed": {"max_iter": 100}}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 @pytest.mark.parametrize("task", sorted(CASES))
-def test_stages_one_to_six_on_another_dataset(repo_copy: Path, task: str) -> None:
+def test_stages_one_to_ten_on_another_dataset(repo_copy: Path, task: str) -> None:
     case = CASES[task]
     write_dataset(repo_copy, case)
     run(["dvc", "repro", "ingest"], repo_copy)
@@ -118,7 +125,19 @@ def test_stages_one_to_six_on_another_dataset(repo_copy: Path, task: str) -> Non
     assert features.drop(columns=encoding["column"]).dtypes.eq("float32").all()
     assert not features.isna().any().any()
 
+    chosen = json.loads((repo_copy / "metrics/selection.json").read_text())["model"]
+    assessed = json.loads((repo_copy / "metrics/assess.json").read_text())
+    assert chosen in {"xgboost", "linear", "hist_gradient_boosting"}
+    assert assessed["model"] == chosen
+    assert (repo_copy / "models/selected/model.pkl").read_bytes() == (
+        repo_copy / f"models/candidates/{chosen}.pkl"
+    ).read_bytes()
+    assert f"Model card: toy / {chosen}" in (repo_copy / "metrics/model_card.md").read_text()
+
     if task == "multiclass":
+        assert set(assessed["test"]) == {"log_loss", "roc_auc_ovr", "accuracy", "f1_macro"}
+        assert assessed["test"]["accuracy"] > 0.6
+        assert (repo_copy / "metrics/assess/confusion.csv").exists()
         assert encoding == {
             "task": "multiclass",
             "column": "size_class",
@@ -129,6 +148,10 @@ def test_stages_one_to_six_on_another_dataset(repo_copy: Path, task: str) -> Non
         assert {"leaf_length", "leaf_width", "colour"} == set(selection["features"])
         assert {"colour_red", "colour_green", "colour_blue", "colour_missing"} <= set(features.columns)
     else:
+        assert set(assessed["test"]) == {"rmse", "mae", "r2"}
+        assert assessed["test"]["r2"] > 0.8
+        assert (repo_copy / "metrics/assess/residuals.csv").exists()
+        assert not (repo_copy / "metrics/assess/roc.csv").exists()
         assert encoding["task"] == "regression" and encoding["column"] == "price"
         assert cleanse["quarantined_by_reason"] == {"impossible:area_m2": 5}
         assert cleanse["flagged"]["rooms"] > 0

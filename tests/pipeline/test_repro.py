@@ -1,5 +1,6 @@
-"""`dvc repro` in a fresh copy of the repository: it reproduces the committed dvc.lock byte for byte,
-reruns identically, and its outputs survive a round trip through the default DVC remote."""
+"""`dvc repro` in a fresh copy of the repository (the `reproduced` fixture): it reproduces the committed
+dvc.lock byte for byte, reruns identically, and its outputs survive a round trip through the default DVC
+remote."""
 
 import hashlib
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT, copy_repository, run
+from tests.helpers import ROOT, run
 
 pytestmark = pytest.mark.slow
 
@@ -26,13 +27,6 @@ def digests(repo: Path) -> dict[str, str]:
         str(path.relative_to(repo)): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in output_paths(repo)
     }
-
-
-@pytest.fixture(scope="module")
-def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = copy_repository(tmp_path_factory.mktemp("reproduced") / "repo")
-    run(["dvc", "repro"], repo)
-    return repo
 
 
 def test_fresh_copy_reproduces_the_committed_lock(reproduced: Path) -> None:

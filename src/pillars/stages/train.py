@@ -109,7 +109,11 @@ def run_study(
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        return fit({**config.fixed, **suggest(trial, config.space)}, data, settings, report).value
+        hyper = {**config.fixed, **suggest(trial, config.space)}
+        try:
+            return fit(hyper, data, settings, report).value
+        except TypeError as error:  # an argument the estimator does not take: a params mistake
+            raise PillarsError(f"params.yaml: train.families.{family}: {error}") from error
 
     while (done := len(finished_trials(study))) < config.n_trials:
         if settings.timeout_s is not None and time.monotonic() - started > settings.timeout_s:

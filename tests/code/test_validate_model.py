@@ -1,0 +1,76 @@
+"""Pillar 8, validate_model: absolute thresholds, the champion comparison and slices decide eligibility."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from pillars.errors import PillarsError
+from pillars.stages.validate_model import champion_check, slice_checks, validate_candidate
+
+
+@pytest.fixture
+def valid() -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    generator = np.random.default_rng(1)
+    rows = 1_000
+    x = generator.normal(size=(rows, 3))
+    y = (x[:, 0] + generator.normal(scale=0.7, size=rows) > 0).astype("int64")
+    frame = pd.DataFrame({"gender": np.where(np.arange(rows) < 950, "female", "male"), "race": "white"})
+    return x, y, frame
+
+
+def test_thresholds_slices_and_no_champion(make_params, valid) -> None:
+    x, y, frame = valid
+    model = LogisticRegression().fit(x, y)
+    params = make_params(
+        validate_model={
+            "thresholds": {"roc_auc": {"min": 0.8}, "recall": {"min": 0.99}},
+            "slices": {"min_rows": 100},
+        }
+    )
+    result = validate_candidate(model, x, y, frame, params, (None, "no champion yet"))
+    checks = result["checks"]
+    assert checks["roc_auc"]["passed"] and checks["roc_auc"]["min"] == 0.8
+    assert not checks["recall"]["passed"], "a recall of 0.99 is out of reach"
+    assert not result["passed"]
+    assert checks["champion"] == {"passed": True, "skipped": "no champion yet"}
+    assert (
+        checks["slice:gender=female:roc_auc"]["rows"] == 950
+        and "value" in checks["slice:gender=female:roc_auc"]
+    )
+    assert checks["slice:gender=male:roc_auc"]["skipped"] == "fewer than 100 rows"
+    assert set(result["valid"]) >= {"roc_auc", "f1", "precision", "recall"}
+
+
+def test_champion_comparison(make_params) -> None:
+    params = make_params(validate_model={"champion": {"max_drop": 0.01}})
+    assert champion_check(0.915, 0.92, params, "measured")["passed"]
+    worse = champion_check(0.90, 0.92, params, "measured")
+    assert not worse["passed"] and worse["drop"] == pytest.approx(0.02)
+
+
+def test_champion_comparison_for_a_metric_to_minimise(make_params) -> None:
+    params = make_params(
+        dataset={"task": "regression", "positive_label": None}, validate_model={"champion": {"max_drop": 1.0}}
+    )
+    assert champion_check(10.5, 10.0, params, "measured")["passed"]
+    assert not champion_check(12.0, 10.0, params, "measured")["passed"]
+
+
+def test_slice_with_one_class_is_not_judged(make_params, valid) -> None:
+    _, y, frame = valid
+    y = y.copy()
+    y[frame["gender"] == "female"] = 1
+    checks = slice_checks(
+        frame, y, np.linspace(0, 1, len(y)), make_params(validate_model={"slices": {"min_rows": 10}})
+    )
+    assert checks["slice:gender=female:roc_auc"]["skipped"].startswith("one class only")
+
+
+def test_slice_column_dropped_by_curate(make_params, valid) -> None:
+    _, y, frame = valid
+    params = make_params(validate_model={"slices": {"columns": ["age"]}})
+    with pytest.raises(
+        PillarsError, match=r"validate_model\.slices\.columns: 'age' is not in the curated data"
+    ):
+        slice_checks(frame, y, np.zeros(len(y)), params)
