@@ -2,11 +2,11 @@
 # `make test` runs the tests. The virtual environment is built from requirements.lock only.
 
 PYTHON ?= python3.11
-VENV := .venv
-BIN := $(CURDIR)/$(VENV)/bin
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run repro schema test test-fast lint format bench lock push pull clean
+.PHONY: setup run repro schema test test-fast lint format bench lock push pull clean sweep sweep-show
 
 setup: $(VENV)/.installed  ## virtual environment from the pinned lock
 
@@ -42,8 +42,9 @@ format: setup
 	ruff format .
 	ruff check --fix .
 
-bench: setup  ## benchmark stages 1-6 (default data and a 100x upsampled copy); writes tests/benchmarks/results
+bench: setup  ## benchmarks: stages 1-6 (default and 100x data), then the whole pipeline; tests/benchmarks/results
 	python tests/benchmarks/bench_data_pillars.py
+	python tests/benchmarks/bench_pipeline.py
 
 lock:  ## re-pin every dependency after editing pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --group dev --python-version 3.11 --generate-hashes -o requirements.lock
@@ -56,3 +57,9 @@ pull: setup  ## download them (then `dvc repro` has nothing to do)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+sweep: setup  ## queue and run the sweeps in params.yaml as DVC experiments, then compare them (JOBS=1)
+	python -m pillars.sweep --jobs $(or $(JOBS),1) $(SWEEPS)
+
+sweep-show: setup  ## the comparison table of the experiments so far
+	python -m pillars.sweep --show-only

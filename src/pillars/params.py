@@ -326,6 +326,7 @@ class Params(Section):
     validate_model: ValidateModelParams
     select: SelectParams
     assess: AssessParams
+    sweeps: dict[str, dict[str, object]] = {}
 
     @model_validator(mode="after")
     def _metrics_fit_the_task(self) -> "Params":
