@@ -19,6 +19,8 @@ from pillars.metrics import METRICS
 from pillars.params import PARAMS_FILE, load_params, parse_params
 
 SORT_KEY = "metrics/selection.json:valid"
+# Columns left out of the comparison: file hashes of deps and outs, and bookkeeping
+HIDDEN_COLUMNS = r"^(data/.*|models/.*|metrics/[a-z_]+\.json|Created|Executor|reason)$"
 
 
 def flatten(overrides: dict, prefix: str = "") -> dict[str, object]:
@@ -114,6 +116,8 @@ def main() -> None:
         "--no-pager",
         "--only-changed",
         "--hide-failed",
+        "--drop",
+        HIDDEN_COLUMNS,
         "--sort-by",
         SORT_KEY,
         "--sort-order",

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -251,6 +252,24 @@ def write_markdown(path: Path, results: dict, targets: dict[str, Target]) -> Non
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def write_results(stem: str, results: dict, targets: dict[str, Target], markdown: Callable) -> int:
+    """Write RESULTS_DIR/<stem>.json and .md with the pass/fail of every target; 1 if one was missed."""
+    results |= {
+        "targets": {name: asdict(target) | {"passed": target.passed} for name, target in targets.items()},
+        "passed": all(target.passed for target in targets.values()),
+    }
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    markdown(RESULTS_DIR / f"{stem}.md", results, targets)
+    print(f"results: {RESULTS_DIR / stem}.json, .md")
+    missed = [target for target in targets.values() if not target.passed]
+    for target in missed:
+        print(
+            f"target missed: {target.name}: {target.measured:,.1f} {target.unit} >= {target.limit:,.0f} {target.unit}"
+        )
+    return 1 if missed else 0
+
+
 def main() -> int:
     """Run both benchmarks, write the results, and return 1 if a target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -304,19 +323,8 @@ def main() -> int:
         "default": default,
         "upsampled": upsampled,
         "benchmark_peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "targets": {name: asdict(target) | {"passed": target.passed} for name, target in targets.items()},
-        "passed": all(target.passed for target in targets.values()),
     }
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "data_pillars.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    write_markdown(RESULTS_DIR / "data_pillars.md", results, targets)
-    print(f"results: {RESULTS_DIR / 'data_pillars.json'}, {RESULTS_DIR / 'data_pillars.md'}")
-    missed = [target for target in targets.values() if not target.passed]
-    for target in missed:
-        print(
-            f"target missed: {target.name}: {target.measured:,.1f} {target.unit} >= {target.limit:,.0f} {target.unit}"
-        )
-    return 1 if missed else 0
+    return write_results("data_pillars", results, targets, write_markdown)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from pathlib import Path
 from bench_data_pillars import (
     BIN,
     CPU_LIMIT,
-    RESULTS_DIR,
     BenchError,
     Target,
     child_env,
@@ -26,6 +25,7 @@ from bench_data_pillars import (
     machine_facts,
     pin_cpus,
     run_measured,
+    write_results,
 )
 
 FULL_LIMIT_S = 300.0
@@ -87,19 +87,8 @@ def main() -> int:
         "noop_median_s": noop_median,
         "selected": {"model": selected["model"], "valid": selected["valid"]},
         "test_roc_auc": assessed["test"].get("roc_auc"),
-        "targets": {name: asdict(target) | {"passed": target.passed} for name, target in targets.items()},
-        "passed": all(target.passed for target in targets.values()),
     }
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "pipeline.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    write_markdown(RESULTS_DIR / "pipeline.md", results, targets)
-    print(f"results: {RESULTS_DIR / 'pipeline.json'}, {RESULTS_DIR / 'pipeline.md'}")
-    missed = [target for target in targets.values() if not target.passed]
-    for target in missed:
-        print(
-            f"target missed: {target.name}: {target.measured:.1f} {target.unit} >= {target.limit:.0f} {target.unit}"
-        )
-    return 1 if missed else 0
+    return write_results("pipeline", results, targets, write_markdown)
 
 
 if __name__ == "__main__":

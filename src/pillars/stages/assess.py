@@ -5,6 +5,8 @@ calibration for classification; residuals for regression), permutation importanc
 metrics per slice, and a Markdown model card with the data lineage from dvc.lock.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import yaml
@@ -81,7 +83,7 @@ def slice_metrics(frame: pd.DataFrame, y: np.ndarray, scores: np.ndarray, params
 
 def lineage() -> dict[str, str]:
     """The content hashes of the data and pipeline the model came from, as dvc.lock records them."""
-    lock = yaml.safe_load(open("dvc.lock", encoding="utf-8"))  # noqa: PTH123, SIM115
+    lock = yaml.safe_load(Path("dvc.lock").read_text(encoding="utf-8"))
     outs = {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
     return {path: outs.get(path, "not in dvc.lock yet") for path in LINEAGE_OUTPUTS}
 
@@ -185,14 +187,7 @@ def main() -> None:
         "candidates": candidates,
         "slices": slice_metrics(frame, y, scores, params),
     }
-    headline = {
-        "model": selection["model"],
-        "test": report["test"],
-        "candidates": {
-            family: {params.train.metric: values[params.train.metric]}
-            for family, values in candidates.items()
-        },
-    }
+    headline = {"model": selection["model"], "test": report["test"]}  # every candidate: details.json
     for name, table in {
         **curves(y, scores, task, params.assess.calibration_bins),
         "importance": importance,
