@@ -187,7 +187,12 @@ def main() -> None:
         "candidates": candidates,
         "slices": slice_metrics(frame, y, scores, params),
     }
-    headline = {"model": selection["model"], "test": report["test"]}  # every candidate: details.json
+    metric = params.train.metric
+    headline = {  # the DVC metrics; every metric of every candidate and slice: details.json
+        "model": selection["model"],
+        "test": report["test"],
+        "slices": {name: values[metric] for name, values in report["slices"].items()},
+    }
     for name, table in {
         **curves(y, scores, task, params.assess.calibration_bins),
         "importance": importance,
