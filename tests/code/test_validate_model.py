@@ -74,3 +74,28 @@ def test_slice_column_dropped_by_curate(make_params, valid) -> None:
         PillarsError, match=r"validate_model\.slices\.columns: 'age' is not in the curated data"
     ):
         slice_checks(frame, y, np.zeros(len(y)), params)
+
+
+def test_champion_is_scored_through_its_own_pipeline(make_params, tmp_path, monkeypatch) -> None:
+    import pickle
+
+    from pillars import layout
+    from pillars.features import build_pipeline
+    from pillars.stages.validate_model import champion_value
+
+    generator = np.random.default_rng(2)
+    frame = pd.DataFrame(
+        {"age": generator.normal(40, 10, 600), "city": generator.choice(["oslo", "rome"], 600)}
+    )
+    y = ((frame["age"] > 40) ^ (generator.random(600) < 0.1)).astype("int64").to_numpy()
+    params = make_params()
+    pipeline = build_pipeline({"age": "numeric", "city": "categorical"}, params.featurize).fit(frame)
+    model = LogisticRegression().fit(pipeline.transform(frame), y)
+    monkeypatch.setattr(layout, "CHAMPION_DIR", tmp_path)
+    assert champion_value(frame, y, params)[0] is None
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(model))
+    (tmp_path / "feature_pipeline.pkl").write_bytes(pickle.dumps(pipeline))
+    value, how = champion_value(frame.assign(extra=1), y, params)
+    assert how == "measured" and value > 0.85
+    with pytest.raises(PillarsError, match=r"the champion in .* cannot score this data"):
+        champion_value(frame.drop(columns="city"), y, params)
