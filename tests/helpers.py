@@ -25,9 +25,19 @@ def deep_merge(base: dict, overrides: dict) -> dict:
     return merged
 
 
+# Git (and DVC's experiment commits) need an identity; a fresh CI machine may have no ~/.gitconfig
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "pillars-tests",
+    "GIT_AUTHOR_EMAIL": "tests@example.invalid",
+    "GIT_COMMITTER_NAME": "pillars-tests",
+    "GIT_COMMITTER_EMAIL": "tests@example.invalid",
+}
+
+
 def run(command: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True):
     """Run a command with the project's virtual environment first on PATH; return the finished process."""
-    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})}
+    path = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    environment = {**GIT_IDENTITY, **os.environ, "PATH": path, **(env or {})}
     result = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
         pytest.fail(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
