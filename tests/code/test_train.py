@@ -9,7 +9,7 @@ import pytest
 from pillars.errors import PillarsError
 from pillars.models import FAMILIES, TrainingData
 from pillars.params import TrainParams
-from pillars.stages.train import finished_trials, run_study, study_name, train, trial_table
+from pillars.stages.train import finished_trials, open_storage, run_study, study_name, train, trial_table
 
 
 def toy_data(task: str = "binary", rows: int = 600) -> TrainingData:
@@ -124,3 +124,18 @@ def test_wrong_estimator_argument_names_the_family(make_params, tmp_path: Path) 
     )
     with pytest.raises(PillarsError, match=r"train.families.linear: .*colour"):
         train(params, toy_data(), "fingerprint")
+
+
+def test_journal_file_storage_resumes_too(make_params, tmp_path: Path) -> None:
+    """`journal:///path` gives a journal file that several processes can share."""
+    data = toy_data()
+    settings = small_settings(make_params, tmp_path)
+    storage = open_storage(f"journal:///{tmp_path}/journal/studies.log")
+    interrupted = settings.model_copy(
+        update={"families": {"xgboost": settings.families["xgboost"].model_copy(update={"n_trials": 2})}}
+    )
+    run_study("xgboost", data, interrupted, storage, "journaled")
+    reopened = open_storage(f"journal:///{tmp_path}/journal/studies.log")
+    study = run_study("xgboost", data, settings, reopened, "journaled")
+    assert len(finished_trials(study)) == 6
+    assert (tmp_path / "journal/studies.log").stat().st_size > 0
