@@ -1,13 +1,30 @@
-"""Model metrics per task: one registry, so train, validate_model, select and assess agree on every name."""
+"""Model metrics per task: one registry, so train, validate_model, select and assess agree on every name.
+
+scikit-learn is imported on a metric's first use, not with this module: the params loader reads the
+registry's names, and every stage loads params, so this keeps stage start-up fast.
+"""
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
 
 import numpy as np
-from sklearn import metrics as sk
 
 Task = str  # "binary" | "multiclass" | "regression"
 BINARY_THRESHOLD = 0.5
+
+
+def _sklearn(name: str, **fixed: object) -> Callable[[np.ndarray, np.ndarray], float]:
+    """A sklearn.metrics function by name, with fixed keyword arguments, imported when first called."""
+
+    def compute(y: np.ndarray, predicted: np.ndarray) -> float:
+        return float(getattr(import_module("sklearn.metrics"), name)(y, predicted, **fixed))
+
+    return compute
+
+
+def _rmse(y: np.ndarray, predicted: np.ndarray) -> float:
+    return float(np.sqrt(_sklearn("mean_squared_error")(y, predicted)))
 
 
 @dataclass(frozen=True)
@@ -26,33 +43,27 @@ class Metric:
         return "maximize" if self.greater_is_better else "minimize"
 
 
-def _rmse(y: np.ndarray, predicted: np.ndarray) -> float:
-    return float(np.sqrt(sk.mean_squared_error(y, predicted)))
-
-
 METRICS: dict[Task, dict[str, Metric]] = {
     "binary": {
-        "roc_auc": Metric(sk.roc_auc_score, True),
-        "average_precision": Metric(sk.average_precision_score, True),
-        "log_loss": Metric(sk.log_loss, False),
-        "brier": Metric(sk.brier_score_loss, False),
-        "accuracy": Metric(sk.accuracy_score, True, uses_labels=True),
-        "f1": Metric(sk.f1_score, True, uses_labels=True),
-        "precision": Metric(
-            lambda y, labels: sk.precision_score(y, labels, zero_division=0), True, uses_labels=True
-        ),
-        "recall": Metric(sk.recall_score, True, uses_labels=True),
+        "roc_auc": Metric(_sklearn("roc_auc_score"), True),
+        "average_precision": Metric(_sklearn("average_precision_score"), True),
+        "log_loss": Metric(_sklearn("log_loss"), False),
+        "brier": Metric(_sklearn("brier_score_loss"), False),
+        "accuracy": Metric(_sklearn("accuracy_score"), True, uses_labels=True),
+        "f1": Metric(_sklearn("f1_score"), True, uses_labels=True),
+        "precision": Metric(_sklearn("precision_score", zero_division=0), True, uses_labels=True),
+        "recall": Metric(_sklearn("recall_score"), True, uses_labels=True),
     },
     "multiclass": {
-        "log_loss": Metric(sk.log_loss, False),
-        "roc_auc_ovr": Metric(lambda y, scores: sk.roc_auc_score(y, scores, multi_class="ovr"), True),
-        "accuracy": Metric(sk.accuracy_score, True, uses_labels=True),
-        "f1_macro": Metric(lambda y, labels: sk.f1_score(y, labels, average="macro"), True, uses_labels=True),
+        "log_loss": Metric(_sklearn("log_loss"), False),
+        "roc_auc_ovr": Metric(_sklearn("roc_auc_score", multi_class="ovr"), True),
+        "accuracy": Metric(_sklearn("accuracy_score"), True, uses_labels=True),
+        "f1_macro": Metric(_sklearn("f1_score", average="macro"), True, uses_labels=True),
     },
     "regression": {
         "rmse": Metric(_rmse, False),
-        "mae": Metric(sk.mean_absolute_error, False),
-        "r2": Metric(sk.r2_score, True),
+        "mae": Metric(_sklearn("mean_absolute_error"), False),
+        "r2": Metric(_sklearn("r2_score"), True),
     },
 }
 
