@@ -102,7 +102,7 @@ class ValidateDataParams(Section):
 
 
 class Bounds(Section):
-    """Inclusive lower/upper limits for a numeric column."""
+    """Inclusive limits: a value must be at least `min` and/or at most `max` (a column's range, a threshold)."""
 
     min: float | None = None
     max: float | None = None
@@ -114,6 +114,9 @@ class Bounds(Section):
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
         return self
+
+    def holds(self, value: float) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
 
 
 class OutlierRule(Section):
@@ -258,22 +261,6 @@ class TrainParams(Section):
         return self
 
 
-class Limit(Section):
-    """A threshold: the value must be at least `min` and/or at most `max`."""
-
-    min: float | None = None
-    max: float | None = None
-
-    @model_validator(mode="after")
-    def _given(self) -> "Limit":
-        if self.min is None and self.max is None:
-            raise ValueError("give min, max or both")
-        return self
-
-    def holds(self, value: float) -> bool:
-        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
-
-
 class ChampionCheck(Section):
     """How much worse than the production model (on the primary metric) a candidate may be."""
 
@@ -285,14 +272,14 @@ class SliceCheck(Section):
 
     columns: list[ColumnName] = []
     metric: str
-    limit: Limit
+    limit: Bounds
     min_rows: int = Field(default=100, ge=1)
 
 
 class ValidateModelParams(Section):
     """The gate before selection: absolute thresholds, the champion comparison and slice thresholds."""
 
-    thresholds: dict[str, Limit] = {}
+    thresholds: dict[str, Bounds] = {}
     champion: ChampionCheck
     slices: SliceCheck
 

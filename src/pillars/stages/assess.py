@@ -18,7 +18,7 @@ from pillars.errors import run_cli
 from pillars.io import read_json, read_parquet, read_pickle, write_bytes, write_json
 from pillars.metrics import METRICS, evaluate, labels_from_scores, predict_scores, score
 from pillars.params import Params, load_params
-from pillars.schema import canonical_name
+from pillars.slices import has_both_classes, slices
 
 LINEAGE_OUTPUTS = ("data/raw", "data/curated", "data/features", "models/feature_pipeline.pkl")
 
@@ -68,17 +68,12 @@ def permutation_importance(
 
 def slice_metrics(frame: pd.DataFrame, y: np.ndarray, scores: np.ndarray, params: Params) -> dict:
     """Every metric of the task per value of the slice columns (slices with one class are left out)."""
-    result: dict = {}
-    for column in params.validate_model.slices.columns:
-        values = frame[canonical_name(column)].astype("str").fillna("missing").to_numpy()
-        for value in np.unique(values):
-            rows = values == value
-            if params.dataset.task != "regression" and len(np.unique(y[rows])) < 2:
-                continue
-            result[f"{column}={value}"] = {"rows": int(rows.sum())} | evaluate(
-                params.dataset.task, y[rows], scores[rows]
-            )
-    return result
+    task = params.dataset.task
+    return {
+        f"{column}={value}": {"rows": int(rows.sum())} | evaluate(task, y[rows], scores[rows])
+        for column, value, rows in slices(frame, params.validate_model.slices.columns)
+        if has_both_classes(task, y[rows])
+    }
 
 
 def lineage() -> dict[str, str]:

@@ -14,7 +14,7 @@ from pillars.errors import PillarsError, run_cli
 from pillars.io import read_json, read_parquet, read_pickle, write_json
 from pillars.metrics import METRICS, evaluate, predict_scores, score
 from pillars.params import Params, load_params
-from pillars.schema import canonical_name
+from pillars.slices import has_both_classes, slices
 
 ONE_CLASS = "one class only: the metric is undefined"
 
@@ -23,24 +23,16 @@ def slice_checks(frame: pd.DataFrame, y: np.ndarray, scores: np.ndarray, params:
     """The slice metric per value of every slice column; slices under `min_rows` are reported, not judged."""
     settings, task = params.validate_model.slices, params.dataset.task
     checks = {}
-    for column in settings.columns:
-        if canonical_name(column) not in frame:
-            raise PillarsError(
-                f"params.yaml: validate_model.slices.columns: {column!r} is not in the curated data "
-                f"(curate dropped it: see {layout.COLUMN_SELECTION})"
-            )
-        values = frame[canonical_name(column)].astype("str").fillna("missing").to_numpy()
-        for value in np.unique(values):
-            rows = values == value
-            check: dict = {"rows": int(rows.sum())}
-            if rows.sum() < settings.min_rows:
-                check |= {"passed": True, "skipped": f"fewer than {settings.min_rows} rows"}
-            elif task != "regression" and len(np.unique(y[rows])) < 2:
-                check |= {"passed": True, "skipped": ONE_CLASS}
-            else:
-                measured = round(score(settings.metric, task, y[rows], scores[rows]), 6)
-                check |= {"value": measured, "passed": settings.limit.holds(measured)}
-            checks[f"slice:{column}={value}:{settings.metric}"] = check
+    for column, value, rows in slices(frame, settings.columns):
+        check: dict = {"rows": int(rows.sum())}
+        if rows.sum() < settings.min_rows:
+            check |= {"passed": True, "skipped": f"fewer than {settings.min_rows} rows"}
+        elif not has_both_classes(task, y[rows]):
+            check |= {"passed": True, "skipped": ONE_CLASS}
+        else:
+            measured = round(score(settings.metric, task, y[rows], scores[rows]), 6)
+            check |= {"value": measured, "passed": settings.limit.holds(measured)}
+        checks[f"slice:{column}={value}:{settings.metric}"] = check
     return checks
 
 
