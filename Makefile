@@ -6,7 +6,8 @@ VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run repro schema test test-fast lint format bench lock push pull clean sweep sweep-show
+.PHONY: setup run repro schema test test-fast lint format bench lock push pull clean sweep sweep-show \
+	register promote registry which champion
 
 setup: $(VENV)/.installed  ## virtual environment from the pinned lock
 
@@ -63,3 +64,19 @@ sweep: setup  ## queue and run the sweeps in params.yaml as DVC experiments, the
 
 sweep-show: setup  ## the comparison table of the experiments so far
 	python -m pillars.sweep --show-only
+
+register: setup  ## register HEAD's model as a new version in the Git-tag registry (BUMP=major|minor|patch)
+	python -m pillars.registry register $(if $(BUMP),--bump $(BUMP))
+
+promote: setup  ## assign a registered version to a stage: make promote VERSION=v0.1.0 STAGE=dev|staging|prod
+	@[ -n "$(VERSION)" ] && [ -n "$(STAGE)" ] || { echo "usage: make promote VERSION=v0.1.0 STAGE=dev|staging|prod"; exit 1; }
+	python -m pillars.registry promote $(VERSION) $(STAGE)
+
+registry: setup  ## the registry: versions, their stages and commits
+	python -m pillars.registry show
+
+which: setup  ## the version in a stage (STAGE=prod) and the data hashes and params that made it, as JSON
+	python -m pillars.registry which $(or $(STAGE),prod)
+
+champion: setup  ## fill models/champion/ with the model of the version in a stage (STAGE=prod)
+	python -m pillars.registry champion --stage $(or $(STAGE),prod)
