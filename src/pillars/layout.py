@@ -22,6 +22,8 @@ TARGET_ENCODING = STANDARD_DIR / "target_encoding.json"
 CURATED_DIR = Path("data/curated")
 COLUMN_SELECTION = CURATED_DIR / "selection.json"
 CURATION_REPORT = Path("metrics/curation.json")
+INFERENCE_DIR = Path("data/inference")  # batches to score; curate drops the holdout here
+HOLDOUT_BATCH = INFERENCE_DIR / "holdout.parquet"
 
 FEATURES_DIR = Path("data/features")
 FEATURE_MANIFEST = FEATURES_DIR / "manifest.json"
@@ -39,6 +41,14 @@ ASSESS_REPORT = Path("metrics/assess.json")
 ASSESS_PLOTS_DIR = Path("metrics/assess")
 ASSESS_DETAILS = ASSESS_PLOTS_DIR / "details.json"
 MODEL_CARD = Path("metrics/model_card.md")
+TEST_PREDICTIONS = Path(
+    "data/predictions/test.parquet"
+)  # assess's offline scores, for the deploy parity check
+
+SERVICE_ARCHIVE = Path("models/service.bento")
+DEPLOY_REPORT = Path("metrics/deploy_check.json")
+PREDICTIONS_DIR = Path("data/predictions/batches")
+INFERENCE_REPORT = Path("metrics/inference.json")
 
 SPLITS = ("train", "valid", "test", "holdout")
 FEATURIZED_SPLITS = ("train", "valid", "test")

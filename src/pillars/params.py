@@ -299,6 +299,38 @@ class AssessParams(Section):
     seed: int = Field(default=0, ge=0)
 
 
+class PackageParams(Section):
+    """The model service: limits that travel inside the Bento."""
+
+    max_request_mb: float = Field(default=32, gt=0)  # larger request bodies get 413
+
+
+class LatencyBudget(Section):
+    """Single-row request latency limits, in milliseconds, at concurrency 1."""
+
+    p50_ms: float = Field(gt=0)
+    p99_ms: float = Field(gt=0)
+
+
+class DeployParams(Section):
+    """The deployment check: the built Bento, served locally, must answer like the offline model."""
+
+    ready_timeout_s: float = Field(default=60, gt=0)
+    tolerance: float = Field(default=1e-6, ge=0)  # largest allowed probability difference to assess
+    bulk_rows: int = Field(default=10_000, ge=1)  # rows per bulk request when sending the test split
+    latency_requests: int = Field(default=300, ge=10)  # single-row requests timed at concurrency 1
+    throughput_requests: int = Field(default=1000, ge=10)
+    concurrency: int = Field(default=32, ge=1)
+    budget: LatencyBudget
+
+
+class InferParams(Section):
+    """Batch inference: which files to score."""
+
+    inputs: str = Field(default="data/inference", min_length=1)  # every CSV/Parquet/JSONL file in it
+    format: Literal["auto", "csv", "parquet", "jsonl"] = "auto"
+
+
 class Params(Section):
     """The whole params.yaml: one section per stage, plus the shared `dataset` section."""
 
@@ -313,6 +345,9 @@ class Params(Section):
     validate_model: ValidateModelParams
     select: SelectParams
     assess: AssessParams
+    package: PackageParams = PackageParams()
+    deploy: DeployParams
+    infer: InferParams = InferParams()
     sweeps: dict[str, dict[str, object]] = {}
 
     @model_validator(mode="after")

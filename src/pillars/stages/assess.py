@@ -15,10 +15,11 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 
 from pillars import layout
 from pillars.errors import run_cli
-from pillars.io import read_json, read_parquet, read_pickle, write_bytes, write_json
+from pillars.io import read_json, read_parquet, read_pickle, write_bytes, write_json, write_parquet
 from pillars.metrics import METRICS, evaluate, labels_from_scores, predict_scores, score
 from pillars.params import Params, load_params
 from pillars.slices import has_both_classes, slices
+from pillars.stages.cleanse import ROW_COLUMN
 
 LINEAGE_OUTPUTS = ("data/raw", "data/curated", "data/features", "models/feature_pipeline.pkl")
 
@@ -74,6 +75,19 @@ def slice_metrics(frame: pd.DataFrame, y: np.ndarray, scores: np.ndarray, params
         for column, value, rows in slices(frame, params.validate_model.slices.columns)
         if has_both_classes(task, y[rows])
     }
+
+
+def offline_predictions(frame: pd.DataFrame, scores: np.ndarray, task: str) -> pd.DataFrame:
+    """The selected model's test scores per raw row: what the served model must reproduce (deploy)."""
+    predictions = pd.DataFrame({ROW_COLUMN: frame[ROW_COLUMN].to_numpy()})
+    if scores.ndim == 2:
+        for code in range(scores.shape[1]):
+            predictions[f"score_{code}"] = scores[:, code]
+    else:
+        predictions["score"] = scores
+    if task != "regression":
+        predictions["label"] = labels_from_scores(scores, task)
+    return predictions
 
 
 def lineage() -> dict[str, str]:
@@ -195,6 +209,7 @@ def main() -> None:
         write_bytes(
             layout.ASSESS_PLOTS_DIR / f"{name}.csv", lambda path, table=table: table.to_csv(path, index=False)
         )
+    write_parquet(layout.TEST_PREDICTIONS, offline_predictions(frame, scores, task))
     write_json(layout.ASSESS_DETAILS, {"candidates": candidates, "slices": report["slices"]})
     write_json(layout.ASSESS_REPORT, headline)
     card = model_card(params, selection, validation, report, importance)

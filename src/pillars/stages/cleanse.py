@@ -1,7 +1,9 @@
 """Pillar 3, cleanse: placeholders to missing, duplicates, impossible values and outliers.
 
 Every row that leaves the data goes to data/quarantine/ with its original values, its raw row number and a
-reason code, and the counts reconcile: raw rows = clean rows + quarantined rows.
+reason code, and the counts reconcile: raw rows = clean rows + quarantined rows. Clean rows keep their raw row
+number too (lineage column `_row`), so any later split can be traced back to the raw input. The resolved
+outlier limits are recorded in the report: serving applies the same flags and clips to new rows.
 """
 
 import pandas as pd
@@ -10,6 +12,7 @@ from pillars import layout
 from pillars.errors import PillarsError, run_cli
 from pillars.io import read_parquet, write_json, write_parquet
 from pillars.params import OutlierRule, Params, load_params
+from pillars.rules import apply_outlier_rule, outside
 from pillars.schema import DataSchema, is_lineage, load_checked, parse_types
 
 ROW_COLUMN = "_row"
@@ -40,16 +43,6 @@ def outlier_bounds(values: pd.Series, rule: OutlierRule) -> tuple[float | None, 
     return first - spread, third + spread
 
 
-def outside(values: pd.Series, low: float | None, high: float | None) -> pd.Series:
-    """Rows whose value is below `low` or above `high` (missing values are never outside)."""
-    mask = pd.Series(False, index=values.index)
-    if low is not None:
-        mask |= values < low
-    if high is not None:
-        mask |= values > high
-    return mask.fillna(False).astype(bool)
-
-
 def cleanse(raw: pd.DataFrame, schema: DataSchema, params: Params) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Return the clean rows, the quarantined rows (with reasons) and the report."""
     dataset, settings = params.dataset, params.cleanse
@@ -75,20 +68,23 @@ def cleanse(raw: pd.DataFrame, schema: DataSchema, params: Params) -> tuple[pd.D
         repeated = typed.loc[quarantine.kept, dataset.key_columns].duplicated(keep="first")
         quarantine.add(repeated.reindex(typed.index, fill_value=False), "duplicate_key")
 
-    clipped, flagged = {}, {}
+    clipped, flagged, limits = {}, {}, {}
     for name, rule in settings.outliers.items():
-        low, high = outlier_bounds(typed.loc[quarantine.kept, name], rule)
-        mask = outside(typed[name], low, high) & quarantine.kept
+        bounds = outlier_bounds(typed.loc[quarantine.kept, name], rule)
+        limits[name] = [None if limit is None else float(limit) for limit in bounds]
+        values, outliers = apply_outlier_rule(typed[name], rule.action, bounds)
+        mask = outliers & quarantine.kept
         if rule.action == "quarantine":
             quarantine.add(mask, f"outlier:{name}")
         elif rule.action == "clip":
-            typed[name] = typed[name].clip(lower=low, upper=high)
+            typed[name] = values
             clipped[name] = int(mask.sum())
         else:
-            typed[name + FLAG_SUFFIX] = mask
+            typed[name + FLAG_SUFFIX] = outliers
             flagged[name] = int(mask.sum())
 
     kept = quarantine.kept
+    typed[ROW_COLUMN] = typed.index.to_numpy(dtype="int64")
     clean = typed[kept].reset_index(drop=True)
     removed = raw[~kept].copy()
     removed.insert(0, ROW_COLUMN, removed.index.to_numpy(dtype="int64"))
@@ -107,6 +103,7 @@ def cleanse(raw: pd.DataFrame, schema: DataSchema, params: Params) -> tuple[pd.D
         "placeholders_to_missing": placeholders,
         "clipped": clipped,
         "flagged": flagged,
+        "outlier_limits": limits,
         "dropped_columns": dropped_columns,
     }
     return clean, removed, report

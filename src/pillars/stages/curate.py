@@ -14,7 +14,8 @@ from pillars import layout
 from pillars.errors import PillarsError, run_cli
 from pillars.io import read_json, read_parquet, write_json, write_parquet
 from pillars.params import CurateParams, Params, load_params
-from pillars.schema import canonical_name
+from pillars.schema import canonical_name, is_lineage
+from pillars.stages.cleanse import ROW_COLUMN
 
 HASH_BITS = 53
 
@@ -110,6 +111,14 @@ def curation_report(splits: dict[str, pd.DataFrame], target: str, task: str) -> 
     return report
 
 
+def holdout_batch(raw: pd.DataFrame, holdout: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """The holdout rows as they arrived (raw names, spellings and placeholders), without target or lineage:
+    the default batch for batch inference, never seen by training."""
+    rows = raw.iloc[holdout[ROW_COLUMN].to_numpy()]
+    keep = [name for name in raw.columns if name != params.dataset.target and not is_lineage(name)]
+    return rows[keep].reset_index(drop=True)
+
+
 def main() -> None:
     params = load_params()
     standard = read_parquet(layout.STANDARD_DATA)
@@ -117,6 +126,9 @@ def main() -> None:
     splits, selection, report = curate(standard, roles, params)
     for name, frame in splits.items():
         write_parquet(layout.curated_split(name), frame)
+    write_parquet(
+        layout.HOLDOUT_BATCH, holdout_batch(read_parquet(layout.RAW_DATA), splits["holdout"], params)
+    )
     write_json(layout.COLUMN_SELECTION, selection)
     write_json(
         layout.CURATION_REPORT,

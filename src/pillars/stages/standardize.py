@@ -10,9 +10,8 @@ from pillars import layout
 from pillars.errors import PillarsError, run_cli
 from pillars.io import read_parquet, write_json, write_parquet
 from pillars.params import DatasetParams, Params, StandardizeParams, load_params
+from pillars.rules import folded_aliases, spelling
 from pillars.schema import DataSchema, canonical_name, is_lineage, load_checked
-
-CASE_FOLDS = {"lower": str.lower, "upper": str.upper, "keep": str}
 
 
 def target_encoding(dataset: DatasetParams, schema: DataSchema) -> dict:
@@ -32,16 +31,14 @@ def target_encoding(dataset: DatasetParams, schema: DataSchema) -> dict:
 def normalize_categories(
     values: pd.Series, settings: StandardizeParams, aliases: dict[str, str]
 ) -> pd.Series:
-    """Trim, fold case and apply the alias map (whose spellings are trimmed and folded the same way)."""
-    fold = CASE_FOLDS[settings.case]
-    text = values.astype("str").str.strip()
-    if settings.case != "keep":
-        text = getattr(text.str, settings.case)()
-    if aliases:
-        text = text.replace(
-            {fold(spelling.strip()): fold(canonical.strip()) for spelling, canonical in aliases.items()}
-        )
-    return text.mask(values.isna())
+    """Trim, fold case and apply the alias map (whose spellings are trimmed and folded the same way).
+
+    Each distinct spelling is normalized once (`pillars.rules.spelling`, which serving uses too).
+    """
+    folded = folded_aliases(aliases, settings.case)
+    text = values.astype("str").mask(values.isna())
+    canonical = {value: spelling(value, settings.case, folded) for value in text.dropna().unique()}
+    return text.map(canonical).astype("str").mask(text.isna())
 
 
 def column_roles(frame: pd.DataFrame, target: str) -> dict[str, str]:
