@@ -242,7 +242,11 @@ class PillarsService:
     @bentoml.api(route="/model")
     async def model(self) -> dict[str, Any]:
         """The model version and its lineage: task, metrics, params, data hashes, git revision."""
-        return {"model_version": self.serving.version, **self.serving.metadata}
+        return {
+            "model_version": self.serving.version,
+            "labels": list(self.serving.labels),
+            **self.serving.metadata,
+        }
 
 
 PillarsService.add_asgi_middleware(RequestGuard, max_bytes=SERVING.max_request_bytes)

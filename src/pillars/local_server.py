@@ -1,0 +1,100 @@
+"""A Bento served on 127.0.0.1 for as long as a block runs: used by deploy, the tests and the benchmark."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pillars.errors import PillarsError
+
+BENTOML = Path(sys.executable).parent / "bentoml"
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def import_archive(archive: Path, bentoml_home: Path) -> str:
+    """Import an exported Bento into a BentoML home; its tag."""
+    env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "true"}
+    result = subprocess.run(
+        [str(BENTOML), "import", str(archive.resolve())], env=env, capture_output=True, text=True, check=False
+    )
+    imported = re.search(r'tag="([^"]+)"', result.stdout)
+    if result.returncode != 0 or imported is None:
+        raise PillarsError(
+            f"{archive}: bentoml import failed: {result.stderr.strip() or result.stdout.strip()}"
+        )
+    return imported.group(1)
+
+
+@contextmanager
+def served(
+    target: str, bentoml_home: Path, ready_timeout_s: float, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, float]]:
+    """Serve `target` (a Bento tag) on a free loopback port; yield its base URL and the seconds to ready."""
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="bentoml-serve-", suffix=".log", delete=False)  # noqa: SIM115
+    environment = {
+        **os.environ,
+        "BENTOML_HOME": str(bentoml_home),
+        "BENTOML_DO_NOT_TRACK": "true",
+        **(env or {}),
+    }
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [str(BENTOML), "serve", target, "--host", "127.0.0.1", "--port", str(port)],
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        ready_s = _wait_ready(url, process, started, ready_timeout_s, Path(log.name))
+        yield url, ready_s
+    finally:
+        _stop(process)
+        log.close()
+        Path(log.name).unlink(missing_ok=True)
+
+
+def _wait_ready(url: str, process: subprocess.Popen, started: float, timeout_s: float, log: Path) -> float:
+    while time.perf_counter() - started < timeout_s:
+        if process.poll() is not None:
+            raise PillarsError(f"bentoml serve exited with {process.returncode}:\n{_tail(log)}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return time.perf_counter() - started
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    raise PillarsError(f"{url}/readyz did not answer 200 within {timeout_s} s:\n{_tail(log)}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _tail(log: Path, lines: int = 30) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
