@@ -67,7 +67,8 @@ class EqualLengths(BaseModel):
 
     @model_validator(mode="after")
     def _equal_lengths(self) -> "EqualLengths":
-        lengths = {name: len(values) for name, values in self.__dict__.items()}
+        fields = type(self).model_fields
+        lengths = {fields[name].alias or name: len(values) for name, values in self.__dict__.items()}
         if len(set(lengths.values())) > 1:
             raise ValueError(f"every column needs the same number of values, got {lengths}")
         return self
@@ -137,24 +138,27 @@ class RequestGuard:
                 send, 413, f"request body of {int(declared)} bytes is over the limit of {self.max_bytes}"
             )
             return
+        # A chunked body declares no length: read it here, up to the limit, and hand it on. (Raising from
+        # inside the app's receive would reach BentoML's endpoint wrapper, which answers 500.)
+        messages: list[dict] = []
         received = 0
-
-        async def counted_receive() -> dict:
-            nonlocal received
+        while True:
             message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
             received += len(message.get("body", b""))
             if received > self.max_bytes:
-                raise BodyTooLargeError
-            return message
+                await _reject(send, 413, f"request body is over the limit of {self.max_bytes} bytes")
+                return
+            if not message.get("more_body", False):
+                break
+        buffered = iter(messages)
 
-        try:
-            await self.app(scope, counted_receive, send)
-        except BodyTooLargeError:
-            await _reject(send, 413, f"request body is over the limit of {self.max_bytes} bytes")
+        async def replayed_receive() -> dict:
+            return next(buffered, None) or await receive()
 
-
-class BodyTooLargeError(Exception):
-    """A streamed request body passed the size limit."""
+        await self.app(scope, replayed_receive, send)
 
 
 async def _reject(send: Any, status: int, message: str) -> None:
