@@ -5,8 +5,9 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
+export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: setup run repro schema test test-fast lint format bench lock push pull clean sweep sweep-show \
+.PHONY: serve setup run repro schema test test-fast lint format bench lock push pull clean sweep sweep-show \
 	register promote registry which champion
 
 setup: $(VENV)/.installed  ## virtual environment from the pinned lock
@@ -58,6 +59,9 @@ pull: setup  ## download them (then `dvc repro` has nothing to do)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+serve: setup  ## serve the packaged model (models/service.bento) on 127.0.0.1 (PORT=3000; PILLARS_API_TOKEN=... to require a token)
+	python -m pillars.local_server --port $(or $(PORT),3000)
 
 sweep: setup  ## queue and run the sweeps in params.yaml as DVC experiments, then compare them (JOBS=1)
 	python -m pillars.sweep --jobs $(or $(JOBS),1) $(SWEEPS)

@@ -1,5 +1,6 @@
 """Shared fixtures: the project's own params and schema, and temporary copies of the repository."""
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,6 +10,13 @@ import yaml
 from pillars.params import Params, parse_params
 from pillars.schema import DataSchema, load_schema
 from tests.helpers import ROOT, copy_repository, deep_merge, run, with_task
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_bentoml_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Stages and servers started by the tests use their own BentoML store, not the user's ~/bentoml."""
+    os.environ["BENTOML_HOME"] = str(tmp_path_factory.mktemp("bentoml"))
+    os.environ["BENTOML_DO_NOT_TRACK"] = "true"
 
 
 @pytest.fixture(scope="session")

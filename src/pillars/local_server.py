@@ -1,7 +1,14 @@
-"""A Bento served on 127.0.0.1 for as long as a block runs: used by deploy, the tests and the benchmark."""
+"""A Bento served on 127.0.0.1: for as long as a block runs (deploy, tests, benchmark), or `make serve`.
 
+`python -m pillars.local_server [--port 3000]` imports models/service.bento into a private BentoML home
+(~/.cache/pillars/serve) and serves it in the foreground: exactly the archive DVC tracks, whether it was
+built here or pulled.
+"""
+
+import argparse
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,7 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pillars.errors import PillarsError
+from pillars import layout
+from pillars.errors import PillarsError, run_cli
 
 BENTOML = Path(sys.executable).parent / "bentoml"
 
@@ -98,3 +106,23 @@ def _stop(process: subprocess.Popen) -> None:
 
 def _tail(log: Path, lines: int = 30) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m pillars.local_server", description=__doc__)
+    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--archive", type=Path, default=layout.SERVICE_ARCHIVE)
+    args = parser.parse_args()
+    if not args.archive.exists():
+        raise PillarsError(f"{args.archive}: missing; run `dvc repro package` or `make pull`")
+    home = Path.home() / ".cache" / "pillars" / "serve"
+    shutil.rmtree(home, ignore_errors=True)
+    tag = import_archive(args.archive, home)
+    print(f"serving {tag} on http://127.0.0.1:{args.port} (Ctrl-C stops)", flush=True)
+    environment = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
+    command = [str(BENTOML), "serve", tag, "--host", "127.0.0.1", "--port", str(args.port)]
+    os.execve(command[0], command, environment)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -43,11 +43,12 @@ def read_file_source(source: FileSource) -> tuple[pd.DataFrame, str]:
     paths = [path for path in paths if Path(path).is_file()]
     if not paths:
         raise PillarsError(f"source {source.name!r}: no file matches {source.path!r}")
-    frames = [_read_file(Path(path), source.format) for path in paths]
+    frames = [read_file(Path(path), source.format) for path in paths]
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0], ", ".join(paths)
 
 
-def _read_file(path: Path, fmt: str) -> pd.DataFrame:
+def read_file(path: Path, fmt: str) -> pd.DataFrame:
+    """One CSV / Parquet / JSON-lines file (format `auto`: by suffix), with an error naming the file."""
     fmt = SUFFIX_FORMATS.get(path.suffix.lower(), "") if fmt == "auto" else fmt
     if not fmt:
         raise PillarsError(

@@ -1,0 +1,117 @@
+"""Pillar 14, infer: score every file in the inference folder with the packaged model.
+
+The model is read from the exported Bento (models/service.bento), so batch predictions come from exactly what
+is served. Each file is read, typed and checked by the schema as validate_data does, and scored through the
+same `ServingModel` as the service. Rows that cannot be scored (a value of the wrong type, a missing required
+value, an impossible value) are written to `<file>.rejected.parquet` with the reason, never dropped silently.
+Predictions carry the model version and the input file's fingerprint.
+"""
+
+import hashlib
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pillars import layout
+from pillars.errors import PillarsError, run_cli
+from pillars.io import write_json, write_parquet
+from pillars.params import load_params
+from pillars.schema import DataSchema, load_checked, parse_types
+from pillars.serving import SERVING_FILE, ServingModel, loads
+from pillars.stages.ingest import SUFFIX_FORMATS, read_file
+
+ROW_COLUMN = "_row"  # the row's position in its input file
+REASON_COLUMN = "_reason"
+
+
+def packaged_model(archive: Path) -> ServingModel:
+    """The serving model inside an exported Bento."""
+    try:
+        with tarfile.open(archive) as bento:
+            member = next(name for name in bento.getnames() if name.endswith(f"/{SERVING_FILE}"))
+            payload = bento.extractfile(member).read()  # type: ignore[union-attr]
+    except (OSError, tarfile.TarError, StopIteration) as error:
+        raise PillarsError(
+            f"{archive}: not an exported pillars Bento ({error!r}); run `dvc repro package`"
+        ) from error
+    return loads(payload)
+
+
+def score_frame(
+    frame: pd.DataFrame, serving: ServingModel, schema: DataSchema, placeholders: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Predictions for the rows that can be scored, the rejected rows with reasons, and a summary."""
+    missing = [item.name for item in serving.fields if item.name not in frame]
+    if missing:
+        raise PillarsError(
+            f"columns {missing} are missing (the model needs {[f.name for f in serving.fields]})"
+        )
+    typed, unparsable = parse_types(frame, schema, placeholders)
+    columns = {item.name: typed[item.name].to_numpy(dtype=object) for item in serving.fields}
+    reasons = serving.rejections(serving.typed(columns))
+    for name, bad in unparsable.items():
+        if name in columns:
+            wrong = f"{name}: not a {schema.columns[name].dtype} value"
+            reasons = reasons.mask(reasons.isna() & bad.to_numpy(), wrong)
+    keep = reasons.isna().to_numpy()
+    scored = serving.score(serving.typed({name: values[keep] for name, values in columns.items()}))
+    predictions = pd.DataFrame({ROW_COLUMN: np.flatnonzero(keep), "prediction": scored.predictions})
+    for label, values in (scored.probabilities or {}).items():
+        predictions[f"probability:{label}"] = values
+    warnings = pd.Series([""] * int(keep.sum()), dtype=object)
+    for warning in scored.warnings:
+        note = f"{warning['field']}: {warning['reason']}"
+        warnings.iat[warning["row"]] = f"{warnings.iat[warning['row']]}; {note}".lstrip("; ")
+    predictions["warnings"] = warnings.to_numpy()
+    predictions["model_version"] = serving.version
+    rejected = frame.loc[~keep].astype("str").reset_index(names=ROW_COLUMN)
+    rejected[REASON_COLUMN] = reasons[~keep].to_numpy()
+    summary = {
+        "rows": len(frame),
+        "scored": int(keep.sum()),
+        "rejected": int((~keep).sum()),
+        "rejected_by_reason": {
+            str(k): int(v) for k, v in rejected[REASON_COLUMN].value_counts().sort_index().items()
+        },
+        "warnings": len(scored.warnings),
+        "reconciled": len(frame) == int(keep.sum()) + int((~keep).sum()),
+    }
+    return predictions, rejected, summary
+
+
+def input_files(folder: Path) -> list[Path]:
+    """The files to score: every file of a known format in the folder, in name order."""
+    if not folder.is_dir():
+        raise PillarsError(f"infer.inputs: {folder} is not a folder")
+    return sorted(path for path in folder.iterdir() if path.suffix.lower() in SUFFIX_FORMATS)
+
+
+def main() -> None:
+    params = load_params()
+    schema = load_checked(params)
+    serving = packaged_model(layout.SERVICE_ARCHIVE)
+    files = input_files(Path(params.infer.inputs))
+    report: dict[str, Any] = {"model_version": serving.version, "files": {}}
+    for path in files:
+        fingerprint = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+        try:
+            predictions, rejected, summary = score_frame(
+                read_file(path, params.infer.format), serving, schema, params.dataset.placeholders
+            )
+        except PillarsError as error:
+            raise PillarsError(f"{path}: {error}") from None
+        predictions["input_fingerprint"] = fingerprint
+        write_parquet(layout.PREDICTIONS_DIR / f"{path.stem}.parquet", predictions)
+        write_parquet(layout.PREDICTIONS_DIR / f"{path.stem}.rejected.parquet", rejected)
+        report["files"][path.name] = summary | {"fingerprint": fingerprint}
+        print(
+            f"infer: {path.name}: {summary['scored']} scored, {summary['rejected']} rejected -> {layout.PREDICTIONS_DIR}"
+        )
+    write_json(layout.INFERENCE_REPORT, report)
+
+
+if __name__ == "__main__":
+    run_cli(main)
