@@ -1,0 +1,355 @@
+"""Benchmark of the served model: the exported Bento against the issue's latency and throughput targets.
+
+Not a pytest test. Run `python tests/benchmarks/bench_service.py` after `dvc repro package` (it needs
+models/service.bento and the curated test split). The archive is imported into a temporary BentoML home
+and served on 127.0.0.1 with `pillars.local_server.served`; the client side is the deploy stage's
+(`pillars.stages.deploy`), so this measures what `dvc repro deploy` measures, with more requests and
+against the tighter targets:
+
+- single-row `/predict` at concurrency 1: p50 < 5 ms, p99 < 20 ms;
+- single-row `/predict` at concurrency 32: >= 500 requests/s;
+- `/predict_bulk` with 10,000-row requests: >= 100,000 rows/s.
+
+In the same run it times in-process baselines on the same rows: `ServingModel.typed` + `score` (what the
+service calls per request) on one row and on 10,000 rows, and XGBoost's `inplace_predict` on the 10,000-row
+feature matrix, so the served numbers can be read as ratios of the in-process ones. The serving model is
+loaded straight from the archive. Client and server share the machine (at most two CPUs, as in the other
+benchmarks). Results go to tests/benchmarks/results/service.{json,md}; it exits with status 1 when a target
+is missed.
+"""
+
+import json
+import os
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from bench_data_pillars import CPU_LIMIT, REPO, RESULTS_DIR, machine_facts, pin_cpus
+
+from pillars import layout
+from pillars.io import read_parquet
+from pillars.local_server import import_archive, served
+from pillars.params import load_params
+from pillars.schema import load_checked
+from pillars.serving import MODEL_NAME, SERVING_FILE, ServingModel, loads
+from pillars.stages.deploy import Client, as_json_columns, as_records, bulk_rate, latency, throughput
+from pillars.stages.package import raw_rows
+
+LATENCY_REQUESTS = 1000  # single-row requests at concurrency 1, after deploy.latency's 20 warm-up requests
+THROUGHPUT_REQUESTS = 4000
+CONCURRENCY = 32
+BULK_ROWS = 10_000
+IN_PROCESS_CALLS = 1000  # single-row in-process calls timed, after IN_PROCESS_WARMUP untimed ones
+IN_PROCESS_WARMUP = 20
+IN_PROCESS_REPEATS = 5  # 10,000-row in-process calls: best and median
+READY_TIMEOUT_S = 120.0
+P50_LIMIT_MS, P99_LIMIT_MS = 5.0, 20.0
+RPS_FLOOR, BULK_FLOOR = 500.0, 100_000.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target from the issue: a ceiling (`max`) or a floor (`min`) on a measured value."""
+
+    name: str
+    measured: float
+    limit: float
+    unit: str
+    kind: str  # max: measured < limit; min: measured >= limit
+
+    @property
+    def passed(self) -> bool:
+        return self.measured < self.limit if self.kind == "max" else self.measured >= self.limit
+
+    @property
+    def stated(self) -> str:
+        return f"{'<' if self.kind == 'max' else '>='} {self.limit:,.0f} {self.unit}"
+
+    @property
+    def shortfall(self) -> str:
+        """How far a missed target is off, in percent of the target."""
+        return f"{abs(self.measured - self.limit) / self.limit:.1%}"
+
+
+def archived_serving_model(archive: Path) -> ServingModel:
+    """The ServingModel inside an exported Bento (models/pillars-model/<version>/serving_model.pkl)."""
+    with tarfile.open(archive) as bento:
+        members = [
+            member
+            for member in bento.getmembers()
+            if Path(member.name).parts[-4:-2] == ("models", MODEL_NAME)
+            and Path(member.name).name == SERVING_FILE
+        ]
+        if len(members) != 1:
+            raise SystemExit(f"{archive}: expected one {MODEL_NAME} {SERVING_FILE}, found {len(members)}")
+        payload = bento.extractfile(members[0])
+        assert payload is not None
+        return loads(payload.read())
+
+
+def seconds_of(call: Callable[[], Any], repeats: int, warmup: int = 0) -> np.ndarray:
+    """Wall seconds of each of `repeats` calls, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return np.array(times)
+
+
+def percentiles_ms(seconds: np.ndarray) -> dict[str, float]:
+    p50, p95, p99 = np.percentile(seconds * 1000, [50, 95, 99])
+    return {"p50_ms": round(float(p50), 3), "p95_ms": round(float(p95), 3), "p99_ms": round(float(p99), 3)}
+
+
+def rates(rows: int, seconds: np.ndarray) -> dict[str, float]:
+    """Rows per second of repeated calls on `rows` rows: best and median."""
+    return {
+        "best_rows_per_s": round(rows / float(seconds.min()), 1),
+        "median_rows_per_s": round(rows / float(np.median(seconds)), 1),
+    }
+
+
+def in_process(serving: ServingModel, one: dict[str, list], bulk: dict[str, list]) -> dict[str, Any]:
+    """The baselines: what the service does per request, and the bare model, without HTTP or pydantic."""
+    rows = len(next(iter(bulk.values())))
+    booster = serving.model.get_booster()
+    matrix = serving.features.transform(serving.standardized(serving.typed(bulk)), rows)
+    one_matrix = matrix[:1]
+    return {
+        "xgboost_nthread": json.loads(booster.save_config())["learner"]["generic_param"]["nthread"],
+        "score_1_row": percentiles_ms(
+            seconds_of(lambda: serving.score(serving.typed(one)), IN_PROCESS_CALLS, IN_PROCESS_WARMUP)
+        ),
+        "xgboost_1_row": percentiles_ms(
+            seconds_of(lambda: booster.inplace_predict(one_matrix), IN_PROCESS_CALLS, IN_PROCESS_WARMUP)
+        ),
+        "score_bulk": rates(
+            rows, seconds_of(lambda: serving.score(serving.typed(bulk)), IN_PROCESS_REPEATS, warmup=1)
+        ),
+        "xgboost_bulk": rates(
+            rows, seconds_of(lambda: booster.inplace_predict(matrix), IN_PROCESS_REPEATS, warmup=1)
+        ),
+        # the client's share of a served bulk call: encoding the request, decoding the answer
+        "client_json_bulk_ms": client_json_ms(serving, bulk),
+    }
+
+
+def client_json_ms(serving: ServingModel, bulk: dict[str, list]) -> dict[str, float]:
+    """Milliseconds the deploy Client spends on JSON for one bulk call (best of IN_PROCESS_REPEATS)."""
+    scored = serving.score(serving.typed(bulk))
+    answer = json.dumps(
+        {
+            "model_version": serving.version,
+            "predictions": scored.predictions,
+            "probabilities": {
+                label: values.tolist() for label, values in (scored.probabilities or {}).items()
+            },
+            "warnings": scored.warnings,
+        }
+    )
+    request = {"columns": bulk}
+    encode = seconds_of(lambda: json.dumps(request), IN_PROCESS_REPEATS, warmup=1)
+    decode = seconds_of(lambda: json.loads(answer), IN_PROCESS_REPEATS, warmup=1)
+    return {
+        "encode_ms": round(float(encode.min()) * 1000, 2),
+        "decode_ms": round(float(decode.min()) * 1000, 2),
+    }
+
+
+def measure_served(archive: Path, columns: dict[str, np.ndarray], record: dict[str, Any]) -> dict[str, Any]:
+    """Import and serve the Bento; latency, throughput and bulk rate through the deploy stage's client."""
+    with tempfile.TemporaryDirectory(prefix="pillars-bench-service-") as home:
+        started = time.perf_counter()
+        tag = import_archive(archive, Path(home))
+        import_s = time.perf_counter() - started
+        print(f"imported {tag} in {import_s:.1f} s; serving", flush=True)
+        with served(tag, Path(home), READY_TIMEOUT_S) as (url, ready_s):
+            print(f"ready in {ready_s:.1f} s at {url}", flush=True)
+            version = Client(url).post("/model", {})["model_version"]
+            cpu = time.process_time()
+            single = latency(url, record, LATENCY_REQUESTS)
+            cpu_single, cpu = time.process_time() - cpu, time.process_time()
+            print(f"/predict at concurrency 1: {single}", flush=True)
+            rate = throughput(url, record, THROUGHPUT_REQUESTS, CONCURRENCY)
+            cpu_rate = time.process_time() - cpu
+            print(f"/predict at concurrency {CONCURRENCY}: {rate} requests/s", flush=True)
+            bulk = bulk_rate(url, columns, BULK_ROWS)
+            print(f"/predict_bulk, {BULK_ROWS:,} rows a request: {bulk} rows/s", flush=True)
+    return {
+        "bento": tag,
+        "model_version": version,
+        "import_s": round(import_s, 3),
+        "ready_s": round(ready_s, 3),
+        # client_cpu_ms: this process's CPU time per request (all threads), taken from the CPUs it shares
+        "predict_1_row_concurrency_1": single
+        | {
+            "requests": LATENCY_REQUESTS,
+            "client_cpu_ms": round(cpu_single * 1000 / (LATENCY_REQUESTS + 20), 3),  # with the warm-up
+        },
+        "predict_1_row_concurrency_32": {
+            "requests_per_s": rate,
+            "requests": THROUGHPUT_REQUESTS,
+            "concurrency": CONCURRENCY,
+            "client_cpu_ms": round(cpu_rate * 1000 / THROUGHPUT_REQUESTS, 3),
+        },
+        "predict_bulk": {"rows_per_request": BULK_ROWS, "best_rows_per_s": bulk, "of": 3},
+    }
+
+
+def table(results: dict, targets: dict[str, Target]) -> str:
+    """The Markdown table: measure | value | target | ok, then the served/in-process ratios."""
+    machine, served_, local = results["machine"], results["served"], results["in_process"]
+    single, ratios = served_["predict_1_row_concurrency_1"], results["ratios"]
+
+    def verdict(name: str) -> str:
+        target = targets[name]
+        return "pass" if target.passed else f"FAIL ({target.shortfall} off)"
+
+    def row(measure: str, value: str, name: str | None = None) -> str:
+        if name is None:
+            return f"| {measure} | {value} | | |"
+        return f"| {measure} | {value} | {targets[name].stated} | {verdict(name)} |"
+
+    lines = [
+        f"Measured on {machine['cpus_used']} of {machine['cpu_count']} CPUs (client and server together), "
+        f"Python {machine['python']}, {machine['platform']} "
+        "(`python tests/benchmarks/bench_service.py`).",
+        "",
+        "| measure | value | target | ok |",
+        "| --- | ---: | --- | --- |",
+        row(
+            f"served `/predict`, 1 row, concurrency 1, p50 ({single['requests']:,} requests)",
+            f"{single['p50_ms']:.2f} ms",
+            "p50_ms",
+        ),
+        row("served `/predict`, 1 row, concurrency 1, p95", f"{single['p95_ms']:.2f} ms"),
+        row("served `/predict`, 1 row, concurrency 1, p99", f"{single['p99_ms']:.2f} ms", "p99_ms"),
+        row(
+            f"served `/predict`, 1 row, concurrency {CONCURRENCY} "
+            f"({served_['predict_1_row_concurrency_32']['requests']:,} requests)",
+            f"{served_['predict_1_row_concurrency_32']['requests_per_s']:,.0f} requests/s",
+            "requests_per_s",
+        ),
+        row(
+            f"served `/predict_bulk`, {BULK_ROWS:,} rows a request (best of 3)",
+            f"{served_['predict_bulk']['best_rows_per_s']:,.0f} rows/s",
+            "bulk_rows_per_s",
+        ),
+        row("in-process `typed` + `score`, 1 row, p50", f"{local['score_1_row']['p50_ms']:.3f} ms"),
+        row("in-process `typed` + `score`, 1 row, p99", f"{local['score_1_row']['p99_ms']:.3f} ms"),
+        row(
+            f"in-process `typed` + `score`, {BULK_ROWS:,} rows (best / median of {IN_PROCESS_REPEATS})",
+            f"{local['score_bulk']['best_rows_per_s']:,.0f} / {local['score_bulk']['median_rows_per_s']:,.0f} rows/s",
+        ),
+        row(
+            f"XGBoost `inplace_predict`, 1 row, p50 (nthread {local['xgboost_nthread']})",
+            f"{local['xgboost_1_row']['p50_ms']:.3f} ms",
+        ),
+        row(
+            f"XGBoost `inplace_predict`, {BULK_ROWS:,}-row matrix (best / median of {IN_PROCESS_REPEATS})",
+            f"{local['xgboost_bulk']['best_rows_per_s']:,.0f} / {local['xgboost_bulk']['median_rows_per_s']:,.0f} rows/s",
+        ),
+        row(
+            f"client JSON for one {BULK_ROWS:,}-row bulk call (encode + decode)",
+            f"{local['client_json_bulk_ms']['encode_ms']:.1f} + {local['client_json_bulk_ms']['decode_ms']:.1f} ms",
+        ),
+        row(
+            f"client CPU per `/predict` request, concurrency 1 / {CONCURRENCY}",
+            f"{single['client_cpu_ms']:.2f} / "
+            f"{served_['predict_1_row_concurrency_32']['client_cpu_ms']:.2f} ms",
+        ),
+        row("ratio: served p50 / in-process p50, 1 row", f"{ratios['latency_served_over_in_process']:.1f}x"),
+        row(
+            "ratio: served bulk rows/s / in-process `score` rows/s",
+            f"{ratios['bulk_served_over_in_process']:.2f}",
+        ),
+        row("ratio: served bulk rows/s / XGBoost rows/s", f"{ratios['bulk_served_over_xgboost']:.3f}"),
+        row("ratio: in-process `score` rows/s / XGBoost rows/s", f"{ratios['score_over_xgboost']:.2f}"),
+        "",
+        f"Bento {served_['bento']} (model {served_['model_version']}): imported in "
+        f"{served_['import_s']:.1f} s, ready in {served_['ready_s']:.1f} s; 1-minute load average "
+        f"{results['load_average_1m_at_start']} at the start. In-process rates use the best call; ratios "
+        "compare best with best and p50 with p50.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    """Measure the served Bento and the in-process baselines, write the results; 1 if a target is missed."""
+    cpus = pin_cpus(CPU_LIMIT)
+    load_at_start = round(os.getloadavg()[0], 2)
+    os.chdir(REPO)  # the pipeline's paths are relative to the repository root
+    archive = layout.SERVICE_ARCHIVE
+    if not archive.is_file():
+        print(f"{archive} is missing: run `dvc repro package` first", file=sys.stderr)
+        return 1
+    params = load_params()
+    columns = raw_rows(read_parquet(layout.curated_split("test")), load_checked(params), params)
+    repeated = {name: np.resize(values, BULK_ROWS) for name, values in columns.items()}
+    one = as_json_columns(columns, 0, 1)
+    record = as_records(one)[0]
+    serving = archived_serving_model(archive)
+    print(f"in-process baselines (model {serving.version}, CPUs {cpus})", flush=True)
+    local = in_process(serving, one, as_json_columns(repeated, 0, BULK_ROWS))
+    print(json.dumps(local), flush=True)
+    served_ = measure_served(archive, columns, record)
+    if served_["model_version"] != serving.version:
+        print(
+            f"served model {served_['model_version']} is not the archive's {serving.version}", file=sys.stderr
+        )
+        return 1
+    single = served_["predict_1_row_concurrency_1"]
+    bulk = served_["predict_bulk"]["best_rows_per_s"]
+    targets = {
+        "p50_ms": Target("predict_1_row_p50_ms", single["p50_ms"], P50_LIMIT_MS, "ms", "max"),
+        "p99_ms": Target("predict_1_row_p99_ms", single["p99_ms"], P99_LIMIT_MS, "ms", "max"),
+        "requests_per_s": Target(
+            f"predict_1_row_concurrency_{CONCURRENCY}_requests_per_s",
+            served_["predict_1_row_concurrency_32"]["requests_per_s"],
+            RPS_FLOOR,
+            "requests/s",
+            "min",
+        ),
+        "bulk_rows_per_s": Target("predict_bulk_rows_per_s", bulk, BULK_FLOOR, "rows/s", "min"),
+    }
+    results = {
+        "machine": machine_facts(cpus),
+        "load_average_1m_at_start": load_at_start,  # the machine may be shared: read the numbers with it
+        "served": served_,
+        "in_process": local,
+        "ratios": {
+            "latency_served_over_in_process": round(single["p50_ms"] / local["score_1_row"]["p50_ms"], 2),
+            "bulk_served_over_in_process": round(bulk / local["score_bulk"]["best_rows_per_s"], 3),
+            "bulk_served_over_xgboost": round(bulk / local["xgboost_bulk"]["best_rows_per_s"], 4),
+            "score_over_xgboost": round(
+                local["score_bulk"]["best_rows_per_s"] / local["xgboost_bulk"]["best_rows_per_s"], 3
+            ),
+        },
+        "targets": {name: asdict(target) | {"passed": target.passed} for name, target in targets.items()},
+        "passed": all(target.passed for target in targets.values()),
+    }
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "service.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    markdown = table(results, targets)
+    (RESULTS_DIR / "service.md").write_text(markdown, encoding="utf-8")
+    print(f"\n{markdown}\nresults: {RESULTS_DIR / 'service'}.json, .md")
+    missed = [target for target in targets.values() if not target.passed]
+    for target in missed:
+        print(
+            f"target missed: {target.name}: {target.measured:,.1f} {target.unit}, target {target.stated} "
+            f"({target.shortfall} off)"
+        )
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
