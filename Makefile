@@ -44,9 +44,10 @@ format: setup
 	ruff format .
 	ruff check --fix .
 
-bench: setup  ## benchmarks: stages 1-6 (default and 100x data), then the whole pipeline; tests/benchmarks/results
+bench: setup  ## benchmarks: stages 1-6 (default and 100x data), the whole pipeline, the served model; tests/benchmarks/results
 	python tests/benchmarks/bench_data_pillars.py
 	python tests/benchmarks/bench_pipeline.py
+	python tests/benchmarks/bench_service.py
 
 lock:  ## re-pin every dependency after editing pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --group dev --python-version 3.11 --generate-hashes -o requirements.lock
