@@ -35,7 +35,7 @@ def test_bad_rows_are_rejected_with_reasons_and_the_rest_scored(reproduced: Path
     predictions, rejected, summary = score_frame(batch, serving, schema, ["?"])
     assert predictions["_row"].tolist() == [0, 4, 5]
     reasons = dict(zip(rejected["_row"], rejected["_reason"], strict=True))
-    assert reasons[1].startswith("age: not a integer")
+    assert reasons[1] == "age: not a valid integer"
     assert reasons[2].startswith("hours-per-week: outside the possible range")
     assert reasons[3] == "marital-status: missing, and it is required"
     assert rejected.loc[rejected["_row"] == 1, "age"].item() == "old"  # the original value is kept

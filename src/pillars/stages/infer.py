@@ -51,11 +51,12 @@ def score_frame(
         )
     typed, unparsable = parse_types(frame, schema, placeholders)
     columns = {item.name: typed[item.name].to_numpy(dtype=object) for item in serving.fields}
-    reasons = serving.rejections(serving.typed(columns))
-    for name, bad in unparsable.items():
+    reasons = pd.Series(None, index=range(len(frame)), dtype=object)
+    for name, bad in unparsable.items():  # first: an unparsable value would otherwise look missing
         if name in columns:
-            wrong = f"{name}: not a {schema.columns[name].dtype} value"
+            wrong = f"{name}: not a valid {schema.columns[name].dtype}"
             reasons = reasons.mask(reasons.isna() & bad.to_numpy(), wrong)
+    reasons = reasons.fillna(serving.rejections(serving.typed(columns)))
     keep = reasons.isna().to_numpy()
     scored = serving.score(serving.typed({name: values[keep] for name, values in columns.items()}))
     predictions = pd.DataFrame({ROW_COLUMN: np.flatnonzero(keep), "prediction": scored.predictions})
