@@ -65,6 +65,9 @@ def test_push_clone_pull_round_trip(reproduced: Path, tmp_path: Path) -> None:
     # The committed default remote lives under ~/.cache; a private HOME keeps it inside this test.
     home = {"HOME": str(tmp_path / "home")}
     run(["dvc", "push"], reproduced, env=home)
+    # Commit what this run produced, as a user does before pushing: the archive's hash is this run's own
+    run(["git", "add", "-A"], reproduced)
+    run(["git", "commit", "-qm", "reproduced outputs", "--allow-empty"], reproduced)
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(reproduced), str(clone)], tmp_path)
     assert not (clone / "data/features").exists()
