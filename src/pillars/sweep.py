@@ -3,7 +3,8 @@
 The `sweeps` section of params.yaml names each sweep and the params it changes (dotted keys, any section).
 This command queues one named `dvc exp run` per sweep, runs the queue with `--jobs` workers (DVC's queue is
 flaky with many workers upstream, so 1 by default), and prints `dvc exp show` sorted by the primary metric
-of the selected model on the valid split. Promote the winner with `dvc exp apply NAME` (into the
+of the selected model on the valid split. Experiments run the pipeline up to `assess`: they compare models;
+packaging and the deployment check are for the one you keep (`dvc repro` after applying it). Promote the winner with `dvc exp apply NAME` (into the
 workspace) or `dvc exp branch NAME BRANCH`.
 """
 
@@ -17,6 +18,8 @@ import yaml
 from pillars.errors import PillarsError, run_cli
 from pillars.metrics import METRICS
 from pillars.params import PARAMS_FILE, load_params, parse_params
+
+SWEEP_TARGET = "assess"  # the last stage a sweep runs
 
 SORT_KEY = "metrics/selection.json:valid"
 # Columns left out of the comparison: file hashes of deps and outs, and bookkeeping
@@ -106,7 +109,7 @@ def main() -> None:
         check_sweeps(raw, chosen)
         for name, overrides in chosen.items():
             subprocess.run(["dvc", "exp", "remove", name], check=False, capture_output=True)  # rerun replaces
-            dvc("exp", "run", "--queue", "--name", name, *set_arguments(overrides))
+            dvc("exp", "run", "--queue", "--name", name, *set_arguments(overrides), SWEEP_TARGET)
         dvc("exp", "run", "--run-all", "--jobs", str(args.jobs))
     order = "desc" if METRICS[params.dataset.task][params.train.metric].greater_is_better else "asc"
     dvc(

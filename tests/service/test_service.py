@@ -10,7 +10,6 @@ import contextlib
 import http.client
 import json
 import re
-import shutil
 import tarfile
 import urllib.parse
 from collections.abc import Iterable, Iterator
@@ -29,7 +28,6 @@ from pillars.params import load_params
 from pillars.schema import load_checked
 from pillars.stages.deploy import as_json_columns, as_records
 from pillars.stages.package import raw_rows
-from tests.helpers import BIN, ROOT, run
 
 pytestmark = pytest.mark.slow
 
@@ -78,17 +76,9 @@ def post(url: str, path: str, payload: Any, token: str | None = None) -> Answer:
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The package stage's archive, built from the workspace's pipeline outputs and copied out at once."""
-    home = tmp_path_factory.mktemp("bentoml-build")
-    run(
-        [str(BIN / "python"), "-m", "pillars.stages.package"],
-        ROOT,
-        env={"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"},
-    )
-    copy = home / "service.bento"
-    shutil.copy2(ROOT / layout.SERVICE_ARCHIVE, copy)
-    return copy
+def archive(reproduced: Path) -> Path:
+    """The package stage's archive from a fresh `dvc repro` of the repository."""
+    return reproduced / layout.SERVICE_ARCHIVE
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +118,8 @@ class Split(NamedTuple):
 
 
 @pytest.fixture(scope="module")
-def split() -> Split:
-    with contextlib.chdir(ROOT):
+def split(reproduced: Path) -> Split:
+    with contextlib.chdir(reproduced):
         params = load_params()
         curated = read_parquet(layout.curated_split("test"))
         offline = read_parquet(layout.TEST_PREDICTIONS)
