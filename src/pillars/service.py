@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import bentoml
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from pillars.serving import MODEL_NAME, SERVING_FILE, InputField, ServingModel, loads
+from pillars.serving import MODEL_NAME, SERVING_FILE, InputField, Scored, ServingModel, loads
 
 MODEL_TAG = os.environ.get("PILLARS_MODEL_TAG", f"{MODEL_NAME}:latest")
 TOKEN_ENV = "PILLARS_API_TOKEN"
@@ -187,7 +187,7 @@ class PillarsService:
             labelnames=["field"],
         )
 
-    def _score(self, columns: dict[str, list], api: str) -> tuple[Any, list[dict]]:
+    def _score(self, columns: dict[str, list], api: str) -> Scored:
         try:
             scored = self.serving.score(self.serving.typed(columns))
         except ValueError as error:
@@ -195,7 +195,7 @@ class PillarsService:
         self.served.labels(api=api).inc(len(scored.predictions))
         for warning in scored.warnings:
             self.warned.labels(field=warning["field"]).inc()
-        return scored, scored.warnings
+        return scored
 
     # The APIs are async: scoring takes about a millisecond, less than handing it to a thread pool costs;
     # workers (one process per core) give the parallelism.
@@ -203,10 +203,7 @@ class PillarsService:
     async def predict(self, records: list[Record]) -> list[Prediction]:  # type: ignore[valid-type]
         """Predictions, class probabilities and the model version for each record."""
         columns = {name: [getattr(record, key) for record in records] for name, key in ATTRIBUTES}
-        scored, warnings = self._score(columns, "predict")
-        per_row: list[list[str]] = [[] for _ in records]
-        for warning in warnings:
-            per_row[warning["row"]].append(f"{warning['field']}: {warning['reason']}")
+        scored = self._score(columns, "predict")
         probabilities = (
             [
                 dict(zip(scored.probabilities, row, strict=True))
@@ -223,7 +220,7 @@ class PillarsService:
                 warnings=row_warnings,
             )
             for prediction, row_probabilities, row_warnings in zip(
-                scored.predictions, probabilities, per_row, strict=True
+                scored.predictions, probabilities, scored.row_warnings(), strict=True
             )
         ]
 
@@ -231,7 +228,7 @@ class PillarsService:
     async def predict_bulk(self, columns: Columns) -> dict[str, Any]:  # type: ignore[valid-type]
         """Many rows in one call, column by column: predictions and probabilities as columns too."""
         values = {name: getattr(columns, key) for name, key in ATTRIBUTES}
-        scored, warnings = self._score(values, "predict_bulk")
+        scored = self._score(values, "predict_bulk")
         return {
             "model_version": self.serving.version,
             "predictions": scored.predictions,
@@ -240,7 +237,7 @@ class PillarsService:
                 if scored.probabilities is not None
                 else None
             ),
-            "warnings": warnings,
+            "warnings": scored.warnings,
         }
 
     @bentoml.api(route="/model")

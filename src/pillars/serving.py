@@ -177,6 +177,13 @@ class Scored:
     probabilities: dict[str, np.ndarray] | None  # per class label (classification)
     warnings: list[dict[str, Any]]  # {"row", "field", "reason"}: scored, but worth knowing
 
+    def row_warnings(self) -> list[list[str]]:
+        """The warnings of each row, as "field: reason" messages."""
+        per_row: list[list[str]] = [[] for _ in self.predictions]
+        for warning in self.warnings:
+            per_row[warning["row"]].append(f"{warning['field']}: {warning['reason']}")
+        return per_row
+
 
 @dataclass(frozen=True)
 class ServingModel:

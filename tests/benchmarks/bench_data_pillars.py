@@ -54,16 +54,26 @@ class Measurement:
 
 @dataclass(frozen=True)
 class Target:
-    """One limit from the issue and whether the measured value stays under it."""
+    """One target from an issue: a ceiling (`max`) or a floor (`min`) on a measured value."""
 
     name: str
     measured: float
     limit: float
     unit: str
+    kind: str = "max"  # max: measured < limit; min: measured >= limit
 
     @property
     def passed(self) -> bool:
-        return self.measured < self.limit
+        return self.measured < self.limit if self.kind == "max" else self.measured >= self.limit
+
+    @property
+    def stated(self) -> str:
+        return f"{'<' if self.kind == 'max' else '>='} {self.limit:,.0f} {self.unit}"
+
+    @property
+    def shortfall(self) -> str:
+        """How far a missed target is off, in percent of the target."""
+        return f"{abs(self.measured - self.limit) / self.limit:.1%}"
 
 
 def pin_cpus(limit: int) -> list[int]:

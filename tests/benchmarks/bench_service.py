@@ -21,24 +21,32 @@ is missed.
 import json
 import os
 import sys
-import tarfile
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_data_pillars import CPU_LIMIT, REPO, RESULTS_DIR, machine_facts, pin_cpus
+from bench_data_pillars import CPU_LIMIT, REPO, RESULTS_DIR, Target, machine_facts, pin_cpus
 
 from pillars import layout
 from pillars.io import read_parquet
 from pillars.local_server import import_archive, served
 from pillars.params import load_params
 from pillars.schema import load_checked
-from pillars.serving import MODEL_NAME, SERVING_FILE, ServingModel, loads
-from pillars.stages.deploy import Client, as_json_columns, as_records, bulk_rate, latency, throughput
+from pillars.serving import ServingModel
+from pillars.stages.deploy import (
+    Client,
+    as_json_columns,
+    as_records,
+    bulk_rate,
+    latency,
+    percentiles_ms,
+    seconds_of,
+    throughput,
+)
+from pillars.stages.infer import packaged_model
 from pillars.stages.package import raw_rows
 
 LATENCY_REQUESTS = 1000  # single-row requests at concurrency 1, after deploy.latency's 20 warm-up requests
@@ -51,63 +59,6 @@ IN_PROCESS_REPEATS = 5  # 10,000-row in-process calls: best and median
 READY_TIMEOUT_S = 120.0
 P50_LIMIT_MS, P99_LIMIT_MS = 5.0, 20.0
 RPS_FLOOR, BULK_FLOOR = 500.0, 100_000.0
-
-
-@dataclass(frozen=True)
-class Target:
-    """One target from the issue: a ceiling (`max`) or a floor (`min`) on a measured value."""
-
-    name: str
-    measured: float
-    limit: float
-    unit: str
-    kind: str  # max: measured < limit; min: measured >= limit
-
-    @property
-    def passed(self) -> bool:
-        return self.measured < self.limit if self.kind == "max" else self.measured >= self.limit
-
-    @property
-    def stated(self) -> str:
-        return f"{'<' if self.kind == 'max' else '>='} {self.limit:,.0f} {self.unit}"
-
-    @property
-    def shortfall(self) -> str:
-        """How far a missed target is off, in percent of the target."""
-        return f"{abs(self.measured - self.limit) / self.limit:.1%}"
-
-
-def archived_serving_model(archive: Path) -> ServingModel:
-    """The ServingModel inside an exported Bento (models/pillars-model/<version>/serving_model.pkl)."""
-    with tarfile.open(archive) as bento:
-        members = [
-            member
-            for member in bento.getmembers()
-            if Path(member.name).parts[-4:-2] == ("models", MODEL_NAME)
-            and Path(member.name).name == SERVING_FILE
-        ]
-        if len(members) != 1:
-            raise SystemExit(f"{archive}: expected one {MODEL_NAME} {SERVING_FILE}, found {len(members)}")
-        payload = bento.extractfile(members[0])
-        assert payload is not None
-        return loads(payload.read())
-
-
-def seconds_of(call: Callable[[], Any], repeats: int, warmup: int = 0) -> np.ndarray:
-    """Wall seconds of each of `repeats` calls, after `warmup` untimed ones."""
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return np.array(times)
-
-
-def percentiles_ms(seconds: np.ndarray) -> dict[str, float]:
-    p50, p95, p99 = np.percentile(seconds * 1000, [50, 95, 99])
-    return {"p50_ms": round(float(p50), 3), "p95_ms": round(float(p95), 3), "p99_ms": round(float(p99), 3)}
 
 
 def rates(rows: int, seconds: np.ndarray) -> dict[str, float]:
@@ -297,7 +248,7 @@ def main() -> int:
     repeated = {name: np.resize(values, BULK_ROWS) for name, values in columns.items()}
     one = as_json_columns(columns, 0, 1)
     record = as_records(one)[0]
-    serving = archived_serving_model(archive)
+    serving = packaged_model(archive)
     print(f"in-process baselines (model {serving.version}, CPUs {cpus})", flush=True)
     local = in_process(serving, one, as_json_columns(repeated, 0, BULK_ROWS))
     print(json.dumps(local), flush=True)

@@ -39,7 +39,9 @@ class Client:
         self.connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=120)
 
     def post(self, path: str, payload: Any) -> Any:
-        self.connection.request("POST", path, json.dumps(payload), {"Content-Type": "application/json"})
+        """POST a payload (or JSON already encoded, as bytes) and return the decoded answer."""
+        body = payload if isinstance(payload, bytes) else json.dumps(payload)
+        self.connection.request("POST", path, body, {"Content-Type": "application/json"})
         response = self.connection.getresponse()
         body = response.read()
         if response.status != 200:
@@ -52,7 +54,9 @@ class Client:
 def as_json_columns(columns: dict[str, np.ndarray], start: int, stop: int) -> dict[str, list]:
     """A slice of typed columns as JSON values: NaN and None become null, whole floats of integer fields stay."""
     return {
-        name: [None if pd.isna(value) else value for value in values[start:stop].tolist()]
+        name: pd.Series(values[start:stop], dtype=object)
+        .pipe(lambda part: part.where(part.notna(), None))
+        .tolist()
         for name, values in columns.items()
     }
 
@@ -115,22 +119,29 @@ def parity(answer: dict, offline: pd.DataFrame, labels: list[str], tolerance: fl
     }
 
 
-def timed(call: Callable[[], Any]) -> float:
-    started = time.perf_counter()
-    call()
-    return time.perf_counter() - started
+def seconds_of(call: Callable[[], Any], repeats: int, warmup: int = 0) -> np.ndarray:
+    """Wall seconds of each of `repeats` calls, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return np.array(times)
+
+
+def percentiles_ms(seconds: np.ndarray) -> dict[str, float]:
+    """p50, p95 and p99 of timings, in milliseconds."""
+    p50, p95, p99 = np.percentile(seconds * 1000, [50, 95, 99])
+    return {"p50_ms": round(float(p50), 3), "p95_ms": round(float(p95), 3), "p99_ms": round(float(p99), 3)}
 
 
 def latency(url: str, record: dict[str, Any], requests: int) -> dict[str, float]:
     """Single-row request latency at concurrency 1, in milliseconds (after a short warm-up)."""
     client = Client(url)
-    for _ in range(20):
-        client.post("/predict", {"records": [record]})
-    seconds = np.array(
-        [timed(lambda: client.post("/predict", {"records": [record]})) for _ in range(requests)]
-    )
-    p50, p95, p99 = np.percentile(seconds * 1000, [50, 95, 99])
-    return {"p50_ms": round(float(p50), 3), "p95_ms": round(float(p95), 3), "p99_ms": round(float(p99), 3)}
+    body = json.dumps({"records": [record]}).encode()
+    return percentiles_ms(seconds_of(lambda: client.post("/predict", body), requests, warmup=20))
 
 
 def throughput(url: str, record: dict[str, Any], requests: int, concurrency: int) -> float:
@@ -153,10 +164,9 @@ def bulk_rate(url: str, columns: dict[str, np.ndarray], rows: int) -> float:
     """Rows per second through the bulk API, `rows` rows per request (test rows repeated as needed)."""
     client = Client(url)
     repeated = {name: np.resize(values, rows) for name, values in columns.items()}
-    payload = {"columns": as_json_columns(repeated, 0, rows)}
-    client.post("/predict_bulk", payload)
-    seconds = min(timed(lambda: client.post("/predict_bulk", payload)) for _ in range(3))
-    return round(rows / seconds, 1)
+    body = json.dumps({"columns": as_json_columns(repeated, 0, rows)}).encode()  # the client's cost, once
+    seconds = seconds_of(lambda: client.post("/predict_bulk", body), 3, warmup=1).min()
+    return round(rows / float(seconds), 1)
 
 
 def main() -> None:

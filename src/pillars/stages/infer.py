@@ -62,11 +62,7 @@ def score_frame(
     predictions = pd.DataFrame({ROW_COLUMN: np.flatnonzero(keep), "prediction": scored.predictions})
     for label, values in (scored.probabilities or {}).items():
         predictions[f"probability:{label}"] = values
-    warnings = pd.Series([""] * int(keep.sum()), dtype=object)
-    for warning in scored.warnings:
-        note = f"{warning['field']}: {warning['reason']}"
-        warnings.iat[warning["row"]] = f"{warnings.iat[warning['row']]}; {note}".lstrip("; ")
-    predictions["warnings"] = warnings.to_numpy()
+    predictions["warnings"] = ["; ".join(messages) for messages in scored.row_warnings()]
     predictions["model_version"] = serving.version
     rejected = frame.loc[~keep].astype("str").reset_index(names=ROW_COLUMN)
     rejected[REASON_COLUMN] = reasons[~keep].to_numpy()
