@@ -98,15 +98,6 @@ Columns = columns_type(SERVING.fields)
 ATTRIBUTES = [(item.name, attribute(item, position)) for position, item in enumerate(SERVING.fields)]
 
 
-class Prediction(BaseModel):
-    """The answer for one record."""
-
-    prediction: str | float
-    probabilities: dict[str, float] | None = None
-    model_version: str
-    warnings: list[str] = []
-
-
 class RequestGuard:
     """ASGI middleware: optional bearer-token auth and a request size limit (BentoML has neither)."""
 
@@ -129,14 +120,16 @@ class RequestGuard:
         ):
             await _reject(send, 401, f"missing or wrong bearer token (Authorization: Bearer <{TOKEN_ENV}>)")
             return
-        declared = headers.get(b"content-length", b"0")
-        if not declared.isdigit():
-            await _reject(send, 400, "Content-Length is not a number")
-            return
-        if int(declared) > self.max_bytes:
-            await _reject(
-                send, 413, f"request body of {int(declared)} bytes is over the limit of {self.max_bytes}"
-            )
+        declared = headers.get(b"content-length")
+        if declared is not None:  # the server holds the body to this length
+            if not declared.isdigit():
+                await _reject(send, 400, "Content-Length is not a number")
+            elif int(declared) > self.max_bytes:
+                await _reject(
+                    send, 413, f"request body of {int(declared)} bytes is over the limit of {self.max_bytes}"
+                )
+            else:
+                await self.app(scope, receive, send)
             return
         # A chunked body declares no length: read it here, up to the limit, and hand it on. (Raising from
         # inside the app's receive would reach BentoML's endpoint wrapper, which answers 500.)
@@ -200,8 +193,11 @@ class PillarsService:
     # The APIs are async: scoring takes about a millisecond, less than handing it to a thread pool costs;
     # workers (one process per core) give the parallelism.
     @bentoml.api(batchable=True, max_batch_size=512, max_latency_ms=10_000)
-    async def predict(self, records: list[Record]) -> list[Prediction]:  # type: ignore[valid-type]
-        """Predictions, class probabilities and the model version for each record."""
+    async def predict(self, records: list[Record]) -> list[dict[str, Any]]:  # type: ignore[valid-type]
+        """For each record: prediction, probabilities per class (classification), model_version, warnings.
+
+        Plain dicts, not a pydantic response model: BentoML rebuilds a model's JSON schema on every answer,
+        which cost about 2 ms of a 5 ms single-row request."""
         columns = {name: [getattr(record, key) for record in records] for name, key in ATTRIBUTES}
         scored = self._score(columns, "predict")
         probabilities = (
@@ -213,12 +209,12 @@ class PillarsService:
             else [None] * len(records)
         )
         return [
-            Prediction(
-                prediction=prediction,
-                probabilities=row_probabilities,
-                model_version=self.serving.version,
-                warnings=row_warnings,
-            )
+            {
+                "prediction": prediction,
+                "probabilities": row_probabilities,
+                "model_version": self.serving.version,
+                "warnings": row_warnings,
+            }
             for prediction, row_probabilities, row_warnings in zip(
                 scored.predictions, probabilities, scored.row_warnings(), strict=True
             )
