@@ -41,7 +41,13 @@ def write_bytes(path: Path, write: Callable[[Path], None]) -> None:
 
 def write_json(path: Path, payload: Any) -> None:
     """Write JSON with sorted keys and a trailing newline, so that equal content gives equal bytes."""
-    text = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    write_text(
+        path, json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    )
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write UTF-8 text atomically."""
     write_bytes(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 

@@ -50,6 +50,13 @@ DEPLOY_REPORT = Path("metrics/deploy_check.json")
 PREDICTIONS_DIR = Path("data/predictions/batches")
 INFERENCE_REPORT = Path("metrics/inference.json")
 
+MONITORING_DIR = Path("data/monitoring")
+LOGS_DIR = MONITORING_DIR / "logs"  # prediction logs: the service's (collected) and batch inference's
+BATCH_LOG_DIR = LOGS_DIR / "batch"
+SERVICE_LOG_DIR = LOGS_DIR / "service"  # where `make serve` logs (git-ignored; `dvc add` a collection)
+MONITORING_REPORT = Path("metrics/monitoring.json")
+MONITORING_HTML = Path("metrics/monitoring.html")
+
 SPLITS = ("train", "valid", "test", "holdout")
 FEATURIZED_SPLITS = ("train", "valid", "test")
 

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pillars import layout
+from pillars.capture import DIR_ENV
 from pillars.errors import PillarsError, run_cli
 
 BENTOML = Path(sys.executable).parent / "bentoml"
@@ -119,7 +120,13 @@ def main() -> None:
     shutil.rmtree(home, ignore_errors=True)
     tag = import_archive(args.archive, home)
     print(f"serving {tag} on http://127.0.0.1:{args.port} (Ctrl-C stops)", flush=True)
-    environment = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
+    environment = {
+        DIR_ENV: str(layout.SERVICE_LOG_DIR.resolve()),  # unless set: the monitor stage reads it from there
+        **os.environ,
+        "BENTOML_HOME": str(home),
+        "BENTOML_DO_NOT_TRACK": "true",
+    }
+    print(f"prediction log: {environment[DIR_ENV]}", flush=True)
     command = [str(BENTOML), "serve", tag, "--host", "127.0.0.1", "--port", str(args.port)]
     os.execve(command[0], command, environment)
 

@@ -331,6 +331,55 @@ class InferParams(Section):
     format: Literal["auto", "csv", "parquet", "jsonl"] = "auto"
 
 
+class DriftLimits(Section):
+    """When a column has drifted: a significant test and an effect size over its threshold."""
+
+    p_value: float = Field(default=0.01, gt=0, lt=1)  # KS (numeric) / chi-square (categorical)
+    psi: float = Field(default=0.2, gt=0)  # population stability index, both kinds
+    wasserstein: float = Field(default=0.1, gt=0)  # numeric: in reference standard deviations
+    jensen_shannon: float = Field(default=0.1, gt=0, le=1)  # categorical: base-2 distance
+    max_drifted_features: int = Field(default=0, ge=0)  # more drifted input features than this: retrain
+
+
+class QualityLimits(Section):
+    """Production data quality against the committed schema: over a limit is an alert."""
+
+    max_missing_increase: Share = 0.05  # missing share minus the reference's
+    max_unseen_share: Share = 0.01  # categories the schema does not know
+    max_out_of_range_share: Share = 0.01  # values outside the schema's range
+    max_skipped_share: Share = 0.01  # log rows skipped (corrupt, other model version, schema change)
+
+
+class PerformanceLimits(Section):
+    """Model performance on logged predictions whose labels arrived."""
+
+    max_drop: float = Field(default=0.02, ge=0)  # train.metric, worse than assess's test value by more
+    min_labels: int = Field(default=200, ge=1)  # fewer labels (overall or in a window): not measured
+
+
+class ReplayParams(Section):
+    """`make monitor-demo`: traffic replayed through a running service, as drawn and shifted."""
+
+    rows: int = Field(default=2000, ge=1)
+    seed: int = 5
+    concurrency: int = Field(default=8, ge=1)
+    shift: dict[ColumnName, float] = {}  # numeric column: amount added to every value
+
+
+class MonitorParams(Section):
+    """The monitor stage: logged production data vs the training reference."""
+
+    logs: str = Field(default="data/monitoring/logs", min_length=1)  # every *.jsonl file under it
+    feedback: str = Field(default="data/monitoring/feedback", min_length=1)  # labels keyed by request_id
+    min_rows: int = Field(default=500, ge=1)  # fewer monitored rows: no decision yet ("wait")
+    window_rows: int = Field(default=1000, ge=1)  # rows per window of the performance-over-time view
+    bins: int = Field(default=10, ge=2)  # quantile bins of the reference for numeric PSI
+    drift: DriftLimits = DriftLimits()
+    quality: QualityLimits = QualityLimits()
+    performance: PerformanceLimits = PerformanceLimits()
+    replay: ReplayParams = ReplayParams()
+
+
 class Params(Section):
     """The whole params.yaml: one section per stage, plus the shared `dataset` section."""
 
@@ -348,6 +397,7 @@ class Params(Section):
     package: PackageParams = PackageParams()
     deploy: DeployParams
     infer: InferParams = InferParams()
+    monitor: MonitorParams = MonitorParams()
     sweeps: dict[str, dict[str, object]] = {}
 
     @model_validator(mode="after")
@@ -385,6 +435,7 @@ class Params(Section):
             "standardize.units": list(self.standardize.units),
             "curate.drop": list(self.curate.drop),
             "validate_model.slices.columns": list(self.validate_model.slices.columns),
+            "monitor.replay.shift": list(self.monitor.replay.shift),
         }
 
 

@@ -6,6 +6,10 @@
   400 naming the record, the field and the reason. Concurrent requests are batched together.
 - `POST /predict_bulk` takes `{"columns": {name: [values...]}}`: many rows in one call, column by column, so
   no per-row objects are built.
+- Every answer carries a `request_id` (per record; per call for bulk, whose rows are keyed by position):
+  every scored row is logged with its inputs, outputs and model version (see `pillars.capture`;
+  `PILLARS_MONITOR_DIR`, default ./monitoring, "off" to disable) for the monitor stage, and ground truth
+  that arrives later is joined on that id.
 - Unknown categories and values outside the schema's range are scored as in training and returned as
   warnings. Bodies over `package.max_request_mb` get 413. When `PILLARS_API_TOKEN` is set, every path but
   the health checks, `/metrics` and the OpenAPI document needs `Authorization: Bearer <token>`.
@@ -23,6 +27,7 @@ from typing import Annotated, Any
 import bentoml
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from pillars.capture import log_from_environment, log_line, new_request_ids, utc_now
 from pillars.serving import MODEL_NAME, SERVING_FILE, InputField, Scored, ServingModel, loads
 
 MODEL_TAG = os.environ.get("PILLARS_MODEL_TAG", f"{MODEL_NAME}:latest")
@@ -180,7 +185,10 @@ class PillarsService:
             labelnames=["field"],
         )
 
-    def _score(self, columns: dict[str, list], api: str) -> Scored:
+        self.log = log_from_environment()
+
+    def _score(self, columns: dict[str, list], api: str, request_ids: list[str], rows: list[int]) -> Scored:
+        """Score, count, and log every scored row before the answer leaves."""
         try:
             scored = self.serving.score(self.serving.typed(columns))
         except ValueError as error:
@@ -188,18 +196,33 @@ class PillarsService:
         self.served.labels(api=api).inc(len(scored.predictions))
         for warning in scored.warnings:
             self.warned.labels(field=warning["field"]).inc()
+        if self.log is not None:
+            self.log.write(
+                log_line(
+                    source=api,
+                    model_version=self.serving.version,
+                    request_ids=request_ids,
+                    rows=rows,
+                    inputs=columns,
+                    predictions=scored.predictions,
+                    probabilities=scored.probabilities,
+                    time_utc=utc_now(),
+                )
+            )
         return scored
 
     # The APIs are async: scoring takes about a millisecond, less than handing it to a thread pool costs;
     # workers (one process per core) give the parallelism.
     @bentoml.api(batchable=True, max_batch_size=512, max_latency_ms=10_000)
     async def predict(self, records: list[Record]) -> list[dict[str, Any]]:  # type: ignore[valid-type]
-        """For each record: prediction, probabilities per class (classification), model_version, warnings.
+        """For each record: request_id, prediction, probabilities per class (classification), model_version,
+        warnings.
 
         Plain dicts, not a pydantic response model: BentoML rebuilds a model's JSON schema on every answer,
         which cost about 2 ms of a 5 ms single-row request."""
         columns = {name: [getattr(record, key) for record in records] for name, key in ATTRIBUTES}
-        scored = self._score(columns, "predict")
+        request_ids = new_request_ids(len(records))
+        scored = self._score(columns, "predict", request_ids, [0] * len(records))
         probabilities = (
             [
                 dict(zip(scored.probabilities, row, strict=True))
@@ -210,22 +233,27 @@ class PillarsService:
         )
         return [
             {
+                "request_id": request_id,
                 "prediction": prediction,
                 "probabilities": row_probabilities,
                 "model_version": self.serving.version,
                 "warnings": row_warnings,
             }
-            for prediction, row_probabilities, row_warnings in zip(
-                scored.predictions, probabilities, scored.row_warnings(), strict=True
+            for request_id, prediction, row_probabilities, row_warnings in zip(
+                request_ids, scored.predictions, probabilities, scored.row_warnings(), strict=True
             )
         ]
 
     @bentoml.api(route="/predict_bulk")
     async def predict_bulk(self, columns: Columns) -> dict[str, Any]:  # type: ignore[valid-type]
-        """Many rows in one call, column by column: predictions and probabilities as columns too."""
+        """Many rows in one call, column by column: predictions and probabilities as columns too; one
+        request_id for the call (feedback names rows by request_id and position)."""
         values = {name: getattr(columns, key) for name, key in ATTRIBUTES}
-        scored = self._score(values, "predict_bulk")
+        rows = len(next(iter(values.values())))
+        (request_id,) = new_request_ids(1)
+        scored = self._score(values, "predict_bulk", [request_id] * rows, list(range(rows)))
         return {
+            "request_id": request_id,
             "model_version": self.serving.version,
             "predictions": scored.predictions,
             "probabilities": (

@@ -32,7 +32,7 @@ def test_bad_rows_are_rejected_with_reasons_and_the_rest_scored(reproduced: Path
     batch.loc[3, "marital-status"] = None  # missing, and the schema requires it
     batch.loc[4, "workclass"] = "Space-force"  # unknown category: scored, with a warning
     batch.loc[5, "occupation"] = "?"  # a placeholder: missing, allowed here
-    predictions, rejected, summary = score_frame(batch, serving, schema, ["?"])
+    predictions, rejected, summary, _ = score_frame(batch, serving, schema, ["?"])
     assert predictions["_row"].tolist() == [0, 4, 5]
     reasons = dict(zip(rejected["_row"], rejected["_reason"], strict=True))
     assert reasons[1] == "age: not a valid integer"

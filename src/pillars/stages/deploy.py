@@ -9,9 +9,11 @@ the latency budget is exceeded. metrics/deploy_check.json holds timings, so it d
 
 import http.client
 import json
+import re
 import tempfile
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from pillars import layout
+from pillars.capture import DIR_ENV, logged_rows
 from pillars.errors import PillarsError, run_cli
 from pillars.io import read_parquet, write_json
 from pillars.local_server import import_archive, served
@@ -169,6 +172,15 @@ def bulk_rate(url: str, columns: dict[str, np.ndarray], rows: int) -> float:
     return round(rows / float(seconds), 1)
 
 
+def rows_served(url: str) -> int:
+    """Rows the service scored, summed over APIs, from its Prometheus counter."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return int(
+        sum(float(value) for value in re.findall(r"^pillars_rows_scored_total\{[^}]*\} (\S+)$", text, re.M))
+    )
+
+
 def main() -> None:
     params = load_params()
     settings = params.deploy
@@ -180,7 +192,8 @@ def main() -> None:
     columns = raw_rows(curated, schema, params)
     with tempfile.TemporaryDirectory(prefix="pillars-deploy-") as home:
         tag = import_archive(layout.SERVICE_ARCHIVE, Path(home))
-        with served(tag, Path(home), settings.ready_timeout_s) as (url, ready_s):
+        logs = Path(home) / "prediction-logs"
+        with served(tag, Path(home), settings.ready_timeout_s, {DIR_ENV: str(logs)}) as (url, ready_s):
             client = Client(url)
             about = client.post("/model", {})
             version, labels = about["model_version"], about["labels"]
@@ -189,9 +202,12 @@ def main() -> None:
             single = latency(url, record, settings.latency_requests)
             rate = throughput(url, record, settings.throughput_requests, settings.concurrency)
             rows_per_s = bulk_rate(url, columns, settings.bulk_rows)
+            served_rows = rows_served(url)
+        logged = logged_rows(logs)  # after the load: every served row must be in the prediction log
     checks = {
         "parity_bulk": parity(bulk, offline, labels, settings.tolerance),
         "parity_records": parity(records, offline, labels, settings.tolerance),
+        "capture": {"served_rows": served_rows, "logged_rows": logged, "passed": served_rows == logged},
         "latency": single
         | {"budget": settings.budget.model_dump()}
         | {

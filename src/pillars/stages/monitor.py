@@ -1,0 +1,41 @@
+"""Pillar 15, monitor: logged production data vs the training reference, and a retrain decision.
+
+Reads the prediction logs under `monitor.logs` (the service's, collected, and batch inference's) and the
+ground truth under `monitor.feedback`, and compares them with the curated train split (inputs, as the model
+sees them) and assess's test predictions (outputs). Writes metrics/monitoring.json (`dvc metrics diff`
+shows what changed) and metrics/monitoring.html, a self-contained report that opens offline. A retrain
+decision is a finding, not a failure: the stage succeeds and `make retrain` acts on it.
+"""
+
+from pathlib import Path
+
+from pillars import layout
+from pillars.errors import run_cli
+from pillars.io import read_parquet, write_json, write_text
+from pillars.monitor_report import render_html
+from pillars.monitoring import monitor
+from pillars.params import load_params
+from pillars.stages.infer import packaged_model
+
+
+def main() -> None:
+    params = load_params()
+    report, distributions = monitor(
+        Path(params.monitor.logs),
+        Path(params.monitor.feedback),
+        read_parquet(layout.curated_split("train")),
+        read_parquet(layout.TEST_PREDICTIONS),
+        packaged_model(layout.SERVICE_ARCHIVE),
+        params,
+    )
+    write_json(layout.MONITORING_REPORT, report)
+    write_text(layout.MONITORING_HTML, render_html(report, distributions))
+    decision = report["decision"]
+    print(f"monitor: {report['rows']['monitored']} rows monitored, decision: {decision['action']}")
+    for reason in decision["reasons"]:
+        print(f"  - {reason}")
+    print(f"monitor: report in {layout.MONITORING_HTML}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
