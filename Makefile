@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export BENTOML_DO_NOT_TRACK := true
 
 .PHONY: serve setup run repro schema test test-fast lint format bench lock push pull clean sweep sweep-show \
-	register promote registry which champion
+	register promote registry which champion monitor monitor-demo retrain
 
 setup: $(VENV)/.installed  ## virtual environment from the pinned lock
 
@@ -85,3 +85,12 @@ which: setup  ## the version in a stage (STAGE=prod) and the data hashes and par
 
 champion: setup  ## fill models/champion/ with the model of the version in a stage (STAGE=prod)
 	python -m pillars.registry champion --stage $(or $(STAGE),prod)
+
+monitor: setup  ## the monitor stage on the logs under data/monitoring/logs: metrics/monitoring.{json,html}
+	dvc repro monitor
+
+monitor-demo: setup  ## replay held-out traffic, as drawn and shifted, through the served model; monitor both
+	python -m pillars.replay
+
+retrain: setup  ## when the monitor says so: labelled logged rows -> new DVC-versioned source -> experiment
+	python -m pillars.retrain $(if $(LOGS),--logs $(LOGS)) $(if $(FEEDBACK),--feedback $(FEEDBACK)) $(if $(FORCE),--force)

@@ -17,7 +17,7 @@ import yaml
 
 from pillars.errors import PillarsError, run_cli
 from pillars.metrics import METRICS
-from pillars.params import PARAMS_FILE, load_params, parse_params
+from pillars.params import PARAMS_FILE, Params, load_params, parse_params
 
 SWEEP_TARGET = "assess"  # the last stage a sweep runs
 
@@ -111,6 +111,14 @@ def main() -> None:
             subprocess.run(["dvc", "exp", "remove", name], check=False, capture_output=True)  # rerun replaces
             dvc("exp", "run", "--queue", "--name", name, *set_arguments(overrides), SWEEP_TARGET)
         dvc("exp", "run", "--run-all", "--jobs", str(args.jobs))
+    show_experiments(params)
+    failed = failed_experiments(list(chosen))
+    if failed:
+        raise PillarsError(f"sweep(s) {failed} failed; their logs: `dvc queue logs NAME`")
+
+
+def show_experiments(params: Params) -> None:
+    """The experiments of HEAD beside it, as Markdown, best selected model first."""
     order = "desc" if METRICS[params.dataset.task][params.train.metric].greater_is_better else "asc"
     dvc(
         "exp",
@@ -126,9 +134,6 @@ def main() -> None:
         "--sort-order",
         order,
     )
-    failed = failed_experiments(list(chosen))
-    if failed:
-        raise PillarsError(f"sweep(s) {failed} failed; their logs: `dvc queue logs NAME`")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,110 @@
+"""Retrain on what production taught us (`make retrain`): labelled logged rows become training data.
+
+When the monitor decides "retrain", this folds every logged prediction whose ground truth has arrived into
+the data as a new ingestion source, versioned by DVC (`data/external/monitoring/labelled.parquet` +
+its .dvc file), and reruns the pipeline up to `assess` as a DVC experiment named after the data, in a
+temporary workspace (the DVC queue), so the workspace is left as it was but for the new data. The
+current model stays what it is: the experiment sits beside HEAD in `dvc exp show`, to be compared and, if
+better, promoted (`dvc exp branch`, pull request, `make register`).
+
+The labelled rows carry the raw values the service logged for the model's inputs and the label as clients
+reported it; columns the model does not use were never logged and are missing (validate_data reports them).
+"""
+
+import argparse
+import hashlib
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pillars import layout
+from pillars.errors import PillarsError, run_cli
+from pillars.io import read_parquet, write_parquet
+from pillars.monitoring import KEY_COLUMNS, Skipped, encoded_labels, monitor, read_feedback, read_logs
+from pillars.params import Params, load_params
+from pillars.schema import DataSchema, load_checked
+from pillars.serving import ServingModel
+from pillars.stages.infer import packaged_model
+from pillars.sweep import SWEEP_TARGET, dvc, set_arguments, show_experiments
+
+LABELLED_DATA = Path("data/external/monitoring/labelled.parquet")
+SOURCE_NAME = "monitoring"
+
+
+def labelled_rows(
+    logs: Path, feedback: Path, serving: ServingModel, schema: DataSchema, target: str
+) -> pd.DataFrame:
+    """Logged rows with a known label, as raw rows of the schema (unlogged columns missing)."""
+    skipped = Skipped()
+    logged = read_logs(logs, serving, skipped)
+    truth = read_feedback(feedback, target, skipped)
+    joined = logged.rows[KEY_COLUMNS].merge(truth, on=KEY_COLUMNS, how="left")
+    known = ~np.isnan(encoded_labels(joined["label"], serving))
+    rows = {}
+    for name, column in schema.columns.items():
+        if name == target:
+            values = joined["label"].to_numpy(dtype=object)
+        elif name in logged.inputs:
+            values = logged.inputs[name]
+        else:
+            values = np.full(len(joined), None, dtype=object)
+        kind = "float64" if column.dtype in ("integer", "float") else object
+        rows[name] = pd.Series(values[known], dtype=kind)
+    return pd.DataFrame(rows)
+
+
+def with_source(params: Params) -> list[dict]:
+    """ingest.sources plus the labelled data (once)."""
+    sources = [
+        source.model_dump(by_alias=True) for source in params.ingest.sources if source.name != SOURCE_NAME
+    ]
+    return [*sources, {"name": SOURCE_NAME, "kind": "file", "path": str(LABELLED_DATA), "format": "parquet"}]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m pillars.retrain", description=__doc__.splitlines()[0])
+    parser.add_argument("--logs", type=Path, help="prediction logs (default: monitor.logs)")
+    parser.add_argument("--feedback", type=Path, help="ground truth files (default: monitor.feedback)")
+    parser.add_argument("--force", action="store_true", help="retrain even if the monitor does not say so")
+    args = parser.parse_args()
+    params = load_params()
+    logs = args.logs or Path(params.monitor.logs)
+    feedback = args.feedback or Path(params.monitor.feedback)
+    serving = packaged_model(layout.SERVICE_ARCHIVE)
+    report, _ = monitor(
+        logs,
+        feedback,
+        read_parquet(layout.curated_split("train")),
+        read_parquet(layout.TEST_PREDICTIONS),
+        serving,
+        params,
+    )
+    decision = report["decision"]
+    if decision["action"] != "retrain" and not args.force:
+        raise PillarsError(
+            f"the monitor says {decision['action']!r} for {logs}: {'; '.join(decision['reasons'])} "
+            "(--force retrains anyway)"
+        )
+    labelled = labelled_rows(logs, feedback, serving, load_checked(params), params.dataset.target)
+    if labelled.empty:
+        raise PillarsError(f"no logged prediction in {logs} has a label in {feedback}: nothing to learn from")
+    write_parquet(LABELLED_DATA, labelled)
+    dvc("add", str(LABELLED_DATA))
+    subprocess.run(
+        ["git", "add", f"{LABELLED_DATA}.dvc", str(LABELLED_DATA.parent / ".gitignore")], check=True
+    )
+    digest = hashlib.sha256(LABELLED_DATA.read_bytes()).hexdigest()[:8]
+    name = f"retrain-{digest}"
+    print(f"retrain: {len(labelled)} labelled rows -> {LABELLED_DATA}; experiment {name}")
+    subprocess.run(["dvc", "exp", "remove", name], check=False, capture_output=True)  # a rerun replaces it
+    overrides = set_arguments({"ingest.sources": with_source(params)})
+    dvc("exp", "run", "--queue", "--name", name, *overrides, SWEEP_TARGET)  # in a temporary workspace
+    dvc("exp", "run", "--run-all", "--jobs", "1")
+    show_experiments(params)
+    print(f"retrain: compare {name} with HEAD above; promote it with `dvc exp branch {name} <branch>`")
+
+
+if __name__ == "__main__":
+    run_cli(main)
