@@ -279,6 +279,11 @@ def _header(report: Mapping[str, Any]) -> str:
     better = "" if direction is None else f" ({'higher' if direction else 'lower'} is better)"
     rows = " · ".join(f"{_number(count)} {_words(name)}" for name, count in report["rows"].items())
     skipped = " · ".join(f"{_number(count)} {_words(reason)}" for reason, count in report["skipped"].items())
+    examples = [
+        f"{_words(reason)}: {example}"
+        for reason, found in report.get("skipped_examples", {}).items()
+        for example in found
+    ]
     return (
         f'<header style="--accent:{colour}"><h1>Model monitoring report</h1>'
         f'<p class="muted">model <code>{_esc(report["model_version"])}</code> · task {_esc(report["task"])} · '
@@ -287,7 +292,8 @@ def _header(report: Mapping[str, Any]) -> str:
         f"{_list(decision['reasons'], 'no reasons given')}"
         f"<p>Rows: {_esc(rows)}.</p>"
         f"<p>Skipped input: {_esc(skipped or 'none')}. Skipped input is counted and reported here, not "
-        "fatal: the report covers the rows that remained.</p></header>"
+        "fatal: the report covers the rows that remained.</p>"
+        f"{_list(examples, '')}</header>"
     )
 
 

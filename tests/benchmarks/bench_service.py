@@ -31,6 +31,7 @@ import numpy as np
 from bench_data_pillars import CPU_LIMIT, REPO, RESULTS_DIR, Target, machine_facts, pin_cpus
 
 from pillars import layout
+from pillars.capture import DIR_ENV, PredictionLog, log_line, logged_rows
 from pillars.io import read_parquet
 from pillars.local_server import import_archive, served
 from pillars.params import load_params
@@ -91,7 +92,35 @@ def in_process(serving: ServingModel, one: dict[str, list], bulk: dict[str, list
         ),
         # the client's share of a served bulk call: encoding the request, decoding the answer
         "client_json_bulk_ms": client_json_ms(serving, bulk),
+        "capture": capture_ms(serving, one, bulk),
     }
+
+
+def capture_ms(serving: ServingModel, one: dict[str, list], bulk: dict[str, list]) -> dict[str, Any]:
+    """What logging a scored call adds to the request path: the log line built and written (flushed)."""
+    with tempfile.TemporaryDirectory(prefix="pillars-bench-capture-") as folder:
+        log = PredictionLog(Path(folder), 64 * 1024 * 1024)
+
+        def logged(columns: dict[str, list]) -> Any:
+            scored = serving.score(serving.typed(columns))
+            rows = len(scored.predictions)
+            return lambda: log.write(
+                log_line(
+                    source="bench",
+                    model_version=serving.version,
+                    request_ids=["0" * 32] * rows,
+                    rows=list(range(rows)),
+                    inputs=columns,
+                    predictions=scored.predictions,
+                    probabilities=scored.probabilities,
+                    time_utc="2026-01-01T00:00:00.000000Z",
+                )
+            )
+
+        single = percentiles_ms(seconds_of(logged(one), IN_PROCESS_CALLS, IN_PROCESS_WARMUP))
+        many = seconds_of(logged(bulk), IN_PROCESS_REPEATS, warmup=1)
+        log.close()
+    return {"1_row": single, "bulk_best_ms": round(float(many.min()) * 1000, 2)}
 
 
 def client_json_ms(serving: ServingModel, bulk: dict[str, list]) -> dict[str, float]:
@@ -123,7 +152,8 @@ def measure_served(archive: Path, columns: dict[str, np.ndarray], record: dict[s
         tag = import_archive(archive, Path(home))
         import_s = time.perf_counter() - started
         print(f"imported {tag} in {import_s:.1f} s; serving", flush=True)
-        with served(tag, Path(home), READY_TIMEOUT_S) as (url, ready_s):
+        logs = Path(home) / "prediction-logs"
+        with served(tag, Path(home), READY_TIMEOUT_S, {DIR_ENV: str(logs)}) as (url, ready_s):
             print(f"ready in {ready_s:.1f} s at {url}", flush=True)
             version = Client(url).post("/model", {})["model_version"]
             cpu = time.process_time()
@@ -135,7 +165,9 @@ def measure_served(archive: Path, columns: dict[str, np.ndarray], record: dict[s
             print(f"/predict at concurrency {CONCURRENCY}: {rate} requests/s", flush=True)
             bulk = bulk_rate(url, columns, BULK_ROWS)
             print(f"/predict_bulk, {BULK_ROWS:,} rows a request: {bulk} rows/s", flush=True)
+        logged = logged_rows(logs)
     return {
+        "logged_rows": logged,  # every row served, the warm-ups included, is in the prediction log
         "bento": tag,
         "model_version": version,
         "import_s": round(import_s, 3),
@@ -217,6 +249,11 @@ def table(results: dict, targets: dict[str, Target]) -> str:
             f"client CPU per `/predict` request, concurrency 1 / {CONCURRENCY}",
             f"{single['client_cpu_ms']:.2f} / "
             f"{served_['predict_1_row_concurrency_32']['client_cpu_ms']:.2f} ms",
+        ),
+        row(
+            "prediction capture (log line built + flushed write), 1 row p50 / "
+            f"{BULK_ROWS:,} rows: included in the served figures above",
+            f"{local['capture']['1_row']['p50_ms']:.3f} / {local['capture']['bulk_best_ms']:.1f} ms",
         ),
         row("ratio: served p50 / in-process p50, 1 row", f"{ratios['latency_served_over_in_process']:.1f}x"),
         row(

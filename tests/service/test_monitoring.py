@@ -1,0 +1,93 @@
+"""Monitoring through a real `bentoml serve`: the demo replays held-out traffic as drawn and shifted.
+
+Checks what a team relies on: every answered request is logged with its request id, ground truth dropped
+in later is joined on those ids, the report is written, the monitor stays quiet on the drawn traffic and
+flags exactly the shifted columns, and `make retrain` turns the labelled rows into a source ingest takes.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from pillars.capture import logged_rows
+from pillars.params import load_params
+from pillars.replay import run_demo, summary
+from pillars.retrain import LABELLED_DATA, labelled_rows, with_source
+from pillars.schema import load_schema
+from pillars.stages.infer import packaged_model
+from tests.helpers import copy_repository, run, write_params
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(
+    reproduced: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, dict[str, Any]]]:
+    out = tmp_path_factory.mktemp("demo")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(reproduced)
+        reports = run_demo(load_params(), out)
+    return out, reports
+
+
+def test_every_answered_request_is_logged_and_its_feedback_joined(
+    reproduced: Path, demo: tuple[Path, dict]
+) -> None:
+    out, reports = demo
+    rows = load_params(reproduced / "params.yaml").monitor.replay.rows
+    for name, report in reports.items():
+        assert logged_rows(out / name / "logs") == rows
+        feedback = pd.read_parquet(out / name / "feedback/labels.parquet")
+        assert feedback["request_id"].is_unique and len(feedback) == rows
+        assert report["rows"] == {"logged": rows, "monitored": rows, "labelled": rows}
+        assert report["skipped"]["unmatched_feedback"] == 0
+        assert report["performance"]["current"] is not None
+        assert len(report["performance"]["windows"]) == 2  # 2,000 rows in windows of 1,000, in time order
+        assert all(window["first"] <= window["last"] for window in report["performance"]["windows"])
+        assert json.loads((out / name / "monitoring.json").read_text()) == report
+        assert "<svg" in (out / name / "monitoring.html").read_text()
+
+
+def test_drawn_traffic_is_quiet_and_shifted_traffic_flags_the_shifted_columns(
+    reproduced: Path, demo: tuple[Path, dict]
+) -> None:
+    _, reports = demo
+    shift = load_params(reproduced / "params.yaml").monitor.replay.shift
+    drawn, shifted = reports["drawn"], reports["shifted"]
+    assert drawn["drift"]["drifted_features"] == []
+    assert drawn["decision"]["action"] == "none"
+    assert sorted(shifted["drift"]["drifted_features"]) == sorted(shift)
+    assert shifted["decision"]["action"] == "retrain"
+    assert any(all(name in reason for name in shift) for reason in shifted["decision"]["reasons"])
+    table = summary(reports)
+    assert "| drawn |" in table and "| shifted |" in table
+
+
+def test_retrain_makes_the_labelled_rows_a_source_that_ingest_and_validation_accept(
+    reproduced: Path, demo: tuple[Path, dict], tmp_path: Path
+) -> None:
+    out, _ = demo
+    params = load_params(reproduced / "params.yaml")
+    schema = load_schema(reproduced / "data/schema.yaml")
+    labelled = labelled_rows(
+        out / "shifted/logs",
+        out / "shifted/feedback",
+        packaged_model(reproduced / "models/service.bento"),
+        schema,
+        params.dataset.target,
+    )
+    assert list(labelled.columns) == list(schema.columns)
+    assert len(labelled) == params.monitor.replay.rows
+    assert labelled[params.dataset.target].isin(["<=50K", ">50K"]).all()
+    repo = copy_repository(tmp_path / "repo")
+    (repo / LABELLED_DATA).parent.mkdir(parents=True)
+    labelled.to_parquet(repo / LABELLED_DATA)
+    write_params(repo, ingest={"sources": with_source(params)})
+    for stage in ("ingest", "validate_data"):
+        run(["dvc", "repro", "--single-item", stage], repo)
+    raw = pd.read_parquet(repo / "data/raw/data.parquet")
+    assert (raw["_source"] == "monitoring").sum() == len(labelled)
