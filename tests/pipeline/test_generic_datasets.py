@@ -93,6 +93,7 @@ def write_dataset(repo: Path, case: dict) -> None:
     params["cleanse"] = {"exact_duplicates": True, **case["cleanse"]}
     params["standardize"] = {"case": "lower", "aliases": {}, "units": {}}
     params["curate"] |= {"drop": case["curate_drop"]}
+    params["monitor"]["replay"]["shift"] = {}  # the committed shift names Adult's columns
     params = with_task(params, case["dataset"]["task"])
     params["train"]["families"]["xgboost"] |= {
         "n_trials": 4,
