@@ -47,7 +47,9 @@ def utc_now() -> str:
 
 
 def _plain(values: Sequence[Any] | np.ndarray) -> list[Any]:
-    """JSON-ready values: NumPy arrays to lists, NaN to null (JSON has no NaN)."""
+    """JSON-ready values: NumPy arrays to lists, NaN to null (JSON has no NaN); lists as they are."""
+    if isinstance(values, list):
+        return values
     if isinstance(values, np.ndarray) and values.dtype.kind in "fO":
         not_a_number = values != values
         return np.where(not_a_number, None, values.astype(object)).tolist()
@@ -81,7 +83,11 @@ def log_line(
             else None
         ),
     }
-    return json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
+    try:
+        return json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
+    except ValueError:  # a NaN in a list as a client sent it (pydantic reads the NaN token): null, as scored
+        record["inputs"] = {name: _plain(np.asarray(values, dtype=object)) for name, values in inputs.items()}
+        return json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
 
 
 class PredictionLog:

@@ -293,7 +293,7 @@ def _header(report: Mapping[str, Any]) -> str:
         f"<p>Rows: {_esc(rows)}.</p>"
         f"<p>Skipped input: {_esc(skipped or 'none')}. Skipped input is counted and reported here, not "
         "fatal: the report covers the rows that remained.</p>"
-        f"{_list(examples, '')}</header>"
+        f"{_list(examples, '') if examples else ''}</header>"
     )
 
 

@@ -94,7 +94,7 @@ def read_logs(folder: Path, serving: ServingModel, skipped: Skipped) -> Logged:
     keys: list[pd.DataFrame] = []
     scores: list[np.ndarray] = []
     lines = 0
-    for path in sorted(folder.rglob(f"*{LOG_SUFFIX}")) if folder.is_dir() else []:
+    for path in sorted(folder.rglob(f"*{LOG_SUFFIX}")):
         with path.open(encoding="utf-8", errors="replace") as handle:
             for number, text in enumerate(handle, 1):
                 if not text.strip():
@@ -157,8 +157,7 @@ def read_feedback(folder: Path, target: str, skipped: Skipped) -> pd.DataFrame:
     """Ground truth: every CSV/Parquet/JSONL file under `folder` with request_id, row (default 0) and the
     target column. A file without them is skipped and reported; for a repeated key the last label wins."""
     frames = []
-    paths = sorted(path for path in folder.rglob("*") if path.suffix.lower() in SUFFIX_FORMATS)
-    for path in paths if folder.is_dir() else []:
+    for path in sorted(path for path in folder.rglob("*") if path.suffix.lower() in SUFFIX_FORMATS):
         try:
             frame = read_file(path, "auto")
             missing = [column for column in ("request_id", target) if column not in frame]
@@ -387,25 +386,26 @@ def decide(
     return {"action": "none", "retrain": False, "reasons": [checked]}
 
 
-def monitor(
-    logs: Path,
-    feedback: Path,
-    reference: pd.DataFrame,
-    test_predictions: pd.DataFrame,
-    serving: ServingModel,
-    params: Params,
-) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """The monitoring report (metrics/monitoring.json) and the binned distributions for its plots."""
-    settings = params.monitor
-    metric = params.train.metric
+@dataclass(frozen=True)
+class Monitored:
+    """The logged rows of this model with the ground truth that arrived for them joined on."""
+
+    logged: Logged
+    labels: pd.Series  # per logged row, the label as reported (missing: none yet)
+    encoded: np.ndarray  # the same as the model's targets (NaN: none, or a label the model does not know)
+    skipped: Skipped
+
+
+def read_monitored(logs: Path, feedback: Path, serving: ServingModel, target: str) -> Monitored:
+    """Read the logs and the feedback and join them on (request_id, row), counting what does not fit."""
     skipped = Skipped()
     logged = read_logs(logs, serving, skipped)
-    truth = read_feedback(feedback, params.dataset.target, skipped)
-    joined = logged.rows[KEY_COLUMNS].merge(truth, on=KEY_COLUMNS, how="left")
-    labels = encoded_labels(joined["label"], serving)
-    unknown = joined["label"].notna().to_numpy() & np.isnan(labels)
+    truth = read_feedback(feedback, target, skipped)
+    labels = logged.rows[KEY_COLUMNS].merge(truth, on=KEY_COLUMNS, how="left")["label"]
+    encoded = encoded_labels(labels, serving)
+    unknown = labels.notna().to_numpy() & np.isnan(encoded)
     if unknown.any():
-        examples = sorted({str(value) for value in joined.loc[unknown, "label"]})[:MAX_EXAMPLES]
+        examples = sorted({str(value) for value in labels[unknown]})[:MAX_EXAMPLES]
         skipped.add(
             "unknown_labels", int(unknown.sum()), str(feedback), f"labels {examples} are not the model's"
         )
@@ -417,25 +417,37 @@ def monitor(
             str(feedback),
             "no logged prediction has these keys",
         )
-    monitored = len(logged.rows)
+    return Monitored(logged, labels, encoded, skipped)
+
+
+def monitor(
+    monitored: Monitored,
+    reference: pd.DataFrame,
+    test_predictions: pd.DataFrame,
+    serving: ServingModel,
+    params: Params,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The monitoring report (metrics/monitoring.json) and the binned distributions for its plots."""
+    settings = params.monitor
+    metric = params.train.metric
+    logged, skipped = monitored.logged, monitored.skipped
+    rows = len(logged.rows)
     skipped_rows = sum(skipped.counts[reason] for reason in ("other_model_version", "schema_change"))
-    skipped_share = (skipped_rows + skipped.counts["corrupt_lines"]) / max(monitored + skipped_rows, 1)
-    drifts, distributions = feature_drift(logged, reference, serving, settings) if monitored else ({}, {})
+    skipped_share = (skipped_rows + skipped.counts["corrupt_lines"]) / max(rows + skipped_rows, 1)
+    drifts: dict[str, ColumnDrift] = {}
     predictions: dict[str, ColumnDrift] = {}
-    if monitored:
+    distributions: dict[str, Distribution] = {}
+    if rows:
+        drifts, distributions = feature_drift(logged, reference, serving, settings)
         name, drift, distribution = prediction_drift(logged, test_predictions, serving, settings)
         predictions[name], distributions[name] = drift, distribution
     reference_value = serving.metadata.get("test_metrics", {}).get(metric)
-    measured = performance(logged, labels, serving, metric, reference_value, settings)
+    measured = performance(logged, monitored.encoded, serving, metric, reference_value, settings)
     report = {
         "model_version": serving.version,
         "task": serving.task,
         "metric": metric,
-        "rows": {
-            "logged": monitored + skipped_rows,
-            "monitored": monitored,
-            "labelled": measured["labelled"],
-        },
+        "rows": {"logged": rows + skipped_rows, "monitored": rows, "labelled": measured["labelled"]},
         "skipped": {reason: int(skipped.counts[reason]) for reason in SKIP_REASONS},
         "skipped_examples": skipped.examples,
         "thresholds": {
@@ -449,6 +461,6 @@ def monitor(
         },
         "quality": data_quality(logged, reference, serving, settings, skipped_share),
         "performance": measured,
-        "decision": decide(monitored, drifts, predictions, measured, metric, settings),
+        "decision": decide(rows, drifts, predictions, measured, metric, settings),
     }
     return report, {name: distribution.as_dict() for name, distribution in distributions.items()}

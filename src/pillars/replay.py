@@ -25,7 +25,7 @@ from pillars.errors import PillarsError, run_cli
 from pillars.io import read_parquet, write_json, write_parquet, write_text
 from pillars.local_server import import_archive, served
 from pillars.monitor_report import render_html
-from pillars.monitoring import monitor
+from pillars.monitoring import monitor, read_monitored
 from pillars.params import Params, load_params
 from pillars.schema import load_checked
 from pillars.serving import ServingModel
@@ -110,7 +110,8 @@ def run_demo(params: Params, out: Path) -> dict[str, dict[str, Any]]:
                 feedback / "labels.parquet",
                 pd.DataFrame({"request_id": request_ids, "row": 0, params.dataset.target: labels}),
             )
-            report, distributions = monitor(logs, feedback, reference, test_predictions, serving, params)
+            monitored = read_monitored(logs, feedback, serving, params.dataset.target)
+            report, distributions = monitor(monitored, reference, test_predictions, serving, params)
             write_json(folder / "monitoring.json", report)
             write_text(folder / "monitoring.html", render_html(report, distributions))
             reports[name] = report

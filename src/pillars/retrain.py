@@ -22,10 +22,9 @@ import pandas as pd
 from pillars import layout
 from pillars.errors import PillarsError, run_cli
 from pillars.io import read_parquet, write_parquet
-from pillars.monitoring import KEY_COLUMNS, Skipped, encoded_labels, monitor, read_feedback, read_logs
+from pillars.monitoring import Monitored, monitor, read_monitored
 from pillars.params import Params, load_params
 from pillars.schema import DataSchema, load_checked
-from pillars.serving import ServingModel
 from pillars.stages.infer import packaged_model
 from pillars.sweep import SWEEP_TARGET, dvc, set_arguments, show_experiments
 
@@ -33,23 +32,17 @@ LABELLED_DATA = Path("data/external/monitoring/labelled.parquet")
 SOURCE_NAME = "monitoring"
 
 
-def labelled_rows(
-    logs: Path, feedback: Path, serving: ServingModel, schema: DataSchema, target: str
-) -> pd.DataFrame:
-    """Logged rows with a known label, as raw rows of the schema (unlogged columns missing)."""
-    skipped = Skipped()
-    logged = read_logs(logs, serving, skipped)
-    truth = read_feedback(feedback, target, skipped)
-    joined = logged.rows[KEY_COLUMNS].merge(truth, on=KEY_COLUMNS, how="left")
-    known = ~np.isnan(encoded_labels(joined["label"], serving))
+def labelled_rows(monitored: Monitored, schema: DataSchema, target: str) -> pd.DataFrame:
+    """Logged rows with a label the model knows, as raw rows of the schema (unlogged columns missing)."""
+    known = ~np.isnan(monitored.encoded)
     rows = {}
     for name, column in schema.columns.items():
         if name == target:
-            values = joined["label"].to_numpy(dtype=object)
-        elif name in logged.inputs:
-            values = logged.inputs[name]
+            values = monitored.labels.to_numpy(dtype=object)
+        elif name in monitored.logged.inputs:
+            values = monitored.logged.inputs[name]
         else:
-            values = np.full(len(joined), None, dtype=object)
+            values = np.full(len(known), None, dtype=object)
         kind = "float64" if column.dtype in ("integer", "float") else object
         rows[name] = pd.Series(values[known], dtype=kind)
     return pd.DataFrame(rows)
@@ -73,9 +66,9 @@ def main() -> None:
     logs = args.logs or Path(params.monitor.logs)
     feedback = args.feedback or Path(params.monitor.feedback)
     serving = packaged_model(layout.SERVICE_ARCHIVE)
+    monitored = read_monitored(logs, feedback, serving, params.dataset.target)
     report, _ = monitor(
-        logs,
-        feedback,
+        monitored,
         read_parquet(layout.curated_split("train")),
         read_parquet(layout.TEST_PREDICTIONS),
         serving,
@@ -87,7 +80,7 @@ def main() -> None:
             f"the monitor says {decision['action']!r} for {logs}: {'; '.join(decision['reasons'])} "
             "(--force retrains anyway)"
         )
-    labelled = labelled_rows(logs, feedback, serving, load_checked(params), params.dataset.target)
+    labelled = labelled_rows(monitored, load_checked(params), params.dataset.target)
     if labelled.empty:
         raise PillarsError(f"no logged prediction in {logs} has a label in {feedback}: nothing to learn from")
     write_parquet(LABELLED_DATA, labelled)

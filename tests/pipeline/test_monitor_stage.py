@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pillars.monitoring import monitor
+from pillars.monitoring import monitor, read_monitored
 from pillars.params import load_params
 from pillars.stages.infer import packaged_model
 
@@ -47,12 +47,12 @@ def test_bad_monitoring_input_is_skipped_counted_and_not_fatal(reproduced: Path,
         {"request_id": ["holdout.parquet"] * 3, "row": [0, 1, 2], "income": ["<=50K", ">50K", "maybe"]}
     ).to_csv(feedback / "labels.csv", index=False)
     params = load_params(reproduced / "params.yaml")
+    serving = packaged_model(reproduced / "models/service.bento")
     report, _ = monitor(
-        logs,
-        feedback,
+        read_monitored(logs, feedback, serving, params.dataset.target),
         pd.read_parquet(reproduced / "data/curated/train.parquet"),
         pd.read_parquet(reproduced / "data/predictions/test.parquet"),
-        packaged_model(reproduced / "models/service.bento"),
+        serving,
         params,
     )
     assert report["skipped"] == {

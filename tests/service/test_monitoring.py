@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from pillars.capture import logged_rows
+from pillars.monitoring import read_monitored
 from pillars.params import load_params
 from pillars.replay import run_demo, summary
 from pillars.retrain import LABELLED_DATA, labelled_rows, with_source
@@ -73,13 +74,9 @@ def test_retrain_makes_the_labelled_rows_a_source_that_ingest_and_validation_acc
     out, _ = demo
     params = load_params(reproduced / "params.yaml")
     schema = load_schema(reproduced / "data/schema.yaml")
-    labelled = labelled_rows(
-        out / "shifted/logs",
-        out / "shifted/feedback",
-        packaged_model(reproduced / "models/service.bento"),
-        schema,
-        params.dataset.target,
-    )
+    serving = packaged_model(reproduced / "models/service.bento")
+    monitored = read_monitored(out / "shifted/logs", out / "shifted/feedback", serving, params.dataset.target)
+    labelled = labelled_rows(monitored, schema, params.dataset.target)
     assert list(labelled.columns) == list(schema.columns)
     assert len(labelled) == params.monitor.replay.rows
     assert labelled[params.dataset.target].isin(["<=50K", ">50K"]).all()

@@ -13,19 +13,22 @@ from pillars import layout
 from pillars.errors import run_cli
 from pillars.io import read_parquet, write_json, write_text
 from pillars.monitor_report import render_html
-from pillars.monitoring import monitor
+from pillars.monitoring import monitor, read_monitored
 from pillars.params import load_params
 from pillars.stages.infer import packaged_model
 
 
 def main() -> None:
     params = load_params()
+    serving = packaged_model(layout.SERVICE_ARCHIVE)
+    monitored = read_monitored(
+        Path(params.monitor.logs), Path(params.monitor.feedback), serving, params.dataset.target
+    )
     report, distributions = monitor(
-        Path(params.monitor.logs),
-        Path(params.monitor.feedback),
+        monitored,
         read_parquet(layout.curated_split("train")),
         read_parquet(layout.TEST_PREDICTIONS),
-        packaged_model(layout.SERVICE_ARCHIVE),
+        serving,
         params,
     )
     write_json(layout.MONITORING_REPORT, report)
