@@ -19,13 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pillars import layout
 from pillars.errors import PillarsError, run_cli
-from pillars.io import read_parquet, write_parquet
-from pillars.monitoring import Monitored, monitor, read_monitored
+from pillars.io import write_parquet
+from pillars.monitoring import Monitored
 from pillars.params import Params, load_params
 from pillars.schema import DataSchema, load_checked
-from pillars.stages.infer import packaged_model
+from pillars.stages.monitor import monitor_workspace
 from pillars.sweep import SWEEP_TARGET, dvc, set_arguments, show_experiments
 
 LABELLED_DATA = Path("data/external/monitoring/labelled.parquet")
@@ -65,15 +64,7 @@ def main() -> None:
     params = load_params()
     logs = args.logs or Path(params.monitor.logs)
     feedback = args.feedback or Path(params.monitor.feedback)
-    serving = packaged_model(layout.SERVICE_ARCHIVE)
-    monitored = read_monitored(logs, feedback, serving, params.dataset.target)
-    report, _ = monitor(
-        monitored,
-        read_parquet(layout.curated_split("train")),
-        read_parquet(layout.TEST_PREDICTIONS),
-        serving,
-        params,
-    )
+    report, _, monitored = monitor_workspace(logs, feedback, params)
     decision = report["decision"]
     if decision["action"] != "retrain" and not args.force:
         raise PillarsError(
