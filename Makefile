@@ -8,7 +8,9 @@ export PATH := $(BIN):$(PATH)
 export BENTOML_DO_NOT_TRACK := true
 
 .PHONY: serve setup run repro schema test test-fast lint format bench lock push pull clean sweep sweep-show \
-	register promote registry which champion monitor monitor-demo retrain
+	register promote registry which champion monitor monitor-demo retrain \
+	ci-pull pr-report pr-comment sweep-report exp-push release-version release-publish bento-context \
+	container-smoke deploy-resolve monitor-alert retrain-pr
 
 setup: $(VENV)/.installed  ## virtual environment from the pinned lock
 
@@ -59,7 +61,46 @@ pull: setup  ## download them (then `dvc repro` has nothing to do)
 	dvc pull
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache build
+
+# --- CI/CD: what .github/workflows/ run, one target per step (the tests run each of them here) ---------------
+# Results for the workflows go to build/ (git-ignored); GitHub step outputs to $GITHUB_OUTPUT when set.
+
+ci-pull: setup  ## CI: pull data and models from the DVC remote in DVC_REMOTE_URL (a secret) if set
+	python -m pillars.ci_remote
+
+pr-report: setup  ## the pull-request report against BASE (default origin/main): build/report/report.md + plots
+	python -m pillars.pr_report --base $(or $(BASE),origin/main) --out build/report
+
+pr-comment: setup  ## post or update the sticky comment MARKER on pull request PR with BODY (GitHub CLI)
+	python -m pillars.github comment --pr $(PR) --body-file $(BODY) --marker $(MARKER)
+
+sweep-report: setup  ## the sweep comparison table as Markdown: build/sweep.md
+	python -m pillars.sweep --show-only --out build/sweep.md
+
+exp-push: setup  ## push HEAD's experiments (and their DVC data, if a remote is set) to the Git remote REMOTE
+	python -m pillars.ci_remote push-experiments --git-remote $(or $(REMOTE),origin)
+
+release-version: setup  ## register HEAD's model with GTO unless its model is registered already; print the version
+	python -m pillars.registry release
+
+release-publish: setup  ## push the registry tags of HEAD's version to the Git remote REMOTE
+	python -m pillars.registry publish --git-remote $(or $(REMOTE),origin)
+
+bento-context: setup  ## the container build context of models/service.bento (Dockerfile in env/docker/): build/bento
+	python -m pillars.container context --out build/bento
+
+container-smoke: setup  ## run IMAGE with Docker, wait for /readyz, check predictions against the packaged model
+	python -m pillars.container smoke --image $(IMAGE)
+
+deploy-resolve: setup  ## resolve a GTO stage assignment tag REF to the model version and its image
+	python -m pillars.registry check-ref $(REF)
+
+monitor-alert: setup  ## when metrics/monitoring.json says retrain: open or update the monitoring issue (GitHub CLI)
+	python -m pillars.monitor_alert
+
+retrain-pr: setup  ## retrain on the labelled logs as an experiment, push it as a branch, open a pull request
+	python -m pillars.retrain --pull-request $(if $(FORCE),--force)
 
 serve: setup  ## serve the packaged model (models/service.bento) on 127.0.0.1 (PORT=3000; PILLARS_API_TOKEN=... to require a token)
 	python -m pillars.local_server --port $(or $(PORT),3000)
