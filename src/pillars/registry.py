@@ -16,12 +16,14 @@ from pathlib import Path
 
 import yaml
 
+from pillars.actions import image_repository, set_outputs
 from pillars.errors import PillarsError, run_cli
 from pillars.io import write_bytes
 from pillars.layout import CHAMPION_DIR, FEATURE_PIPELINE, SELECTED_MODEL
 
 GTO = Path(sys.executable).parent / "gto"
 DVC_YAML = Path("dvc.yaml")
+DVC_LOCK = Path("dvc.lock")
 STAGES = ("dev", "staging", "prod")
 # The first version, when there is nothing to bump yet (GTO refuses a bump then)
 FIRST_VERSION = {"major": "v1.0.0", "minor": "v0.1.0", "patch": "v0.0.1"}
@@ -140,6 +142,49 @@ def promote(name: str, version: str, stage: str) -> None:
     gto("assign", name, "--version", version, "--stage", stage, "--simple", "false")
 
 
+def model_hashes(lock_text: str) -> dict[str, str]:
+    """The hashes that identify a model: the feature pipeline and the selected model in a dvc.lock."""
+    hashes = output_hashes(lock_text)
+    return {path: hashes.get(path, "") for path in LINEAGE_MODELS}
+
+
+def release(name: str) -> tuple[str, bool]:
+    """HEAD's version, registering HEAD (minor bump) only when its model differs from the newest version's:
+    every push to main releases, but only a new model makes a new version. Returns (version, new)."""
+    check_committed()
+    versions = registered(name)
+    if versions:
+        newest = versions[0]
+        if model_hashes(read_at(newest.commit, "dvc.lock")) == model_hashes(
+            DVC_LOCK.read_text(encoding="utf-8")
+        ):
+            return newest.version, False
+    return register(name, "minor").split("@", 1)[1], True
+
+
+def publish(name: str, git_remote: str) -> str:
+    """Push the registration tag of HEAD's version: the registry is the Git remote's tags."""
+    head = git("rev-parse", "HEAD").strip()
+    at_head = [version.version for version in registered(name) if version.commit == head]
+    if not at_head:
+        raise PillarsError(
+            f"{name}: HEAD ({head[:12]}) is not registered; run `python -m pillars.registry release`"
+        )
+    tag = f"{name}@{at_head[0]}"
+    git("push", git_remote, f"refs/tags/{tag}")
+    return tag
+
+
+def stage_assignment(ref: str) -> dict[str, str]:
+    """The artifact, version and stage that a GTO stage assignment tag (`NAME#STAGE#N`) names."""
+    found = json.loads(gto("check-ref", ref.removeprefix("refs/tags/"), "--json") or "{}")
+    if found.get("event") != "assignment":
+        raise PillarsError(
+            f"{ref}: not a GTO stage assignment tag (NAME#STAGE#N); found {found or 'nothing'}"
+        )
+    return {"name": found["artifact"], "version": found["version"], "stage": found["stage"]}
+
+
 def table(name: str) -> str:
     """The registry as a table: each version with its stages, commit and registration time."""
     rows = [("version", "stages", "commit", "registered")]
@@ -226,6 +271,11 @@ def main() -> None:
         "champion", help="fill models/champion/ from the version in a stage"
     )
     champion_parser.add_argument("--stage", default="prod", choices=STAGES)
+    commands.add_parser("release", help="HEAD's version: registered now unless its model already is (CI)")
+    publish_parser = commands.add_parser("publish", help="push HEAD's registration tag to a Git remote (CI)")
+    publish_parser.add_argument("--git-remote", default="origin")
+    check_parser = commands.add_parser("check-ref", help="the version and stage a stage assignment tag names")
+    check_parser.add_argument("ref", help="e.g. pillars-model#prod#3 or refs/tags/pillars-model#prod#3")
     arguments = parser.parse_args()
 
     name = artifact_name()
@@ -238,6 +288,14 @@ def main() -> None:
         print(table(name))
     elif arguments.command == "which":
         print(json.dumps(lineage(name, arguments.stage), indent=2, ensure_ascii=False))
+    elif arguments.command == "release":
+        version, new = release(name)
+        set_outputs(version=version, new=str(new).lower(), image=image_repository())
+    elif arguments.command == "publish":
+        print(f"pushed {publish(name, arguments.git_remote)} to {arguments.git_remote}")
+    elif arguments.command == "check-ref":
+        assigned = stage_assignment(arguments.ref)
+        set_outputs(**assigned, image=image_repository())
     else:
         version = fill_champion(name, arguments.stage)
         print(f"{CHAMPION_DIR}: {name}@{version.version} ({arguments.stage}, commit {version.commit[:12]})")

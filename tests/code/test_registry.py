@@ -50,8 +50,8 @@ def pipeline_files(md5: str, seed: int) -> dict[str, str]:
     }
 
 
-def registry(repo: Path, *arguments: str, check: bool = True):
-    return run([sys.executable, "-m", "pillars.registry", *arguments], repo, check=check)
+def registry(repo: Path, *arguments: str, check: bool = True, env: dict[str, str] | None = None):
+    return run([sys.executable, "-m", "pillars.registry", *arguments], repo, env=env, check=check)
 
 
 def refused(repo: Path, *arguments: str) -> str:
@@ -176,3 +176,57 @@ def test_champion_is_the_prod_model_as_committed(git_repo: Path) -> None:
     error = refused(clone, "champion")
     assert "models/selected/model.pkl at commit" in error
     assert "run `dvc push` (make push) on the machine that trained it" in error
+
+
+def step_outputs(path: Path) -> dict[str, str]:
+    """The outputs a step wrote to GITHUB_OUTPUT (name=value lines)."""
+    return dict(line.split("=", 1) for line in path.read_text().splitlines())
+
+
+@pytest.mark.slow
+def test_release_registers_only_a_new_model_and_publishes_its_tag(git_repo: Path, tmp_path: Path) -> None:
+    """What the release workflow runs on every push to main (make release-version, make release-publish)."""
+    outputs = tmp_path / "outputs"
+    actions = {"GITHUB_OUTPUT": str(outputs), "GITHUB_REPOSITORY": "Some-Owner/Pillars"}
+    commit(git_repo, "first model", pipeline_files("a" * 32, seed=1))
+    registry(git_repo, "release", env=actions)
+    assert step_outputs(outputs) == {
+        "version": "v0.1.0",
+        "new": "true",
+        "image": "ghcr.io/some-owner/pillars",
+    }
+
+    commit(git_repo, "README only", {"README.md": "same model"})
+    outputs.unlink()
+    registry(git_repo, "release", env=actions)
+    assert step_outputs(outputs)["version"] == "v0.1.0" and step_outputs(outputs)["new"] == "false"
+    assert "HEAD" in refused(git_repo, "publish") and "is not registered" in refused(git_repo, "publish")
+
+    commit(git_repo, "second model", pipeline_files("b" * 32, seed=2))
+    outputs.unlink()
+    registry(git_repo, "release", env=actions)
+    assert step_outputs(outputs)["version"] == "v0.2.0" and step_outputs(outputs)["new"] == "true"
+
+    remote = tmp_path / "remote.git"
+    run(["git", "init", "-q", "--bare", str(remote)], tmp_path)
+    run(["git", "remote", "add", "origin", str(remote)], git_repo)
+    assert registry(git_repo, "publish").stdout.strip() == "pushed model@v0.2.0 to origin"
+    tags = run(["git", "ls-remote", "--tags", "--refs", "origin"], git_repo).stdout.split()[1::2]
+    assert tags == ["refs/tags/model@v0.2.0"], "only the new version's tag is pushed"
+
+
+@pytest.mark.slow
+def test_check_ref_resolves_a_stage_assignment_tag(git_repo: Path, tmp_path: Path) -> None:
+    """What the deploy workflow runs on a `NAME#STAGE#N` tag (make deploy-resolve)."""
+    commit(git_repo, "first model", pipeline_files("a" * 32, seed=1))
+    registry(git_repo, "register")
+    registry(git_repo, "promote", "v0.1.0", "prod")
+    outputs = tmp_path / "outputs"
+    registry(git_repo, "check-ref", "refs/tags/model#prod#1", env={"GITHUB_OUTPUT": str(outputs)})
+    assert step_outputs(outputs) == {
+        "name": "model",
+        "version": "v0.1.0",
+        "stage": "prod",
+        "image": "pillars-service",
+    }
+    assert "not a GTO stage assignment tag" in refused(git_repo, "check-ref", "model@v0.1.0")
