@@ -1,0 +1,258 @@
+"""pillars.github against a fake GitHub CLI: GitHub is mocked because no network reaches it from here.
+
+tests/code/fake_gh.py goes first on PATH as `gh`. It keeps GitHub's side (issues, pull requests, comments,
+labels) in a JSON file, takes gh's own arguments and prints gh's own output formats, refuses what GitHub
+refuses (bodies over the limit, unknown labels, a second pull request for a branch), and records every
+call, so the tests check what reached "GitHub" and how.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pillars.errors import PillarsError
+from pillars.github import BODY_LIMIT, fit, sticky_comment, upsert_issue, upsert_pull_request
+
+FAKE_GH = Path(__file__).with_name("fake_gh.py")
+REPO = "octo/pillars"
+TOKEN = "ghs_FakeTokenThatMustNeverBePrinted"
+MARKER_LINE = "<!-- pillars:report -->"
+FEATURE_PR = {
+    "number": 7,
+    "title": "Feature",
+    "body": "",
+    "state": "OPEN",
+    "headRefName": "feature",
+    "baseRefName": "main",
+}
+HUMAN = {"id": 501, "issue": 7, "body": "Looks good to me", "user": {"login": "alice"}}
+QUOTING = {"id": 502, "issue": 7, "body": f"> {MARKER_LINE}\n> quoted", "user": {"login": "bob"}}
+
+
+class FakeGitHub:
+    """The fake's state file: what GitHub holds, and the gh calls so far."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def state(self) -> dict:
+        return json.loads(self.path.read_text(encoding="utf-8"))
+
+    def set(self, **values: object) -> None:
+        self.path.write_text(json.dumps({**self.state(), **values}), encoding="utf-8")
+
+    def comments(self, issue: int) -> dict[int, dict]:
+        return {comment["id"]: comment for comment in self.state()["comments"] if comment["issue"] == issue}
+
+    def calls(self) -> list[dict]:
+        return self.state().get("calls", [])  # the fake adds the list at its first call
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeGitHub:
+    """The fake gh first on PATH, a repository with pull request #7, and Actions' GITHUB_REPOSITORY set."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    gh = bin_dir / "gh"
+    gh.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_GH}" "$@"\n')
+    gh.chmod(0o755)
+    state = tmp_path / "github.json"
+    state.write_text(
+        json.dumps({"repo": REPO, "issues": [], "pulls": [FEATURE_PR], "comments": [], "labels": []}),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_GH_STATE", str(state))
+    monkeypatch.setenv("GH_TOKEN", TOKEN)
+    monkeypatch.setenv("GITHUB_REPOSITORY", REPO)  # the fake fails unless gh gets it as GH_REPO
+    for name in ("GH_REPO", "GITHUB_TOKEN", "GITHUB_SERVER_URL", "GITHUB_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    return FakeGitHub(state)
+
+
+def test_sticky_comment_is_created_then_updated_per_marker(
+    fake: FakeGitHub, capsys: pytest.CaptureFixture
+) -> None:
+    fake.set(comments=[HUMAN, QUOTING])
+    first = sticky_comment(7, "accuracy 0.91", "report")
+    assert capsys.readouterr().out == f"created comment {first}\n"
+    assert sticky_comment(7, "accuracy 0.93", "report") == first
+    assert capsys.readouterr().out == f"updated comment {first}\n"
+    comments = fake.comments(7)
+    assert len(comments) == 3
+    assert comments[first]["body"] == f"{MARKER_LINE}\naccuracy 0.93"
+    sweep = sticky_comment(7, "sweep table", "sweep")
+    comments = fake.comments(7)
+    assert sweep != first
+    assert comments[sweep]["body"] == "<!-- pillars:sweep -->\nsweep table"
+    assert comments[first]["body"] == f"{MARKER_LINE}\naccuracy 0.93"
+    assert comments[HUMAN["id"]] == HUMAN
+    assert comments[QUOTING["id"]] == QUOTING  # a reply quoting the marker is not ours
+
+
+def test_sticky_comment_reads_every_page_and_updates_the_newest(fake: FakeGitHub) -> None:
+    older = {"id": 503, "issue": 7, "body": f"{MARKER_LINE}\nold", "user": {"login": "github-actions[bot]"}}
+    newer = {**older, "id": 506, "body": f"{MARKER_LINE}\nnewer"}
+    others = [{**HUMAN, "id": number} for number in (504, 505, 507)]
+    fake.set(page_size=2, comments=[HUMAN, older, *others[:2], newer, others[2]])
+    assert sticky_comment(7, "newest", "report") == 506  # on the third page of two
+    comments = fake.comments(7)
+    assert len(comments) == 6
+    assert comments[506]["body"] == f"{MARKER_LINE}\nnewest"
+    assert comments[503] == older
+
+
+def test_long_bodies_are_cut_under_the_limit_with_a_note(
+    fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
+    monkeypatch.setenv("GITHUB_RUN_ID", "42")
+    rows = "".join(f"| row {number} | {number / 7:.6f} |\n" for number in range(8_000))
+    comment_id = sticky_comment(7, rows, "report")
+    comment = fake.comments(7)[comment_id]["body"]
+    kept, _, note = comment.partition("\n\n---\n")
+    assert len(comment) <= BODY_LIMIT < len(rows)
+    assert kept.startswith(MARKER_LINE) and rows.startswith(kept.removeprefix(f"{MARKER_LINE}\n") + "\n")
+    assert "truncated" in note
+    assert f"artifacts of [the workflow run](https://github.com/{REPO}/actions/runs/42)" in note
+
+
+def test_a_cut_inside_a_code_block_closes_it() -> None:
+    assert fit("short\n```\ncode\n```\n") == "short\n```\ncode\n```\n"
+    cut = fit("```text\n" + "x = 1\n" * 20_000 + "```\n")
+    assert len(cut) <= BODY_LIMIT
+    assert sum(line.startswith("```") for line in cut.splitlines()) == 2
+    assert cut.rstrip().endswith("the full report is in the artifacts of the workflow run.")
+
+
+def test_issue_is_created_with_its_label_then_updated(
+    fake: FakeGitHub, capsys: pytest.CaptureFixture
+) -> None:
+    title = "Monitoring: retrain the model"
+    closed = {
+        "number": 3,
+        "title": title,
+        "body": "old",
+        "state": "CLOSED",
+        "labels": [{"name": "monitoring"}],
+    }
+    fake.set(issues=[closed])
+    number = upsert_issue(title, "drift in age", "monitoring")
+    assert capsys.readouterr().out == f"created issue #{number}\n"
+    assert [label["name"] for label in fake.state()["labels"]] == ["monitoring"]
+    assert upsert_issue(title, "drift in age and hours", "monitoring") == number
+    assert capsys.readouterr().out == f"updated issue #{number}\n"
+    issues = fake.state()["issues"]
+    assert issues[0] == closed
+    assert issues[1:] == [
+        {
+            "number": number,
+            "title": title,
+            "body": "drift in age and hours",
+            "state": "OPEN",
+            "labels": [{"name": "monitoring"}],
+        }
+    ]
+    [note] = fake.comments(number).values()
+    assert note["body"].startswith("Description updated")
+
+
+def test_an_existing_label_is_left_as_it_is(fake: FakeGitHub) -> None:
+    fake.set(labels=[{"name": "monitoring", "color": "abcdef", "description": "drift alerts"}])
+    upsert_issue("Monitoring: retrain the model", "drift", "monitoring")
+    assert fake.state()["labels"] == [
+        {"name": "monitoring", "color": "abcdef", "description": "drift alerts"}
+    ]
+    assert not [call for call in fake.calls() if call["argv"][:2] == ["label", "create"]]
+
+
+def test_pull_request_is_created_then_updated(fake: FakeGitHub, capsys: pytest.CaptureFixture) -> None:
+    number = upsert_pull_request("retrain-1a2b3c4d", "main", "Retrain on labelled logs", "first")
+    assert capsys.readouterr().out == f"created pull request #{number}\n"
+    assert (
+        upsert_pull_request("retrain-1a2b3c4d", "main", "Retrain on labelled logs (again)", "second")
+        == number
+    )
+    assert capsys.readouterr().out == f"updated pull request #{number}\n"
+    pulls = fake.state()["pulls"]
+    assert pulls == [
+        FEATURE_PR,
+        {
+            "number": number,
+            "title": "Retrain on labelled logs (again)",
+            "body": "second",
+            "state": "OPEN",
+            "headRefName": "retrain-1a2b3c4d",
+            "baseRefName": "main",
+        },
+    ]
+
+
+def test_bodies_go_through_stdin_never_the_command_line(fake: FakeGitHub) -> None:
+    bodies = ["comment body 'quoted' $HOME", "issue body `x`", "pull-request body\nline 2"]
+    sticky_comment(7, bodies[0], "report")
+    upsert_issue("Title", bodies[1], "monitoring")
+    upsert_pull_request("branch", "main", "Title", bodies[2])
+    calls = fake.calls()
+    stdin = "".join(call["stdin"] for call in calls)
+    for body in bodies:
+        assert not [call for call in calls if any(body in argument for argument in call["argv"])]
+        assert json.dumps(body)[1:-1] in stdin or body in stdin
+
+
+def test_a_gh_failure_names_the_command_and_what_gh_said(fake: FakeGitHub) -> None:
+    fake.set(
+        fail={"command": "issue list", "stderr": "HTTP 502: Bad Gateway (https://api.github.com/graphql)"}
+    )
+    with pytest.raises(PillarsError) as caught:
+        upsert_issue("Title", "body", "monitoring")
+    message = str(caught.value)
+    assert "`gh issue list --state open --label monitoring" in message
+    assert "HTTP 502: Bad Gateway" in message
+
+
+def test_the_token_is_in_no_error(fake: FakeGitHub, tmp_path: Path) -> None:
+    fake.set(
+        fail={"command": "api --paginate", "stderr": f"gh: Bad credentials (HTTP 401)\nsent token {TOKEN}"}
+    )
+    with pytest.raises(PillarsError) as caught:
+        sticky_comment(7, "body", "report")
+    assert TOKEN not in str(caught.value)
+    assert "Bad credentials (HTTP 401)" in str(caught.value)
+    body = tmp_path / "report.md"
+    body.write_text("body", encoding="utf-8")
+    result = comment_cli(body)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: `gh api --paginate")
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def comment_cli(body: Path) -> subprocess.CompletedProcess:
+    command = ["comment", "--pr", "7", "--body-file", str(body), "--marker", "report"]
+    return subprocess.run([sys.executable, "-m", "pillars.github", *command], capture_output=True, text=True)
+
+
+def test_cli(fake: FakeGitHub, tmp_path: Path) -> None:
+    body = tmp_path / "report.md"
+    body.write_text("# Report\n", encoding="utf-8")
+    result = comment_cli(body)
+    assert (result.returncode, result.stdout) == (0, "created comment 1001\n"), result.stderr
+    assert fake.comments(7)[1001]["body"] == f"{MARKER_LINE}\n# Report\n"
+    missing = comment_cli(tmp_path / "none.md")
+    assert missing.returncode == 2
+    assert "none.md: cannot read the body" in missing.stderr
+
+
+def test_bad_marker_and_missing_gh_are_clear_errors(
+    fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with pytest.raises(PillarsError, match="comment marker 'a -->'"):
+        sticky_comment(7, "body", "a -->")
+    assert fake.calls() == []
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(PillarsError, match="GitHub CLI `gh` is not on PATH"):
+        upsert_pull_request("branch", "main", "Title", "body")
