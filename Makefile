@@ -10,7 +10,7 @@ export BENTOML_DO_NOT_TRACK := true
 .PHONY: serve setup run repro schema test test-fast lint format bench lock push pull clean sweep sweep-show \
 	register promote registry which champion monitor monitor-demo retrain \
 	ci-pull pr-report pr-comment sweep-report exp-push release-version release-publish bento-context \
-	container-smoke deploy-resolve monitor-alert retrain-pr
+	container-smoke deploy-resolve rollout monitor-alert retrain-pr
 
 setup: $(VENV)/.installed  ## virtual environment from the pinned lock
 
@@ -38,7 +38,7 @@ test: setup lint  ## lint, then every test (code, data, pipeline)
 test-fast: setup  ## the unit tests only (no dvc repro)
 	pytest -m "not slow"
 
-lint: setup
+lint: setup  ## ruff: lint and format check
 	ruff check .
 	ruff format --check .
 
@@ -96,11 +96,15 @@ container-smoke: setup  ## run IMAGE with Docker, wait for /readyz, check predic
 deploy-resolve: setup  ## resolve a GTO stage assignment tag REF to the model version and its image
 	python -m pillars.registry check-ref $(REF)
 
+rollout:  ## placeholder: roll IMAGE out to STAGE on your platform (README, "Deploying"); fails until configured
+	@echo "rollout: $(IMAGE) -> $(STAGE): no deployment platform is configured; replace this target with your platform's command (README, Deploying: kubectl or bentoml deploy)" >&2
+	@exit 1
+
 monitor-alert: setup  ## when metrics/monitoring.json says retrain: open or update the monitoring issue (GitHub CLI)
 	python -m pillars.monitor_alert
 
 retrain-pr: setup  ## retrain on the labelled logs as an experiment, push it as a branch, open a pull request
-	python -m pillars.retrain --pull-request $(if $(FORCE),--force)
+	python -m pillars.retrain --pull-request $(if $(LOGS),--logs $(LOGS)) $(if $(FEEDBACK),--feedback $(FEEDBACK)) $(if $(FORCE),--force)
 
 serve: setup  ## serve the packaged model (models/service.bento) on 127.0.0.1 (PORT=3000; PILLARS_API_TOKEN=... to require a token)
 	python -m pillars.local_server --port $(or $(PORT),3000)

@@ -1,6 +1,7 @@
 """Helpers for tests: the repository root, params overrides, commands, and repository copies."""
 
 import copy
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+FAKE_GH = ROOT / "tests/code/fake_gh.py"
 
 
 def deep_merge(base: dict, overrides: dict) -> dict:
@@ -62,6 +64,24 @@ def copy_repository(destination: Path) -> Path:
     return destination
 
 
+def committed_copy(repo: Path, destination: Path) -> Path:
+    """A copy of a repository (with its DVC cache) whose working tree, outputs included, is committed."""
+    copied = shutil.copytree(repo, destination, symlinks=True)
+    run(["git", "add", "-A"], copied)
+    run(["git", "commit", "-qm", "reproduced pipeline"], copied)
+    return copied
+
+
+# Training budgets for tests that retrain for real but need not find a good model
+QUICK_TRAINING = {
+    "families": {
+        "xgboost": {"n_trials": 2, "fixed": {"n_estimators": 60, "early_stopping_rounds": 10}},
+        "linear": {"n_trials": 1},
+        "hist_gradient_boosting": {"n_trials": 1, "fixed": {"max_iter": 50}},
+    }
+}
+
+
 def write_params(repo: Path, **overrides: dict) -> None:
     """Merge overrides into a repository copy's params.yaml."""
     path = repo / "params.yaml"
@@ -99,3 +119,46 @@ def with_task(raw: dict, task: str | None) -> dict:
     if "train" in profile:
         changed["train"] |= profile["train"]
     return changed
+
+
+class FakeGitHub:
+    """The fake's state file: what GitHub holds, and the gh calls so far."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def state(self) -> dict:
+        return json.loads(self.path.read_text(encoding="utf-8"))
+
+    def set(self, **values: object) -> None:
+        self.path.write_text(json.dumps({**self.state(), **values}), encoding="utf-8")
+
+    def comments(self, issue: int) -> dict[int, dict]:
+        return {comment["id"]: comment for comment in self.state()["comments"] if comment["issue"] == issue}
+
+    def calls(self) -> list[dict]:
+        return self.state().get("calls", [])  # the fake adds the list at its first call
+
+
+def install_fake_gh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repo: str, pulls: list[dict], token: str
+) -> FakeGitHub:
+    """tests/code/fake_gh.py first on PATH as `gh`, holding `repo` with `pulls` (GitHub cannot be reached
+    from here); GITHUB_REPOSITORY and GH_TOKEN set as in Actions."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    gh = bin_dir / "gh"
+    gh.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_GH}" "$@"\n')
+    gh.chmod(0o755)
+    state = tmp_path / "github.json"
+    state.write_text(
+        json.dumps({"repo": repo, "issues": [], "pulls": pulls, "comments": [], "labels": []}),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_GH_STATE", str(state))
+    monkeypatch.setenv("GH_TOKEN", token)
+    monkeypatch.setenv("GITHUB_REPOSITORY", repo)  # the fake fails unless gh gets it as GH_REPO
+    for name in ("GH_REPO", "GITHUB_TOKEN", "GITHUB_SERVER_URL", "GITHUB_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    return FakeGitHub(state)

@@ -19,15 +19,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pillars.ci_remote import URL_ENV, configure_remote
 from pillars.errors import PillarsError, run_cli
+from pillars.github import upsert_pull_request
 from pillars.io import write_parquet
 from pillars.monitoring import Monitored
 from pillars.params import Params, load_params
 from pillars.schema import DataSchema, load_checked
 from pillars.stages.monitor import monitor_workspace
-from pillars.sweep import SWEEP_TARGET, dvc, set_arguments, show_experiments
+from pillars.sweep import SWEEP_TARGET, dvc, experiments_table, set_arguments, show_experiments
 
 LABELLED_DATA = Path("data/external/monitoring/labelled.parquet")
+RETRAIN_BRANCH_PREFIX = "retrain/"
+GIT_REMOTE = "origin"
 SOURCE_NAME = "monitoring"
 
 
@@ -60,12 +64,21 @@ def main() -> None:
     parser.add_argument("--logs", type=Path, help="prediction logs (default: monitor.logs)")
     parser.add_argument("--feedback", type=Path, help="ground truth files (default: monitor.feedback)")
     parser.add_argument("--force", action="store_true", help="retrain even if the monitor does not say so")
+    parser.add_argument(
+        "--pull-request",
+        action="store_true",
+        help="then push the experiment as a branch (data to the DVC_REMOTE_URL remote) and open a pull request",
+    )
     args = parser.parse_args()
     params = load_params()
     logs = args.logs or Path(params.monitor.logs)
     feedback = args.feedback or Path(params.monitor.feedback)
     report, _, monitored = monitor_workspace(logs, feedback, params)
     decision = report["decision"]
+    if args.pull_request and not configure_remote():
+        raise PillarsError(
+            f"--pull-request needs the DVC remote in {URL_ENV}: the pull request's CI must pull the labelled data"
+        )
     if decision["action"] != "retrain" and not args.force:
         raise PillarsError(
             f"the monitor says {decision['action']!r} for {logs}: {'; '.join(decision['reasons'])} "
@@ -87,7 +100,36 @@ def main() -> None:
     dvc("exp", "run", "--queue", "--name", name, *overrides, SWEEP_TARGET)  # in a temporary workspace
     dvc("exp", "run", "--run-all", "--jobs", "1")
     show_experiments(params)
-    print(f"retrain: compare {name} with HEAD above; promote it with `dvc exp branch {name} <branch>`")
+    if args.pull_request:
+        number = propose(name, decision["reasons"], experiments_table(params))
+        print(f"retrain: experiment {name} is pull request #{number}")
+    else:
+        print(f"retrain: compare {name} with HEAD above; promote it with `dvc exp branch {name} <branch>`")
+
+
+def propose(name: str, reasons: list[str], comparison: str) -> int:
+    """The experiment as a branch on the Git remote, its data on the DVC remote, and a pull request that
+    says why and compares it with its baseline (the PR's own CI then adds the full report)."""
+    branch = f"{RETRAIN_BRANCH_PREFIX}{name}"
+    base = subprocess.run(
+        ["git", "branch", "--show-current"], capture_output=True, text=True, check=True
+    ).stdout
+    dvc("exp", "branch", name, branch)
+    dvc("exp", "push", GIT_REMOTE, name)  # the experiment's outputs to the default (CI) DVC remote
+    subprocess.run(["git", "push", "--force", GIT_REMOTE, f"refs/heads/{branch}"], check=True)
+    body = "\n".join(
+        [
+            "The monitor asked for retraining:",
+            "",
+            *(f"- {reason}" for reason in reasons),
+            "",
+            f"This branch adds the labelled logged rows ({LABELLED_DATA}, DVC-tracked) as an ingestion source "
+            f"and carries the DVC experiment `{name}`, which reran the pipeline up to `assess`:",
+            "",
+            comparison,
+        ]
+    )
+    return upsert_pull_request(branch, base.strip() or "main", f"Retrain on monitored data ({name})", body)
 
 
 if __name__ == "__main__":

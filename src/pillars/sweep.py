@@ -12,10 +12,12 @@ import argparse
 import copy
 import json
 import subprocess
+from pathlib import Path
 
 import yaml
 
 from pillars.errors import PillarsError, run_cli
+from pillars.io import write_text
 from pillars.metrics import METRICS
 from pillars.params import PARAMS_FILE, Params, load_params, parse_params
 
@@ -97,6 +99,7 @@ def main() -> None:
     parser.add_argument("names", nargs="*", help="sweeps to run (default: all in params.yaml)")
     parser.add_argument("--jobs", type=int, default=1, help="queue workers (default 1; 2 at most is advised)")
     parser.add_argument("--show-only", action="store_true", help="print the comparison without running")
+    parser.add_argument("--out", type=Path, help="also write the comparison table to this Markdown file")
     args = parser.parse_args()
     raw = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))
     params = load_params()
@@ -111,16 +114,17 @@ def main() -> None:
             subprocess.run(["dvc", "exp", "remove", name], check=False, capture_output=True)  # rerun replaces
             dvc("exp", "run", "--queue", "--name", name, *set_arguments(overrides), SWEEP_TARGET)
         dvc("exp", "run", "--run-all", "--jobs", str(args.jobs))
-    show_experiments(params)
+    show_experiments(params, args.out)
     failed = failed_experiments(list(chosen))
     if failed:
         raise PillarsError(f"sweep(s) {failed} failed; their logs: `dvc queue logs NAME`")
 
 
-def show_experiments(params: Params) -> None:
+def experiments_table(params: Params) -> str:
     """The experiments of HEAD beside it, as Markdown, best selected model first."""
     order = "desc" if METRICS[params.dataset.task][params.train.metric].greater_is_better else "asc"
-    dvc(
+    command = [
+        "dvc",
         "exp",
         "show",
         "--md",
@@ -133,7 +137,19 @@ def show_experiments(params: Params) -> None:
         SORT_KEY,
         "--sort-order",
         order,
-    )
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode:
+        raise PillarsError(f"`{' '.join(command[:3])}` failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def show_experiments(params: Params, out: Path | None = None) -> None:
+    """Print the comparison table, and write it to `out` (for a pull-request comment) when given."""
+    table = experiments_table(params)
+    print(table)
+    if out is not None:
+        write_text(out, f"### Experiments (`dvc exp show`)\n\n{table}")
 
 
 if __name__ == "__main__":

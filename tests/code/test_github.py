@@ -7,17 +7,15 @@ call, so the tests check what reached "GitHub" and how.
 """
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pillars.errors import PillarsError
 from pillars.github import BODY_LIMIT, fit, sticky_comment, upsert_issue, upsert_pull_request
+from tests.helpers import BIN, ROOT, FakeGitHub, install_fake_gh
 
-FAKE_GH = Path(__file__).with_name("fake_gh.py")
 REPO = "octo/pillars"
 TOKEN = "ghs_FakeTokenThatMustNeverBePrinted"
 MARKER_LINE = "<!-- pillars:report -->"
@@ -33,45 +31,10 @@ HUMAN = {"id": 501, "issue": 7, "body": "Looks good to me", "user": {"login": "a
 QUOTING = {"id": 502, "issue": 7, "body": f"> {MARKER_LINE}\n> quoted", "user": {"login": "bob"}}
 
 
-class FakeGitHub:
-    """The fake's state file: what GitHub holds, and the gh calls so far."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def state(self) -> dict:
-        return json.loads(self.path.read_text(encoding="utf-8"))
-
-    def set(self, **values: object) -> None:
-        self.path.write_text(json.dumps({**self.state(), **values}), encoding="utf-8")
-
-    def comments(self, issue: int) -> dict[int, dict]:
-        return {comment["id"]: comment for comment in self.state()["comments"] if comment["issue"] == issue}
-
-    def calls(self) -> list[dict]:
-        return self.state().get("calls", [])  # the fake adds the list at its first call
-
-
 @pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeGitHub:
     """The fake gh first on PATH, a repository with pull request #7, and Actions' GITHUB_REPOSITORY set."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    gh = bin_dir / "gh"
-    gh.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_GH}" "$@"\n')
-    gh.chmod(0o755)
-    state = tmp_path / "github.json"
-    state.write_text(
-        json.dumps({"repo": REPO, "issues": [], "pulls": [FEATURE_PR], "comments": [], "labels": []}),
-        encoding="utf-8",
-    )
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_GH_STATE", str(state))
-    monkeypatch.setenv("GH_TOKEN", TOKEN)
-    monkeypatch.setenv("GITHUB_REPOSITORY", REPO)  # the fake fails unless gh gets it as GH_REPO
-    for name in ("GH_REPO", "GITHUB_TOKEN", "GITHUB_SERVER_URL", "GITHUB_RUN_ID"):
-        monkeypatch.delenv(name, raising=False)
-    return FakeGitHub(state)
+    return install_fake_gh(tmp_path, monkeypatch, REPO, pulls=[FEATURE_PR], token=TOKEN)
 
 
 def test_sticky_comment_is_created_then_updated_per_marker(
@@ -232,15 +195,16 @@ def test_the_token_is_in_no_error(fake: FakeGitHub, tmp_path: Path) -> None:
 
 
 def comment_cli(body: Path) -> subprocess.CompletedProcess:
-    command = ["comment", "--pr", "7", "--body-file", str(body), "--marker", "report"]
-    return subprocess.run([sys.executable, "-m", "pillars.github", *command], capture_output=True, text=True)
+    """`make pr-comment`, as the ci workflow's comment job runs it."""
+    command = ["make", "pr-comment", "PR=7", f"BODY={body}", "MARKER=report", f"VENV={BIN.parent}"]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
 
 
-def test_cli(fake: FakeGitHub, tmp_path: Path) -> None:
+def test_make_pr_comment_posts_the_report(fake: FakeGitHub, tmp_path: Path) -> None:
     body = tmp_path / "report.md"
     body.write_text("# Report\n", encoding="utf-8")
     result = comment_cli(body)
-    assert (result.returncode, result.stdout) == (0, "created comment 1001\n"), result.stderr
+    assert result.returncode == 0 and result.stdout.endswith("created comment 1001\n"), result.stderr
     assert fake.comments(7)[1001]["body"] == f"{MARKER_LINE}\n# Report\n"
     missing = comment_cli(tmp_path / "none.md")
     assert missing.returncode == 2

@@ -7,17 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import BIN, run, write_params
+from tests.helpers import BIN, QUICK_TRAINING, run, write_params
 
 pytestmark = pytest.mark.slow
-
-QUICK_TRAINING = {
-    "families": {
-        "xgboost": {"n_trials": 2, "fixed": {"n_estimators": 60, "early_stopping_rounds": 10}},
-        "linear": {"n_trials": 1},
-        "hist_gradient_boosting": {"n_trials": 1, "fixed": {"max_iter": 50}},
-    }
-}
 
 
 def test_sweeps_run_as_named_experiments(repo_copy: Path) -> None:
@@ -52,3 +44,14 @@ def test_sweeps_run_as_named_experiments(repo_copy: Path) -> None:
         data = experiments[name]["revs"][0]["data"]
         assert data["params"]["params.yaml"]["data"]["train"]["candidates"] == [family]
         assert data["metrics"]["metrics/selection.json"]["data"]["model"] == family
+
+    # what the sweep workflow does next: the table as a comment body, the experiments to the Git remote
+    run(["make", "sweep-report", f"VENV={BIN.parent}"], repo_copy)
+    report = (repo_copy / "build/sweep.md").read_text()
+    assert [line for line in report.splitlines() if "only-" in line] == rows
+    remote = repo_copy.parent / "remote.git"
+    run(["git", "init", "-q", "--bare", str(remote)], repo_copy.parent)
+    run(["git", "remote", "add", "origin", str(remote)], repo_copy)
+    run(["make", "exp-push", f"VENV={BIN.parent}"], repo_copy)
+    pushed = run(["git", "ls-remote", "origin", "refs/exps/*"], repo_copy).stdout
+    assert all(name in pushed for name in ("only-linear", "only-xgboost")), pushed

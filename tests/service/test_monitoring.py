@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 
 from pillars.capture import logged_rows
 from pillars.monitoring import read_monitored
@@ -19,7 +20,15 @@ from pillars.replay import run_demo, summary
 from pillars.retrain import LABELLED_DATA, labelled_rows, with_source
 from pillars.schema import load_schema
 from pillars.stages.infer import packaged_model
-from tests.helpers import copy_repository, run, write_params
+from tests.helpers import (
+    BIN,
+    QUICK_TRAINING,
+    committed_copy,
+    copy_repository,
+    install_fake_gh,
+    run,
+    write_params,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -88,3 +97,45 @@ def test_retrain_makes_the_labelled_rows_a_source_that_ingest_and_validation_acc
         run(["dvc", "repro", "--single-item", stage], repo)
     raw = pd.read_parquet(repo / "data/raw/data.parquet")
     assert (raw["_source"] == "monitoring").sum() == len(labelled)
+
+
+def test_a_retrain_decision_opens_one_issue_and_a_pull_request(
+    reproduced: Path, demo: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The monitor workflow's path after `make monitor` said retrain: `make monitor-alert` keeps one issue,
+    `make retrain-pr` runs the retrain experiment and proposes it. GitHub is the fake gh of
+    tests/code/fake_gh.py (no network reaches it from here); Git and DVC remotes are real local ones."""
+    out, reports = demo
+    repo = committed_copy(reproduced, tmp_path / "repo")
+    write_params(repo, train=QUICK_TRAINING)
+    run(["git", "commit", "-qam", "quick training budgets"], repo)
+    run(["git", "init", "-q", "--bare", str(tmp_path / "origin.git")], tmp_path)
+    run(["git", "remote", "add", "origin", str(tmp_path / "origin.git")], repo)
+    (tmp_path / "github").mkdir()
+    github = install_fake_gh(tmp_path / "github", monkeypatch, "octo/pillars", pulls=[], token="ghs_fake")
+    (repo / "metrics/monitoring.json").write_text(json.dumps(reports["shifted"]))  # what `make monitor` wrote
+    outputs = tmp_path / "outputs"
+    actions = {"GITHUB_OUTPUT": str(outputs), "DVC_REMOTE_URL": str(tmp_path / "dvc-remote")}
+
+    for _ in range(2):  # a second scheduled run updates the issue instead of opening another
+        run(["make", "monitor-alert", f"VENV={BIN.parent}"], repo, env=actions)
+    assert outputs.read_text().splitlines() == ["retrain=true", "retrain=true"]
+    (issue,) = github.state()["issues"]
+    assert [label["name"] for label in issue["labels"]] == ["monitoring"]
+    for feature in reports["shifted"]["drift"]["drifted_features"]:
+        assert f"| {feature} |" in issue["body"]
+
+    shifted = out / "shifted"
+    logs, feedback = f"LOGS={shifted / 'logs'}", f"FEEDBACK={shifted / 'feedback'}"
+    result = run(["make", "retrain-pr", logs, feedback, f"VENV={BIN.parent}"], repo, env=actions)
+    (pull,) = github.state()["pulls"]
+    branch = pull["headRefName"]
+    assert branch.startswith("retrain/retrain-") and pull["baseRefName"] == "main"
+    name = branch.removeprefix("retrain/")
+    assert f"pull request #{pull['number']}" in result.stdout
+    assert all(reason in pull["body"] for reason in reports["shifted"]["decision"]["reasons"])
+    assert f"| {name} " in pull["body"], "the comparison table shows the experiment"
+    assert f"refs/heads/{branch}" in run(["git", "ls-remote", "origin"], repo).stdout
+    labelled = yaml.safe_load(run(["git", "show", f"{branch}:{LABELLED_DATA}.dvc"], repo).stdout)["outs"][0]
+    stored = tmp_path / "dvc-remote/files/md5" / labelled["md5"][:2] / labelled["md5"][2:]
+    assert stored.is_file(), "the labelled data reached the DVC remote, for the pull request's CI"

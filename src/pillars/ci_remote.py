@@ -1,0 +1,69 @@
+"""The DVC remote in CI (`make ci-pull`, `make exp-push`): results are pulled when a remote is configured,
+recomputed otherwise.
+
+The remote's URL comes from the `DVC_REMOTE_URL` secret and its credentials from the variables its DVC plugin
+reads (for S3 `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`; the plugin must be in the lock, e.g. `dvc[s3]`).
+It is written to `.dvc/config.local`, never committed, as the default remote named `ci`. A pull request from a
+fork sees no secrets: it runs the pipeline from scratch, which gives the same results, only slower.
+"""
+
+import argparse
+import os
+import subprocess
+
+from pillars.errors import PillarsError, run_cli
+
+URL_ENV = "DVC_REMOTE_URL"
+CI_REMOTE = "ci"
+
+
+def dvc(*arguments: str) -> str:
+    """Run DVC; a failure names the command and repeats what DVC said."""
+    result = subprocess.run(["dvc", *arguments], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        said = (result.stderr or result.stdout).strip()
+        raise PillarsError(f"`dvc {' '.join(arguments)}` failed ({result.returncode}): {said}")
+    return result.stdout
+
+
+def configure_remote() -> bool:
+    """Make the secret's remote the default (local config only); False when no secret is set."""
+    url = os.environ.get(URL_ENV, "").strip()
+    if not url:
+        return False
+    dvc("remote", "add", "--local", "--force", "--default", CI_REMOTE, url)
+    return True
+
+
+def pull() -> None:
+    """Pull whatever the remote has: `dvc repro` then recomputes only what is missing."""
+    if not configure_remote():
+        print(f"ci-pull: {URL_ENV} is not set: `dvc repro` will run the pipeline from scratch")
+        return
+    result = subprocess.run(["dvc", "pull", "--allow-missing"], capture_output=True, text=True, check=False)
+    print(result.stdout.strip())
+    if result.returncode != 0:  # a partial cache is fine; a remote we cannot reach or read is not
+        raise PillarsError(f"dvc pull from the {URL_ENV} remote failed: {result.stderr.strip()}")
+    print(f"ci-pull: pulled from the {URL_ENV} remote (what it lacks, dvc repro recomputes)")
+
+
+def push_experiments(git_remote: str) -> None:
+    """Push HEAD's experiments to the Git remote, and their data to the DVC remote when one is configured."""
+    cache = [] if configure_remote() else ["--no-cache"]
+    print(dvc("exp", "push", *cache, "--rev", "HEAD", git_remote).strip())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m pillars.ci_remote", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command")
+    push_parser = commands.add_parser("push-experiments", help="dvc exp push HEAD's experiments")
+    push_parser.add_argument("--git-remote", default="origin")
+    arguments = parser.parse_args()
+    if arguments.command == "push-experiments":
+        push_experiments(arguments.git_remote)
+    else:
+        pull()
+
+
+if __name__ == "__main__":
+    run_cli(main)
