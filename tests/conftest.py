@@ -9,7 +9,7 @@ import yaml
 
 from pillars.params import Params, parse_params
 from pillars.schema import DataSchema, load_schema
-from tests.helpers import BIN, ROOT, copy_repository, deep_merge, run, with_task
+from tests.helpers import ROOT, copy_repository, deep_merge, make, with_task
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -51,5 +51,5 @@ def repo_copy(tmp_path: Path) -> Path:
 def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the repository after a full `dvc repro` on the default data (shared: it takes minutes)."""
     repo = copy_repository(tmp_path_factory.mktemp("reproduced") / "repo")
-    run(["make", "repro", f"VENV={BIN.parent}"], repo)  # as the workflows do; the project's environment
+    make(repo, "repro")  # as the workflows do; the project's environment
     return repo

@@ -46,6 +46,13 @@ def run(command: list[str], cwd: Path, env: dict[str, str] | None = None, check:
     return result
 
 
+def make(repo: Path, target: str, *variables: str, env: dict[str, str] | None = None, check: bool = True):
+    """`make TARGET` in a repository copy with the project's environment: never a setup there (a clone's
+    fresh file times would otherwise rebuild the environment and point it at the clone)."""
+    command = ["make", "-o", f"{BIN.parent}/.installed", target, *variables, f"VENV={BIN.parent}"]
+    return run(command, repo, env=env, check=check)
+
+
 def copy_repository(destination: Path) -> Path:
     """Copy the working tree (tracked and untracked-but-not-ignored files) into a new Git repository."""
     listed = subprocess.run(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BIN, committed_copy, run
+from tests.helpers import committed_copy, make, run
 
 pytestmark = pytest.mark.slow
 
@@ -17,15 +17,15 @@ def origin(reproduced: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     folder = tmp_path_factory.mktemp("ci-remote")
     repo = committed_copy(reproduced, folder / "origin")
     secret = {"DVC_REMOTE_URL": str(folder / "dvc-remote")}
-    run(["make", "ci-pull", f"VENV={BIN.parent}"], repo, env=secret)  # an empty remote: nothing to pull
-    run(["make", "push", f"VENV={BIN.parent}"], repo, env=secret)  # what ci does on main
+    make(repo, "ci-pull", env=secret)  # an empty remote: nothing to pull
+    make(repo, "push", env=secret)  # what ci does on main
     return repo, folder / "dvc-remote"
 
 
 def ci_pull(origin: Path, clone: Path, url: str, check: bool = True):
     """Clone `origin` as CI does, then `make ci-pull` with DVC_REMOTE_URL set to `url`."""
     run(["git", "clone", "-q", str(origin), str(clone)], clone.parent)
-    return run(["make", "ci-pull", f"VENV={BIN.parent}"], clone, env={"DVC_REMOTE_URL": url}, check=check)
+    return make(clone, "ci-pull", env={"DVC_REMOTE_URL": url}, check=check)
 
 
 def test_a_fresh_clone_pulls_from_the_secret_remote(origin: tuple[Path, Path], tmp_path: Path) -> None:
@@ -46,6 +46,7 @@ def test_a_fresh_clone_pulls_from_the_secret_remote(origin: tuple[Path, Path], t
 def test_a_remote_that_cannot_be_read_is_an_error_that_names_it(
     origin: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    result = ci_pull(origin[0], tmp_path / "clone", url=str(tmp_path / "no-such-remote"), check=False)
+    result = ci_pull(origin[0], tmp_path / "clone", url="s3://pillars-no-such-bucket/x", check=False)
     assert result.returncode != 0
     assert "dvc pull from the DVC_REMOTE_URL remote failed" in result.stderr
+    assert "dvc-s3" in result.stderr, "DVC says which plugin the remote needs"

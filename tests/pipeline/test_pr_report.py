@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import BIN, committed_copy, run, write_params
+from tests.helpers import committed_copy, make, run, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +28,10 @@ def branch(reproduced: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_report_compares_the_branch_with_main(branch: Path, tmp_path: Path) -> None:
     summary = tmp_path / "summary.md"
-    run(
-        ["make", "pr-report", "BASE=main", f"VENV={BIN.parent}"],
+    make(
         branch,
+        "pr-report",
+        "BASE=main",
         env={"GITHUB_STEP_SUMMARY": str(summary)},
     )
     report = (branch / "build/report/report.md").read_text()
@@ -62,6 +63,6 @@ def test_the_report_compares_the_branch_with_main(branch: Path, tmp_path: Path) 
 
 
 def test_an_unknown_base_is_named(branch: Path) -> None:
-    result = run(["make", "pr-report", "BASE=no-such-branch", f"VENV={BIN.parent}"], branch, check=False)
+    result = make(branch, "pr-report", "BASE=no-such-branch", check=False)
     assert result.returncode != 0
     assert "no-such-branch" in result.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import BIN, QUICK_TRAINING, run, write_params
+from tests.helpers import QUICK_TRAINING, make, run, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def test_sweeps_run_as_named_experiments(repo_copy: Path) -> None:
     )
 
     # the project's environment, rather than a new one built in the copy
-    result = run(["make", "sweep", f"VENV={BIN.parent}"], repo_copy, check=False)
+    result = make(repo_copy, "sweep", check=False)
     assert result.returncode != 0
     assert "sweep(s) ['too-strict'] failed" in result.stderr
     table = [line for line in result.stdout.splitlines() if line.startswith("|")]
@@ -46,12 +46,12 @@ def test_sweeps_run_as_named_experiments(repo_copy: Path) -> None:
         assert data["metrics"]["metrics/selection.json"]["data"]["model"] == family
 
     # what the sweep workflow does next: the table as a comment body, the experiments to the Git remote
-    run(["make", "sweep-report", f"VENV={BIN.parent}"], repo_copy)
+    make(repo_copy, "sweep-report")
     report = (repo_copy / "build/sweep.md").read_text()
     assert [line for line in report.splitlines() if "only-" in line] == rows
     remote = repo_copy.parent / "remote.git"
     run(["git", "init", "-q", "--bare", str(remote)], repo_copy.parent)
     run(["git", "remote", "add", "origin", str(remote)], repo_copy)
-    run(["make", "exp-push", f"VENV={BIN.parent}"], repo_copy)
+    make(repo_copy, "exp-push")
     pushed = run(["git", "ls-remote", "origin", "refs/exps/*"], repo_copy).stdout
     assert all(name in pushed for name in ("only-linear", "only-xgboost")), pushed

@@ -21,11 +21,11 @@ from pillars.retrain import LABELLED_DATA, labelled_rows, with_source
 from pillars.schema import load_schema
 from pillars.stages.infer import packaged_model
 from tests.helpers import (
-    BIN,
     QUICK_TRAINING,
     committed_copy,
     copy_repository,
     install_fake_gh,
+    make,
     run,
     write_params,
 )
@@ -118,7 +118,7 @@ def test_a_retrain_decision_opens_one_issue_and_a_pull_request(
     actions = {"GITHUB_OUTPUT": str(outputs), "DVC_REMOTE_URL": str(tmp_path / "dvc-remote")}
 
     for _ in range(2):  # a second scheduled run updates the issue instead of opening another
-        run(["make", "monitor-alert", f"VENV={BIN.parent}"], repo, env=actions)
+        make(repo, "monitor-alert", env=actions)
     assert outputs.read_text().splitlines() == ["retrain=true", "retrain=true"]
     (issue,) = github.state()["issues"]
     assert [label["name"] for label in issue["labels"]] == ["monitoring"]
@@ -127,7 +127,7 @@ def test_a_retrain_decision_opens_one_issue_and_a_pull_request(
 
     shifted = out / "shifted"
     logs, feedback = f"LOGS={shifted / 'logs'}", f"FEEDBACK={shifted / 'feedback'}"
-    result = run(["make", "retrain-pr", logs, feedback, f"VENV={BIN.parent}"], repo, env=actions)
+    result = make(repo, "retrain-pr", logs, feedback, env=actions)
     (pull,) = github.state()["pulls"]
     branch = pull["headRefName"]
     assert branch.startswith("retrain/retrain-") and pull["baseRefName"] == "main"
