@@ -1,5 +1,5 @@
-"""Talking to GitHub Actions from the CI targets: step outputs and the image name, read from the environment
-that Actions sets (GITHUB_OUTPUT, GITHUB_REPOSITORY); run locally, the same values are printed."""
+"""Talking to GitHub Actions from the CI targets: step outputs, the job summary and the image name, read from the environment
+that Actions sets (GITHUB_OUTPUT, GITHUB_STEP_SUMMARY, GITHUB_REPOSITORY); run locally, the same values are printed."""
 
 import os
 from pathlib import Path
@@ -19,6 +19,14 @@ def set_outputs(**values: str) -> None:
     if destination:
         with Path(destination).open("a", encoding="utf-8") as handle:
             handle.write("".join(f"{line}\n" for line in lines))
+
+
+def add_summary(markdown: str) -> None:
+    """Append Markdown to the job's summary page in Actions (nothing elsewhere)."""
+    destination = os.environ.get("GITHUB_STEP_SUMMARY")
+    if destination:
+        with Path(destination).open("a", encoding="utf-8") as handle:
+            handle.write(markdown)
 
 
 def image_repository() -> str:

@@ -11,19 +11,10 @@ import argparse
 import os
 import subprocess
 
-from pillars.errors import PillarsError, run_cli
+from pillars.errors import PillarsError, command_output, run_cli
 
 URL_ENV = "DVC_REMOTE_URL"
 CI_REMOTE = "ci"
-
-
-def dvc(*arguments: str) -> str:
-    """Run DVC; a failure names the command and repeats what DVC said."""
-    result = subprocess.run(["dvc", *arguments], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        said = (result.stderr or result.stdout).strip()
-        raise PillarsError(f"`dvc {' '.join(arguments)}` failed ({result.returncode}): {said}")
-    return result.stdout
 
 
 def configure_remote() -> bool:
@@ -31,7 +22,7 @@ def configure_remote() -> bool:
     url = os.environ.get(URL_ENV, "").strip()
     if not url:
         return False
-    dvc("remote", "add", "--local", "--force", "--default", CI_REMOTE, url)
+    command_output("dvc", "remote", "add", "--local", "--force", "--default", CI_REMOTE, url)
     return True
 
 
@@ -50,7 +41,7 @@ def pull() -> None:
 def push_experiments(git_remote: str) -> None:
     """Push HEAD's experiments to the Git remote, and their data to the DVC remote when one is configured."""
     cache = [] if configure_remote() else ["--no-cache"]
-    print(dvc("exp", "push", *cache, "--rev", "HEAD", git_remote).strip())
+    print(command_output("dvc", "exp", "push", *cache, "--rev", "HEAD", git_remote).strip())
 
 
 def main() -> None:

@@ -17,20 +17,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from pillars import layout
-from pillars.errors import PillarsError, run_cli
+from pillars.actions import add_summary
+from pillars.errors import command_output, run_cli
 from pillars.github import run_link
 from pillars.io import write_json, write_text
 
 REPORT_FILE = "report.md"
 PLOTS_DIR = "plots"
-
-
-def command_output(*command: str) -> str:
-    """A command's standard output; a failure names the command and says what it printed."""
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise PillarsError(f"`{' '.join(command)}` failed ({result.returncode}): {result.stderr.strip()}")
-    return result.stdout
 
 
 def json_at(revision: str, path: Path) -> dict[str, Any] | None:
@@ -110,15 +103,16 @@ def render_plots(base: str, out: Path) -> Plots:
     rendered = json.loads(command_output("dvc", "plots", "diff", base, "--json"))
     drawn = {}
     for name, entries in rendered["data"].items():
+        revisions = sorted({revision for entry in entries for revision in entry["revisions"]})
+        if not revisions:
+            continue  # declared in dvc.yaml, but no revision has its data (e.g. residuals of a classifier)
+        drawn[name] = revisions
         for number, entry in enumerate(entries):
             suffix = f"-{number}" if len(entries) > 1 else ""
             write_json(
                 out / f"{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}{suffix}.vl.json",
                 entry["content"],
             )
-        revisions = sorted({revision for entry in entries for revision in entry["revisions"]})
-        if revisions:
-            drawn[name] = revisions
     missing = sorted(
         ({error["name"] for error in rendered.get("errors", [])} | set(rendered["data"])) - set(drawn)
     )
@@ -174,10 +168,7 @@ def main() -> None:
     shutil.rmtree(args.out, ignore_errors=True)
     text = report(args.base, render_plots(args.base, args.out / PLOTS_DIR))
     write_text(args.out / REPORT_FILE, text)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with Path(summary).open("a", encoding="utf-8") as handle:
-            handle.write(text)
+    add_summary(text)
     print(f"pr-report: {args.out / REPORT_FILE}")
 
 

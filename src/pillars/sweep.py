@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from pillars.errors import PillarsError, run_cli
+from pillars.errors import PillarsError, command_output, run_cli
 from pillars.io import write_text
 from pillars.metrics import METRICS
 from pillars.params import PARAMS_FILE, Params, load_params, parse_params
@@ -138,10 +138,7 @@ def experiments_table(params: Params) -> str:
         "--sort-order",
         order,
     ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode:
-        raise PillarsError(f"`{' '.join(command[:3])}` failed: {result.stderr.strip()}")
-    return result.stdout
+    return command_output(*command)
 
 
 def show_experiments(params: Params, out: Path | None = None) -> None:

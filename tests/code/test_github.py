@@ -14,7 +14,7 @@ import pytest
 
 from pillars.errors import PillarsError
 from pillars.github import BODY_LIMIT, fit, sticky_comment, upsert_issue, upsert_pull_request
-from tests.helpers import BIN, ROOT, FakeGitHub, install_fake_gh
+from tests.helpers import ROOT, FakeGitHub, install_fake_gh, make
 
 REPO = "octo/pillars"
 TOKEN = "ghs_FakeTokenThatMustNeverBePrinted"
@@ -196,8 +196,7 @@ def test_the_token_is_in_no_error(fake: FakeGitHub, tmp_path: Path) -> None:
 
 def comment_cli(body: Path) -> subprocess.CompletedProcess:
     """`make pr-comment`, as the ci workflow's comment job runs it."""
-    command = ["make", "pr-comment", "PR=7", f"BODY={body}", "MARKER=report", f"VENV={BIN.parent}"]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    return make(ROOT, "pr-comment", "PR=7", f"BODY={body}", "MARKER=report", check=False)
 
 
 def test_make_pr_comment_posts_the_report(fake: FakeGitHub, tmp_path: Path) -> None:

@@ -165,6 +165,15 @@ def test_jobs_that_read_history_or_tags_fetch_all_of_it() -> None:
                 assert checkout["with"]["fetch-depth"] == 0, f"{path.name}:{name}: dvc exp and GTO need it"
 
 
+def test_release_registers_the_committed_model_before_the_pipeline_reruns() -> None:
+    """`make repro` may rewrite dvc.lock (the archive is not byte-stable), and registering refuses a
+    dvc.lock that differs from HEAD's: the version is taken first."""
+    runs = [
+        step.get("run") for step in jobs(load(ROOT / ".github/workflows/release.yml"))["release"]["steps"]
+    ]
+    assert runs.index("make release-version") < runs.index("make repro")
+
+
 def test_the_rollout_placeholder_fails_and_says_what_to_do() -> None:
     result = subprocess.run(
         ["make", "rollout", "IMAGE=ghcr.io/o/r:v1.0.0", "STAGE=prod"],
