@@ -49,7 +49,8 @@ def run(command: list[str], cwd: Path, env: dict[str, str] | None = None, check:
 def make(repo: Path, target: str, *variables: str, env: dict[str, str] | None = None, check: bool = True):
     """`make TARGET` in a repository copy with the project's environment: never a setup there (a clone's
     fresh file times would otherwise rebuild the environment and point it at the clone)."""
-    command = ["make", "-o", f"{BIN.parent}/.installed", target, *variables, f"VENV={BIN.parent}"]
+    options = ["--no-print-directory", "-o", f"{BIN.parent}/.installed"]  # quiet also when under `make test`
+    command = ["make", *options, target, *variables, f"VENV={BIN.parent}"]
     return run(command, repo, env=env, check=check)
 
 

@@ -73,7 +73,11 @@ def served(
     url = f"http://127.0.0.1:{port}"
     try:
         ready_s = _wait_ready(url, process, started, ready_timeout_s, Path(log.name))
-        yield url, ready_s
+        try:
+            yield url, ready_s
+        except Exception:  # a failed request: the server's side of the story, before its log goes
+            print(f"last lines of the bentoml serve log:\n{_tail(Path(log.name))}", file=sys.stderr)
+            raise
     finally:
         _stop(process)
         log.close()

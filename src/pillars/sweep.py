@@ -114,9 +114,9 @@ def main() -> None:
             subprocess.run(["dvc", "exp", "remove", name], check=False, capture_output=True)  # rerun replaces
             dvc("exp", "run", "--queue", "--name", name, *set_arguments(overrides), SWEEP_TARGET)
         dvc("exp", "run", "--run-all", "--jobs", str(args.jobs))
-    show_experiments(params, args.out)
     failed = failed_experiments(list(chosen))
-    if failed:
+    show_experiments(params, args.out, failed)
+    if failed and not args.show_only:  # showing what there is succeeds; running failed sweeps does not
         raise PillarsError(f"sweep(s) {failed} failed; their logs: `dvc queue logs NAME`")
 
 
@@ -141,9 +141,12 @@ def experiments_table(params: Params) -> str:
     return command_output(*command)
 
 
-def show_experiments(params: Params, out: Path | None = None) -> None:
-    """Print the comparison table, and write it to `out` (for a pull-request comment) when given."""
+def show_experiments(params: Params, out: Path | None = None, failed: list[str] | None = None) -> None:
+    """Print the comparison table (and the sweeps that failed, which it hides), and write it to `out` (for a
+    pull-request comment) when given."""
     table = experiments_table(params)
+    if failed:
+        table += f"\nFailed, so not shown: {', '.join(failed)} (their logs: `dvc queue logs NAME`).\n"
     print(table)
     if out is not None:
         write_text(out, f"### Experiments (`dvc exp show`)\n\n{table}")

@@ -49,6 +49,7 @@ def test_sweeps_run_as_named_experiments(repo_copy: Path) -> None:
     make(repo_copy, "sweep-report")
     report = (repo_copy / "build/sweep.md").read_text()
     assert [line for line in report.splitlines() if "only-" in line] == rows
+    assert "Failed, so not shown: too-strict" in report, "the comment says which sweep failed"
     remote = repo_copy.parent / "remote.git"
     run(["git", "init", "-q", "--bare", str(remote)], repo_copy.parent)
     run(["git", "remote", "add", "origin", str(remote)], repo_copy)
