@@ -20,7 +20,10 @@ def branch(reproduced: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     f1 = sorted(candidate["valid"]["f1"] for candidate in validation["candidates"].values())
     run(["git", "checkout", "-q", "-b", "stricter-f1"], repo)
     write_params(repo, validate_model={"thresholds": {"f1": {"min": round((f1[0] + f1[-1]) / 2, 4)}}})
-    run(["dvc", "repro"], repo)
+    rerun = run(["dvc", "repro"], repo).stdout
+    assert "Stage 'featurize' didn't change, skipping" in rerun, (
+        "a changed param reruns only what depends on it"
+    )
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "stricter F1 threshold"], repo)
     return repo

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT, run, write_params
+from tests.helpers import ROOT, run
 
 pytestmark = pytest.mark.slow
 
@@ -74,16 +74,3 @@ def test_push_clone_pull_round_trip(reproduced: Path, tmp_path: Path) -> None:
     run(["dvc", "pull"], clone, env=home)
     assert digests(clone) == digests(reproduced)
     assert "up to date" in run(["dvc", "status"], clone, env=home).stdout
-
-
-def test_metrics_and_params_diff_against_main(reproduced: Path) -> None:
-    """A changed param reruns only what depends on it, and `dvc params/metrics diff main` show the change.
-    (It edits the shared copy, so it runs last in this module.)"""
-    write_params(reproduced, train={"candidates": ["hist_gradient_boosting", "linear"]})
-    output = run(["dvc", "repro"], reproduced).stdout
-    assert "Stage 'featurize' didn't change, skipping" in output
-    params_diff = run(["dvc", "params", "diff", "main", "--md"], reproduced).stdout
-    assert "train.candidates" in params_diff
-    metrics_diff = run(["dvc", "metrics", "diff", "main", "--md"], reproduced).stdout
-    assert "metrics/selection.json" in metrics_diff and "hist_gradient_boosting" in metrics_diff
-    assert "test.roc_auc" in metrics_diff
