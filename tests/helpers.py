@@ -76,7 +76,9 @@ def committed_copy(repo: Path, destination: Path) -> Path:
     """A copy of a repository (with its DVC cache) whose working tree, outputs included, is committed."""
     copied = shutil.copytree(repo, destination, symlinks=True)
     run(["git", "add", "-A"], copied)
-    run(["git", "commit", "-qm", "reproduced pipeline"], copied)
+    run(
+        ["git", "commit", "-q", "--allow-empty", "-m", "reproduced pipeline"], copied
+    )  # clean if rerun gave HEAD
     return copied
 
 

@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from pillars.schema import load_checked
 from pillars.stages.package import raw_rows
 
 RECORDS_PER_REQUEST = 64
+OVERLOAD_RETRIES = 5  # of a request answered 503, waiting 0.05, 0.1, 0.2 ... s in between
+OVERLOAD_BACKOFF_S = 0.05
 
 
 class Client:
@@ -42,16 +45,23 @@ class Client:
         self.connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=120)
 
     def post(self, path: str, payload: Any) -> Any:
-        """POST a payload (or JSON already encoded, as bytes) and return the decoded answer."""
+        """POST a payload (or JSON already encoded, as bytes) and return the decoded answer.
+
+        A 503 is retried with backoff: BentoML's adaptive batching sheds load with it ("process is
+        overloaded") before scoring, so a retry is a new request, not a duplicate."""
         body = payload if isinstance(payload, bytes) else json.dumps(payload)
-        self.connection.request("POST", path, body, {"Content-Type": "application/json"})
-        response = self.connection.getresponse()
-        body = response.read()
-        if response.status != 200:
+        for attempt in range(OVERLOAD_RETRIES + 1):
+            self.connection.request("POST", path, body, {"Content-Type": "application/json"})
+            response = self.connection.getresponse()
+            answer = response.read()
+            if response.status != HTTPStatus.SERVICE_UNAVAILABLE or attempt == OVERLOAD_RETRIES:
+                break
+            time.sleep(OVERLOAD_BACKOFF_S * 2**attempt)
+        if response.status != HTTPStatus.OK:
             raise PillarsError(
-                f"deploy: {path} answered {response.status}: {body[:500].decode(errors='replace')}"
+                f"deploy: {path} answered {response.status}: {answer[:500].decode(errors='replace')}"
             )
-        return json.loads(body)
+        return json.loads(answer)
 
 
 def as_json_columns(columns: dict[str, np.ndarray], start: int, stop: int) -> dict[str, list]:
