@@ -1,26 +1,40 @@
 # pillars: every command a person or CI runs. `make run` sets up a fresh machine and runs the pipeline;
 # `make test` runs the tests. The virtual environment is built from requirements.lock only.
 
-PYTHON ?= python3.11
+PYTHON ?=
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
+# The interpreter setup builds the venv with: PYTHON if given (its version checked), else the first of
+# Python 3.11, 3.12, 3.13 found (.ci/find-python says where it looks). Empty if none: setup says why.
+FOUND_PYTHON := $(shell PYTHON='$(PYTHON)' sh .ci/find-python --with-version 2>/dev/null)
+SETUP_VERSION := $(firstword $(FOUND_PYTHON))
+SETUP_PYTHON := $(wordlist 2,$(words $(FOUND_PYTHON)),$(FOUND_PYTHON))
+INSTALLED_VERSION := $(shell cat '$(VENV)/.installed' 2>/dev/null)
+SEARCH_PATH := $(PATH)
 export PATH := $(BIN):$(PATH)
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: serve setup run repro schema test test-fast lint format bench lock push pull clean sweep sweep-show \
+.PHONY: serve setup run repro deps schema test test-fast lint format bench lock push pull clean sweep sweep-show \
 	register promote registry which champion monitor monitor-demo retrain \
 	ci-pull pr-report pr-comment sweep-report exp-push release-version release-publish bento-context \
 	container-smoke deploy-resolve rollout monitor-alert retrain-pr
 
-setup: $(VENV)/.installed  ## virtual environment from the pinned lock
+setup: $(VENV)/.installed  ## virtual environment from the pinned lock, on Python 3.11-3.13 (PYTHON=... to choose)
 
-$(VENV)/.installed: requirements.lock pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
-		{ echo "pillars needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
+# The stamp holds the venv's Python version (major.minor). When the interpreter chosen above is another
+# version (or none was found), python-changed (phony: always out of date) makes the stamp out of date and
+# the venv is built again from scratch; otherwise a changed lock or pyproject.toml updates it in place.
+$(VENV)/.installed: requirements.lock pyproject.toml $(if $(filter $(INSTALLED_VERSION),$(SETUP_VERSION)),,python-changed)
+	@[ -n "$(SETUP_PYTHON)" ] || { PATH='$(SEARCH_PATH)' PYTHON='$(PYTHON)' sh .ci/find-python >/dev/null; exit 1; }
+	@if [ -d $(VENV) ] && [ "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" != $(SETUP_VERSION) ]; then \
+		echo "$(VENV) is not a Python $(SETUP_VERSION) environment: removing it"; rm -rf $(VENV); fi
+	$(SETUP_PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --editable .
-	touch $@
+	echo $(SETUP_VERSION) > $@
+
+.PHONY: python-changed
+python-changed:
 
 run: setup  ## set up, then run the whole pipeline on the configured data (default: bundled Adult)
 	dvc repro
@@ -28,9 +42,12 @@ run: setup  ## set up, then run the whole pipeline on the configured data (defau
 repro: setup  ## rerun only what changed
 	dvc repro
 
+deps: setup  ## rewrite each stage's code deps in dvc.yaml to its import closure (the tests check them)
+	python -m pillars.ci.stage_deps --write
+
 schema: setup  ## infer data/schema.yaml from the ingested data, for a person to review and commit
 	dvc repro ingest
-	python -m pillars.schema infer $(if $(FORCE),--force)
+	python -m pillars.core.schema infer $(if $(FORCE),--force)
 
 test: setup lint  ## lint, then every test (code, data, pipeline)
 	pytest
@@ -51,8 +68,14 @@ bench: setup  ## benchmarks: stages 1-6 (default and 100x data), the whole pipel
 	python tests/benchmarks/bench_pipeline.py
 	python tests/benchmarks/bench_service.py
 
+# One lock for Python 3.11-3.13 (--universal). --fork-strategy fewest: one version of each package for all
+# three, so the pipeline's outputs do not depend on the interpreter; the check below fails if one forks.
 lock:  ## re-pin every dependency after editing pyproject.toml
-	$(BIN)/uv pip compile pyproject.toml --group dev --python-version 3.11 --generate-hashes -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --group dev --universal --python-version 3.11 --fork-strategy fewest \
+		--generate-hashes -o requirements.lock
+	@forked=$$(grep -oE '^[A-Za-z0-9._-]+==' requirements.lock | sort | uniq -d | tr -d =); \
+	[ -z "$$forked" ] || { echo "requirements.lock pins more than one version of: $$forked" \
+		"(pin one in pyproject.toml that every supported Python can install)"; exit 1; }
 
 push: setup  ## upload DVC-tracked data and models to the default remote
 	dvc push
@@ -67,75 +90,75 @@ clean:
 # Results for the workflows go to build/ (git-ignored); GitHub step outputs to $GITHUB_OUTPUT when set.
 
 ci-pull: setup  ## CI: pull data and models from the DVC remote in DVC_REMOTE_URL (a secret) if set
-	python -m pillars.ci_remote
+	python -m pillars.ci.remote
 
 pr-report: setup  ## the pull-request report against BASE (default origin/main): build/report/report.md + plots
-	python -m pillars.pr_report --base $(or $(BASE),origin/main) --out build/report
+	python -m pillars.ci.pr_report --base $(or $(BASE),origin/main) --out build/report
 
 pr-comment: setup  ## post or update the sticky comment MARKER on pull request PR with BODY (GitHub CLI)
-	python -m pillars.github comment --pr $(PR) --body-file $(BODY) --marker $(MARKER)
+	python -m pillars.ci.github comment --pr $(PR) --body-file $(BODY) --marker $(MARKER)
 
 sweep-report: setup  ## the sweep comparison table as Markdown: build/sweep.md
-	python -m pillars.sweep --show-only --out build/sweep.md
+	python -m pillars.lifecycle.sweep --show-only --out build/sweep.md
 
 exp-push: setup  ## push HEAD's experiments (and their DVC data, if a remote is set) to the Git remote REMOTE
-	python -m pillars.ci_remote push-experiments --git-remote $(or $(REMOTE),origin)
+	python -m pillars.ci.remote push-experiments --git-remote $(or $(REMOTE),origin)
 
 release-version: setup  ## register HEAD's model with GTO unless its model is registered already; print the version
-	python -m pillars.registry release
+	python -m pillars.ci.release version
 
 release-publish: setup  ## push the registry tags of HEAD's version to the Git remote REMOTE
-	python -m pillars.registry publish --git-remote $(or $(REMOTE),origin)
+	python -m pillars.ci.release publish --git-remote $(or $(REMOTE),origin)
 
 bento-context: setup  ## the container build context of models/service.bento (Dockerfile in env/docker/): build/bento
-	python -m pillars.container context --out build/bento
+	python -m pillars.ci.container context --out build/bento
 
 container-smoke: setup  ## run IMAGE with Docker, wait for /readyz, check predictions against the packaged model
-	python -m pillars.container smoke --image $(IMAGE)
+	python -m pillars.ci.container smoke --image $(IMAGE)
 
 deploy-resolve: setup  ## resolve a GTO stage assignment tag REF to the model version and its image
-	python -m pillars.registry check-ref $(REF)
+	python -m pillars.ci.release check-ref $(REF)
 
 rollout:  ## placeholder: roll IMAGE out to STAGE on your platform (README, "Deploying"); fails until configured
 	@echo "rollout: $(IMAGE) -> $(STAGE): no deployment platform is configured; replace this target with your platform's command (README, Deploying: kubectl or bentoml deploy)" >&2
 	@exit 1
 
 monitor-alert: setup  ## when metrics/monitoring.json says retrain: open or update the monitoring issue (GitHub CLI)
-	python -m pillars.monitor_alert
+	python -m pillars.ci.monitor_alert
 
 retrain-pr: setup  ## retrain on the labelled logs as an experiment, push it as a branch, open a pull request
-	python -m pillars.retrain --pull-request $(if $(LOGS),--logs $(LOGS)) $(if $(FEEDBACK),--feedback $(FEEDBACK)) $(if $(FORCE),--force)
+	python -m pillars.ci.retrain_pr $(if $(LOGS),--logs $(LOGS)) $(if $(FEEDBACK),--feedback $(FEEDBACK)) $(if $(FORCE),--force)
 
 serve: setup  ## serve the packaged model (models/service.bento) on 127.0.0.1 (PORT=3000; PILLARS_API_TOKEN=... to require a token)
-	python -m pillars.local_server --port $(or $(PORT),3000)
+	python -m pillars.bento.server --port $(or $(PORT),3000)
 
 sweep: setup  ## queue and run the sweeps in params.yaml as DVC experiments, then compare them (JOBS=1)
-	python -m pillars.sweep --jobs $(or $(JOBS),1) $(SWEEPS)
+	python -m pillars.lifecycle.sweep --jobs $(or $(JOBS),1) $(SWEEPS)
 
 sweep-show: setup  ## the comparison table of the experiments so far
-	python -m pillars.sweep --show-only
+	python -m pillars.lifecycle.sweep --show-only
 
 register: setup  ## register HEAD's model as a new version in the Git-tag registry (BUMP=major|minor|patch)
-	python -m pillars.registry register $(if $(BUMP),--bump $(BUMP))
+	python -m pillars.lifecycle.registry register $(if $(BUMP),--bump $(BUMP))
 
 promote: setup  ## assign a registered version to a stage: make promote VERSION=v0.1.0 STAGE=dev|staging|prod
 	@[ -n "$(VERSION)" ] && [ -n "$(STAGE)" ] || { echo "usage: make promote VERSION=v0.1.0 STAGE=dev|staging|prod"; exit 1; }
-	python -m pillars.registry promote $(VERSION) $(STAGE)
+	python -m pillars.lifecycle.registry promote $(VERSION) $(STAGE)
 
 registry: setup  ## the registry: versions, their stages and commits
-	python -m pillars.registry show
+	python -m pillars.lifecycle.registry show
 
 which: setup  ## the version in a stage (STAGE=prod) and the data hashes and params that made it, as JSON
-	python -m pillars.registry which $(or $(STAGE),prod)
+	python -m pillars.lifecycle.registry which $(or $(STAGE),prod)
 
 champion: setup  ## fill models/champion/ with the model of the version in a stage (STAGE=prod)
-	python -m pillars.registry champion --stage $(or $(STAGE),prod)
+	python -m pillars.lifecycle.registry champion --stage $(or $(STAGE),prod)
 
 monitor: setup  ## the monitor stage on the logs under data/monitoring/logs: metrics/monitoring.{json,html}
 	dvc repro monitor
 
 monitor-demo: setup  ## replay held-out traffic, as drawn and shifted, through the served model; monitor both
-	python -m pillars.replay
+	python -m pillars.monitoring.replay
 
 retrain: setup  ## when the monitor says so: labelled logged rows -> new DVC-versioned source -> experiment
-	python -m pillars.retrain $(if $(LOGS),--logs $(LOGS)) $(if $(FEEDBACK),--feedback $(FEEDBACK)) $(if $(FORCE),--force)
+	python -m pillars.lifecycle.retrain $(if $(LOGS),--logs $(LOGS)) $(if $(FEEDBACK),--feedback $(FEEDBACK)) $(if $(FORCE),--force)

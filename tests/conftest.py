@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pillars.params import Params, parse_params
-from pillars.schema import DataSchema, load_schema
+from pillars.core.params import Params, parse_params
+from pillars.core.schema import DataSchema, load_schema
 from tests.helpers import ROOT, copy_repository, deep_merge, make, with_task
 
 
@@ -49,7 +49,18 @@ def repo_copy(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the repository after a full `dvc repro` on the default data (shared: it takes minutes)."""
+    """A copy of the repository after a full `dvc repro` on the default data (shared: it takes minutes).
+
+    Every Python process of the run records the files it read (tests/audit/sitecustomize.py) in
+    `audit_dir(repo)`, for the test that each stage reads only its declared deps."""
     repo = copy_repository(tmp_path_factory.mktemp("reproduced") / "repo")
-    make(repo, "repro")  # as the workflows do; the project's environment
+    audit = audit_dir(repo)
+    audit.mkdir()
+    auditing = {"PYTHONPATH": str(ROOT / "tests/audit"), "PILLARS_AUDIT_DIR": str(audit)}
+    make(repo, "repro", env=auditing)  # as the workflows do; the project's environment
     return repo
+
+
+def audit_dir(repo: Path) -> Path:
+    """Where the `reproduced` run's processes recorded what they read (beside the copy, not in it)."""
+    return repo.parent / "reads"

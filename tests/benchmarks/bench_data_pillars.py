@@ -167,7 +167,7 @@ def upsample(frame: pd.DataFrame, factor: int, rng: np.random.Generator) -> pd.D
 
 def write_upsampled_source(work: Path, factor: int, seed: int) -> tuple[int, float]:
     """Upsample the first ingest source of the copy, point the copy's params.yaml at it; rows and seconds."""
-    from pillars.stages.ingest import FILE_READERS, SUFFIX_FORMATS  # the pipeline's own readers
+    from pillars.core.io import FILE_READERS, SUFFIX_FORMATS  # the pipeline's own readers
 
     start = time.perf_counter()
     params_path = work / "params.yaml"

@@ -30,14 +30,8 @@ from typing import Any
 import numpy as np
 from bench_data_pillars import CPU_LIMIT, REPO, RESULTS_DIR, Target, machine_facts, pin_cpus
 
-from pillars import layout
-from pillars.capture import DIR_ENV, PredictionLog, log_line, logged_rows
-from pillars.io import read_parquet
-from pillars.local_server import import_archive, served
-from pillars.params import load_params
-from pillars.schema import load_checked
-from pillars.serving import ServingModel
-from pillars.stages.deploy import (
+from pillars.bento.archive import packaged_model
+from pillars.bento.client import (
     Client,
     as_json_columns,
     as_records,
@@ -47,8 +41,14 @@ from pillars.stages.deploy import (
     seconds_of,
     throughput,
 )
-from pillars.stages.infer import packaged_model
-from pillars.stages.package import raw_rows
+from pillars.bento.parity import raw_rows
+from pillars.bento.server import import_archive, served
+from pillars.core import layout
+from pillars.core.io import read_parquet
+from pillars.core.params import load_params
+from pillars.core.schema import load_checked
+from pillars.serve.capture import DIR_ENV, PredictionLog, log_line, logged_rows
+from pillars.serve.model import ServingModel
 
 LATENCY_REQUESTS = 1000  # single-row requests at concurrency 1, after deploy.latency's 20 warm-up requests
 THROUGHPUT_REQUESTS = 4000
@@ -281,7 +281,12 @@ def main() -> int:
         print(f"{archive} is missing: run `dvc repro package` first", file=sys.stderr)
         return 1
     params = load_params()
-    columns = raw_rows(read_parquet(layout.curated_split("test")), load_checked(params), params)
+    columns = raw_rows(
+        read_parquet(layout.RAW_DATA),
+        read_parquet(layout.curated_split("test")),
+        load_checked(params),
+        params.dataset.placeholders,
+    )
     repeated = {name: np.resize(values, BULK_ROWS) for name, values in columns.items()}
     one = as_json_columns(columns, 0, 1)
     record = as_records(one)[0]

@@ -1,6 +1,6 @@
 """A fake GitHub CLI for tests/code/test_github.py: no network reaches GitHub from the test machines.
 
-It implements only the gh commands that pillars.github runs, with gh's argument shapes, outputs and
+It implements only the gh commands that pillars.ci.github runs, with gh's argument shapes, outputs and
 errors: `gh api` (the issue-comment endpoints; `--paginate` prints one JSON array per page back to back,
 as gh does), `gh issue list|create|edit|comment`, `gh label list|create`, `gh pr list|create|edit`.
 GitHub is a JSON file named by FAKE_GH_STATE:

@@ -27,3 +27,18 @@ def test_bentofile_packages_are_pinned_to_requirements_lock() -> None:
     assert len(bento_pins) == len(packages), f"every Bento package needs an exact == pin: {packages}"
     locked = pins((ROOT / "requirements.lock").read_text().splitlines())
     assert {name: locked.get(name) for name in bento_pins} == bento_pins
+
+
+def test_the_lock_pins_one_version_of_each_package_for_every_supported_python() -> None:
+    """One lock for Python 3.11-3.13 with the same versions on each: the outputs cannot depend on the
+    interpreter (the Bento's pins above then hold for every one of them)."""
+    names = [
+        normalized(found.group(1))
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if (found := PIN.match(line.strip()))
+    ]
+    assert sorted({name for name in names if names.count(name) > 1}) == []
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'requires-python = ">=3.11,<3.14"' in pyproject
+    runtime = yaml.safe_load((ROOT / "bentofile.yaml").read_text())["docker"]["python_version"]
+    assert runtime in {"3.11", "3.12", "3.13"}

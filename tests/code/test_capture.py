@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pillars.capture import PredictionLog, log_line, logged_rows
+from pillars.serve.capture import PredictionLog, log_line, logged_rows
 
 
 def line(rows: int, age: list | np.ndarray) -> str:

@@ -3,10 +3,10 @@
 import pandas as pd
 import pytest
 
-from pillars.errors import PillarsError
-from pillars.params import CleanseParams, Params
-from pillars.schema import DataSchema
-from pillars.stages.cleanse import REASON_COLUMN, ROW_COLUMN, cleanse
+from pillars.core.errors import PillarsError
+from pillars.core.params import CleanseParams, Params
+from pillars.core.schema import ROW_COLUMN, DataSchema
+from pillars.stages.cleanse import REASON_COLUMN, cleanse
 
 
 @pytest.fixture

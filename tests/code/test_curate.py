@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pillars.errors import PillarsError
+from pillars.core.errors import PillarsError
 from pillars.stages.curate import curate, split_assignment
 
 FRACTIONS = {"train": 0.7, "valid": 0.1, "test": 0.1, "holdout": 0.1}

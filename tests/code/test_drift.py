@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pillars.drift import OTHER_BIN, categorical_drift, numeric_drift, psi
-from pillars.params import DriftLimits
+from pillars.core.params import DriftLimits
+from pillars.monitoring.drift import OTHER_BIN, categorical_drift, numeric_drift, psi
 
 LIMITS = DriftLimits()
 

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pillars.features import build_pipeline, feature_sources
-from pillars.params import FeaturizeParams
+from pillars.core.params import FeaturizeParams
 from pillars.stages.featurize import write_matrix
+from pillars.training.features import build_pipeline, feature_sources
 
 FEATURES = {"age": "numeric", "flag": "boolean", "city": "categorical"}
 

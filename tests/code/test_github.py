@@ -1,4 +1,4 @@
-"""pillars.github against a fake GitHub CLI: GitHub is mocked because no network reaches it from here.
+"""pillars.ci.github against a fake GitHub CLI: GitHub is mocked because no network reaches it from here.
 
 tests/code/fake_gh.py goes first on PATH as `gh`. It keeps GitHub's side (issues, pull requests, comments,
 labels) in a JSON file, takes gh's own arguments and prints gh's own output formats, refuses what GitHub
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pillars.errors import PillarsError
-from pillars.github import BODY_LIMIT, fit, sticky_comment, upsert_issue, upsert_pull_request
+from pillars.ci.github import BODY_LIMIT, fit, sticky_comment, upsert_issue, upsert_pull_request
+from pillars.core.errors import PillarsError
 from tests.helpers import ROOT, FakeGitHub, install_fake_gh, make
 
 REPO = "octo/pillars"
@@ -38,13 +38,13 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeGitHub:
 
 
 def test_sticky_comment_is_created_then_updated_per_marker(
-    fake: FakeGitHub, capsys: pytest.CaptureFixture
+    fake: FakeGitHub, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake.set(comments=[HUMAN, QUOTING])
     first = sticky_comment(7, "accuracy 0.91", "report")
-    assert capsys.readouterr().out == f"created comment {first}\n"
+    assert caplog.messages.pop() == f"created comment {first}"
     assert sticky_comment(7, "accuracy 0.93", "report") == first
-    assert capsys.readouterr().out == f"updated comment {first}\n"
+    assert caplog.messages.pop() == f"updated comment {first}"
     comments = fake.comments(7)
     assert len(comments) == 3
     assert comments[first]["body"] == f"{MARKER_LINE}\naccuracy 0.93"
@@ -93,7 +93,7 @@ def test_a_cut_inside_a_code_block_closes_it() -> None:
 
 
 def test_issue_is_created_with_its_label_then_updated(
-    fake: FakeGitHub, capsys: pytest.CaptureFixture
+    fake: FakeGitHub, caplog: pytest.LogCaptureFixture
 ) -> None:
     title = "Monitoring: retrain the model"
     closed = {
@@ -105,10 +105,10 @@ def test_issue_is_created_with_its_label_then_updated(
     }
     fake.set(issues=[closed])
     number = upsert_issue(title, "drift in age", "monitoring")
-    assert capsys.readouterr().out == f"created issue #{number}\n"
+    assert caplog.messages.pop() == f"created issue #{number}"
     assert [label["name"] for label in fake.state()["labels"]] == ["monitoring"]
     assert upsert_issue(title, "drift in age and hours", "monitoring") == number
-    assert capsys.readouterr().out == f"updated issue #{number}\n"
+    assert caplog.messages.pop() == f"updated issue #{number}"
     issues = fake.state()["issues"]
     assert issues[0] == closed
     assert issues[1:] == [
@@ -133,14 +133,14 @@ def test_an_existing_label_is_left_as_it_is(fake: FakeGitHub) -> None:
     assert not [call for call in fake.calls() if call["argv"][:2] == ["label", "create"]]
 
 
-def test_pull_request_is_created_then_updated(fake: FakeGitHub, capsys: pytest.CaptureFixture) -> None:
+def test_pull_request_is_created_then_updated(fake: FakeGitHub, caplog: pytest.LogCaptureFixture) -> None:
     number = upsert_pull_request("retrain-1a2b3c4d", "main", "Retrain on labelled logs", "first")
-    assert capsys.readouterr().out == f"created pull request #{number}\n"
+    assert caplog.messages.pop() == f"created pull request #{number}"
     assert (
         upsert_pull_request("retrain-1a2b3c4d", "main", "Retrain on labelled logs (again)", "second")
         == number
     )
-    assert capsys.readouterr().out == f"updated pull request #{number}\n"
+    assert caplog.messages.pop() == f"updated pull request #{number}"
     pulls = fake.state()["pulls"]
     assert pulls == [
         FEATURE_PR,
@@ -203,7 +203,7 @@ def test_make_pr_comment_posts_the_report(fake: FakeGitHub, tmp_path: Path) -> N
     body = tmp_path / "report.md"
     body.write_text("# Report\n", encoding="utf-8")
     result = comment_cli(body)
-    assert result.returncode == 0 and result.stdout.endswith("created comment 1001\n"), result.stderr
+    assert result.returncode == 0 and result.stderr.endswith("created comment 1001\n"), result.stderr
     assert fake.comments(7)[1001]["body"] == f"{MARKER_LINE}\n# Report\n"
     missing = comment_cli(tmp_path / "none.md")
     assert missing.returncode == 2

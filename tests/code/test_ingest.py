@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pillars.errors import PillarsError
-from pillars.params import IngestParams
+from pillars.core.errors import PillarsError
+from pillars.core.params import IngestParams
 from pillars.stages.ingest import SOURCE_COLUMN, ingest
 
 FRAME = pd.DataFrame(

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pillars.metrics import METRICS, evaluate, labels_from_scores, score
+from pillars.core.metrics import METRICS, evaluate, labels_from_scores, score
 
 
 def test_binary_metrics_and_threshold() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pillars.monitor_report import DASH, NO_LABELS, render_html
+from pillars.monitoring.report import DASH, NO_LABELS, render_html
 
 ODD = '<b>&"x"'  # a feature name that breaks a page that does not escape
 VOID = {"meta", "br", "hr", "img", "input", "link"}

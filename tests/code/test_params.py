@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from pillars.errors import PillarsError
-from pillars.params import load_params, parse_params
-from pillars.schema import check_params_columns
+from pillars.core.errors import PillarsError
+from pillars.core.params import load_params, parse_params
+from pillars.core.schema import check_params_columns
 from tests.helpers import ROOT, deep_merge
 
 

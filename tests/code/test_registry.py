@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pillars.errors import PillarsError
-from pillars.registry import artifact_name, output_hashes
+from pillars.core.errors import PillarsError
+from pillars.lifecycle.registry import artifact_name, output_hashes
 from tests.helpers import run
 
 DVC_YAML = {"artifacts": {"model": {"path": "models/service.bento", "type": "model"}}}
@@ -51,12 +51,17 @@ def pipeline_files(md5: str, seed: int) -> dict[str, str]:
 
 
 def registry(repo: Path, *arguments: str, check: bool = True, env: dict[str, str] | None = None):
-    return run([sys.executable, "-m", "pillars.registry", *arguments], repo, env=env, check=check)
+    return run([sys.executable, "-m", "pillars.lifecycle.registry", *arguments], repo, env=env, check=check)
 
 
-def refused(repo: Path, *arguments: str) -> str:
+def release(repo: Path, *arguments: str, check: bool = True, env: dict[str, str] | None = None):
+    """The registry commands of the release and deploy workflows."""
+    return run([sys.executable, "-m", "pillars.ci.release", *arguments], repo, env=env, check=check)
+
+
+def refused(repo: Path, *arguments: str, command=registry) -> str:
     """Run a registry command that must fail; return its stderr."""
-    result = registry(repo, *arguments, check=False)
+    result = command(repo, *arguments, check=False)
     assert result.returncode == 2, result.stdout
     return result.stderr
 
@@ -189,7 +194,7 @@ def test_release_registers_only_a_new_model_and_publishes_its_tag(git_repo: Path
     outputs = tmp_path / "outputs"
     actions = {"GITHUB_OUTPUT": str(outputs), "GITHUB_REPOSITORY": "Some-Owner/Pillars"}
     commit(git_repo, "first model", pipeline_files("a" * 32, seed=1))
-    registry(git_repo, "release", env=actions)
+    release(git_repo, "version", env=actions)
     assert step_outputs(outputs) == {
         "version": "v0.1.0",
         "new": "true",
@@ -198,19 +203,20 @@ def test_release_registers_only_a_new_model_and_publishes_its_tag(git_repo: Path
 
     commit(git_repo, "README only", {"README.md": "same model"})
     outputs.unlink()
-    registry(git_repo, "release", env=actions)
+    release(git_repo, "version", env=actions)
     assert step_outputs(outputs)["version"] == "v0.1.0" and step_outputs(outputs)["new"] == "false"
-    assert "HEAD" in refused(git_repo, "publish") and "is not registered" in refused(git_repo, "publish")
+    said = refused(git_repo, "publish", command=release)
+    assert "HEAD" in said and "is not registered" in said
 
     commit(git_repo, "second model", pipeline_files("b" * 32, seed=2))
     outputs.unlink()
-    registry(git_repo, "release", env=actions)
+    release(git_repo, "version", env=actions)
     assert step_outputs(outputs)["version"] == "v0.2.0" and step_outputs(outputs)["new"] == "true"
 
     remote = tmp_path / "remote.git"
     run(["git", "init", "-q", "--bare", str(remote)], tmp_path)
     run(["git", "remote", "add", "origin", str(remote)], git_repo)
-    assert registry(git_repo, "publish").stdout.strip() == "pushed model@v0.2.0 to origin"
+    assert release(git_repo, "publish").stdout.strip() == "pushed model@v0.2.0 to origin"
     tags = run(["git", "ls-remote", "--tags", "--refs", "origin"], git_repo).stdout.split()[1::2]
     assert tags == ["refs/tags/model@v0.2.0"], "only the new version's tag is pushed"
 
@@ -222,11 +228,11 @@ def test_check_ref_resolves_a_stage_assignment_tag(git_repo: Path, tmp_path: Pat
     registry(git_repo, "register")
     registry(git_repo, "promote", "v0.1.0", "prod")
     outputs = tmp_path / "outputs"
-    registry(git_repo, "check-ref", "refs/tags/model#prod#1", env={"GITHUB_OUTPUT": str(outputs)})
+    release(git_repo, "check-ref", "refs/tags/model#prod#1", env={"GITHUB_OUTPUT": str(outputs)})
     assert step_outputs(outputs) == {
         "name": "model",
         "version": "v0.1.0",
         "stage": "prod",
         "image": "pillars-service",
     }
-    assert "not a GTO stage assignment tag" in refused(git_repo, "check-ref", "model@v0.1.0")
+    assert "not a GTO stage assignment tag" in refused(git_repo, "check-ref", "model@v0.1.0", command=release)

@@ -3,8 +3,15 @@
 import pandas as pd
 import pytest
 
-from pillars.errors import PillarsError
-from pillars.schema import DataSchema, canonical_name, dump_schema, infer_schema, load_schema, parse_types
+from pillars.core.errors import PillarsError
+from pillars.core.schema import (
+    DataSchema,
+    canonical_name,
+    dump_schema,
+    infer_schema,
+    load_schema,
+    parse_types,
+)
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 
-from pillars.errors import PillarsError
-from pillars.params import StandardizeParams
-from pillars.schema import DataSchema
+from pillars.core.errors import PillarsError
+from pillars.core.params import StandardizeParams
+from pillars.core.schema import DataSchema
 from pillars.stages.standardize import describe_columns, standardize_frame, target_encoding
 
 SCHEMA = DataSchema.model_validate(

@@ -2,8 +2,8 @@
 
 import pytest
 
-from pillars.errors import PillarsError
-from pillars.sweep import apply_overrides, check_sweeps, flatten, set_arguments
+from pillars.core.errors import PillarsError
+from pillars.lifecycle.sweep import apply_overrides, check_sweeps, flatten, set_arguments
 
 
 def test_flatten_and_set_arguments() -> None:

@@ -6,10 +6,10 @@ import numpy as np
 import optuna
 import pytest
 
-from pillars.errors import PillarsError
-from pillars.models import FAMILIES, TrainingData
-from pillars.params import TrainParams
+from pillars.core.errors import PillarsError
+from pillars.core.params import TrainParams
 from pillars.stages.train import finished_trials, open_storage, run_study, study_name, train, trial_table
+from pillars.training.families import FAMILIES, TrainingData
 
 
 def toy_data(task: str = "binary", rows: int = 600) -> TrainingData:

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from pillars.params import Params
-from pillars.schema import DataSchema
+from pillars.core.params import Params
+from pillars.core.schema import DataSchema
 from pillars.stages.validate_data import Finding, report, validate
 from tests.helpers import ROOT
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from pillars.errors import PillarsError
+from pillars.core.errors import PillarsError
 from pillars.stages.validate_model import champion_check, slice_checks, validate_candidate
 
 
@@ -79,9 +79,9 @@ def test_slice_column_dropped_by_curate(make_params, valid) -> None:
 def test_champion_is_scored_through_its_own_pipeline(make_params, tmp_path, monkeypatch) -> None:
     import pickle
 
-    from pillars import layout
-    from pillars.features import build_pipeline
+    from pillars.core import layout
     from pillars.stages.validate_model import champion_value
+    from pillars.training.features import build_pipeline
 
     generator = np.random.default_rng(2)
     frame = pd.DataFrame(

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from pillars.params import Params, load_params
-from pillars.schema import DataSchema, load_checked
+from pillars.core.params import Params, load_params
+from pillars.core.schema import DataSchema, load_checked
 from pillars.stages.cleanse import REASON_COLUMN, cleanse
 from pillars.stages.ingest import ingest
 from pillars.stages.validate_data import validate

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pillars.metrics import predict_scores, score
+from pillars.core.metrics import predict_scores, score
 
 pytestmark = pytest.mark.slow
 

@@ -31,7 +31,7 @@ def ci_pull(origin: Path, clone: Path, url: str, check: bool = True):
 def test_a_fresh_clone_pulls_from_the_secret_remote(origin: tuple[Path, Path], tmp_path: Path) -> None:
     repo, remote = origin
     without = ci_pull(repo, tmp_path / "without", url="")
-    assert "DVC_REMOTE_URL is not set: `dvc repro` will run the pipeline from scratch" in without.stdout
+    assert "DVC_REMOTE_URL is not set: `dvc repro` will run the pipeline from scratch" in without.stderr
     assert not (tmp_path / "without/models/service.bento").exists()
 
     clone = tmp_path / "clone"

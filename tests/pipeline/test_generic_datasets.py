@@ -109,7 +109,7 @@ def test_stages_one_to_ten_on_another_dataset(repo_copy: Path, task: str) -> Non
     case = CASES[task]
     write_dataset(repo_copy, case)
     run(["dvc", "repro", "ingest"], repo_copy)
-    run(["python", "-m", "pillars.schema", "infer"], repo_copy)
+    run(["python", "-m", "pillars.core.schema", "infer"], repo_copy)
     run(["dvc", "repro"], repo_copy)
 
     cleanse = json.loads((repo_copy / "metrics/cleanse.json").read_text())

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pillars.schema import load_schema
-from pillars.stages.infer import packaged_model, score_frame
+from pillars.bento.archive import packaged_model
+from pillars.core.schema import load_schema
+from pillars.stages.infer import score_frame
 
 pytestmark = pytest.mark.slow
 

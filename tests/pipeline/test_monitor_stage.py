@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pillars.monitoring import monitor, read_monitored
-from pillars.params import load_params
-from pillars.stages.infer import packaged_model
+from pillars.bento.archive import packaged_model
+from pillars.core.params import load_params
+from pillars.monitoring.analysis import monitor, read_monitored
 
 pytestmark = pytest.mark.slow
 

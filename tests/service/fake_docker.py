@@ -1,8 +1,8 @@
 """A stand-in for the `docker` CLI: no Docker engine runs here, so the smoke test's calls are mocked.
 
-It implements only what `pillars.container smoke` calls, and refuses anything else:
+It implements only what `pillars.ci.container smoke` calls, and refuses anything else:
 - `run --detach --rm --publish 127.0.0.1:PORT:3000 [--env K=V]... IMAGE`: IMAGE is a Bento directory (a
-  build context from `pillars.container context`); it is served as the image's entrypoint would
+  build context from `pillars.ci.container context`); it is served as the image's entrypoint would
   (`bentoml serve $BENTO_PATH`, in an empty BentoML home) on 127.0.0.1:PORT, in the background; prints an id;
 - `logs ID`: the server's output so far;
 - `rm --force ID`: stops the server and its workers and records the id in `removed`.
@@ -87,7 +87,7 @@ def remove(container_id: str) -> int:
 
 
 def refuse(command: str) -> int:
-    print(f"fake docker: not a call pillars.container makes: docker {command}", file=sys.stderr)
+    print(f"fake docker: not a call pillars.ci.container makes: docker {command}", file=sys.stderr)
     return 125
 
 

@@ -1,4 +1,4 @@
-"""`pillars.container`: the build context CI builds the image from, and the smoke test CI runs on the image.
+"""`pillars.ci.container`: the build context CI builds the image from, and the smoke test CI runs on the image.
 
 No Docker engine runs here, so Docker is mocked: the smoke tests put a fake `docker` first on PATH
 (tests/service/fake_docker.py), whose `run` serves the extracted build context with `bentoml serve` as the
@@ -18,17 +18,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pillars import layout
-from pillars.container import differences, expected_answer, extract_context
-from pillars.errors import PillarsError
-from pillars.io import read_parquet
-from pillars.local_server import free_port
-from pillars.params import load_params
-from pillars.schema import load_checked
-from pillars.serving import SERVING_FILE, dumps, loads
-from pillars.stages.assess import offline_predictions
-from pillars.stages.infer import packaged_model
-from pillars.stages.package import raw_rows
+from pillars.bento.archive import packaged_model
+from pillars.bento.parity import offline_predictions, raw_rows
+from pillars.bento.server import free_port
+from pillars.ci.container import differences, expected_answer, extract_context
+from pillars.core import layout
+from pillars.core.errors import PillarsError
+from pillars.core.io import read_parquet
+from pillars.core.params import load_params
+from pillars.core.schema import load_checked
+from pillars.serve.model import SERVING_FILE, dumps, loads
 from tests.helpers import BIN, run
 
 pytestmark = pytest.mark.slow
@@ -61,7 +60,7 @@ def docker_env(tmp_path: Path) -> dict[str, str]:
 
 def smoke(repo: Path, env: dict[str, str], *options: str):
     return run(
-        [str(BIN / "python"), "-m", "pillars.container", "smoke", *options], repo, env=env, check=False
+        [str(BIN / "python"), "-m", "pillars.ci.container", "smoke", *options], repo, env=env, check=False
     )
 
 
@@ -81,7 +80,9 @@ def test_context_is_the_bento_build_context(reproduced: Path, tmp_path: Path) ->
     BentoML's entrypoint), the manifest, the model it names and the service code; a rerun replaces it
     whole."""
     out = tmp_path / "build" / "bento"
-    result = run([str(BIN / "python"), "-m", "pillars.container", "context", "--out", str(out)], reproduced)
+    result = run(
+        [str(BIN / "python"), "-m", "pillars.ci.container", "context", "--out", str(out)], reproduced
+    )
     manifest = yaml.safe_load((out / "bento.yaml").read_text())
     tag = f"{manifest['name']}:{manifest['version']}"
     assert result.stdout.splitlines() == [f"dockerfile={out / 'env/docker/Dockerfile'}", f"bento={tag}"]
@@ -89,7 +90,7 @@ def test_context_is_the_bento_build_context(reproduced: Path, tmp_path: Path) ->
     assert "EXPOSE 3000" in dockerfile
     assert re.search(r"^ENTRYPOINT .*env/docker/entrypoint\.sh", dockerfile, re.M)
     assert (out / "env/docker/entrypoint.sh").is_file()
-    assert (out / "src/pillars/service.py").is_file()
+    assert (out / "src/pillars/serve/service.py").is_file()
     [model] = [model["tag"] for service in manifest["services"] for model in service["models"]]
     model_dir = out / "models" / Path(*model.split(":"))
     assert (model_dir / "model.yaml").is_file()
@@ -131,7 +132,7 @@ def test_differences_name_the_row(reproduced: Path, monkeypatch: pytest.MonkeyPa
     params = load_params()
     serving = packaged_model(layout.SERVICE_ARCHIVE)
     frame = read_parquet(layout.curated_split("holdout")).head(3)
-    raw = raw_rows(frame, load_checked(params), params)
+    raw = raw_rows(read_parquet(layout.RAW_DATA), frame, load_checked(params), params.dataset.placeholders)
     expected = serving.score(serving.typed({field.name: raw[field.name] for field in serving.fields}))
     offline = offline_predictions(frame, expected.scores, serving.task)
     answer = [expected_answer(expected, row) | {"model_version": serving.version} for row in range(3)]

@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from pillars.capture import logged_rows
-from pillars.monitoring import read_monitored
-from pillars.params import load_params
-from pillars.replay import run_demo, summary
-from pillars.retrain import LABELLED_DATA, labelled_rows, with_source
-from pillars.schema import load_schema
-from pillars.stages.infer import packaged_model
+from pillars.bento.archive import packaged_model
+from pillars.core.params import load_params
+from pillars.core.schema import load_schema
+from pillars.lifecycle.retrain import LABELLED_DATA, labelled_rows, with_source
+from pillars.monitoring.analysis import read_monitored
+from pillars.monitoring.replay import run_demo, summary
+from pillars.serve.capture import logged_rows
 from tests.helpers import (
     QUICK_TRAINING,
     committed_copy,

@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pillars import layout
-from pillars.io import read_parquet
-from pillars.local_server import import_archive, served
-from pillars.params import load_params
-from pillars.schema import load_checked
-from pillars.stages.deploy import as_json_columns, as_records
-from pillars.stages.package import raw_rows
+from pillars.bento.client import as_json_columns, as_records
+from pillars.bento.parity import raw_rows
+from pillars.bento.server import import_archive, served
+from pillars.core import layout
+from pillars.core.io import read_parquet
+from pillars.core.params import load_params
+from pillars.core.schema import load_checked
 
 pytestmark = pytest.mark.slow
 
@@ -123,7 +123,9 @@ def split(reproduced: Path) -> Split:
         params = load_params()
         curated = read_parquet(layout.curated_split("test"))
         offline = read_parquet(layout.TEST_PREDICTIONS)
-        columns = raw_rows(curated, load_checked(params), params)
+        columns = raw_rows(
+            read_parquet(layout.RAW_DATA), curated, load_checked(params), params.dataset.placeholders
+        )
     assert offline["_row"].equals(curated["_row"]), "data/predictions is stale: rerun assess"
     return Split(columns, offline)
 
@@ -342,7 +344,7 @@ def test_archive_holds_the_container_build_context(archive: Path) -> None:
     with tarfile.open(archive, "r:xz") as bento:
         names = set(bento.getnames())
         requirements = bento.extractfile("./env/python/requirements.txt").read().decode()  # type: ignore[union-attr]
-    assert {"./env/docker/Dockerfile", "./bento.yaml", "./src/pillars/service.py"} <= names
+    assert {"./env/docker/Dockerfile", "./bento.yaml", "./src/pillars/serve/service.py"} <= names
     assert any(re.fullmatch(r"\./models/pillars-model/[^/]+/serving_model\.pkl", name) for name in names)
     pinned = dict(
         line.split("==", 1) for line in requirements.splitlines() if "==" in line and not line.startswith("#")

@@ -2,26 +2,26 @@
 
 Writes the full metric set, the plots that fit the task (ROC, precision-recall, confusion matrix and
 calibration for classification; residuals for regression), permutation importance per input column,
-metrics per slice, and a Markdown model card with the data lineage from dvc.lock.
+metrics per slice, and a Markdown model card with the lineage of its inputs (content hashes).
 """
 
-from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-import yaml
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from pillars import layout
-from pillars.errors import run_cli
-from pillars.io import read_json, read_parquet, read_pickle, write_bytes, write_json, write_parquet
-from pillars.metrics import METRICS, evaluate, labels_from_scores, predict_scores, score
-from pillars.params import Params, load_params
-from pillars.slices import has_both_classes, slices
-from pillars.stages.cleanse import ROW_COLUMN
+from pillars.bento.parity import offline_predictions
+from pillars.core import layout
+from pillars.core.errors import run_cli
+from pillars.core.io import read_json, read_parquet, read_pickle, write_bytes, write_json, write_parquet
+from pillars.core.lineage import lineage
+from pillars.core.metrics import METRICS, evaluate, labels_from_scores, predict_scores, score
+from pillars.core.params import Params, load_params
+from pillars.training.slices import has_both_classes, slices
 
-LINEAGE_OUTPUTS = ("data/raw", "data/curated", "data/features", "models/feature_pipeline.pkl")
+LINEAGE_INPUTS = (layout.CURATED_DIR, layout.FEATURES_DIR, layout.SELECTED_MODEL)  # declared deps of assess
 
 
 def curves(y: np.ndarray, scores: np.ndarray, task: str, bins: int) -> dict[str, pd.DataFrame]:
@@ -77,34 +77,23 @@ def slice_metrics(frame: pd.DataFrame, y: np.ndarray, scores: np.ndarray, params
     }
 
 
-def offline_predictions(frame: pd.DataFrame, scores: np.ndarray, task: str) -> pd.DataFrame:
-    """The selected model's test scores per raw row: what the served model must reproduce (deploy)."""
-    predictions = pd.DataFrame({ROW_COLUMN: frame[ROW_COLUMN].to_numpy()})
-    if scores.ndim == 2:
-        for code in range(scores.shape[1]):
-            predictions[f"score_{code}"] = scores[:, code]
-    else:
-        predictions["score"] = scores
-    if task != "regression":
-        predictions["label"] = labels_from_scores(scores, task)
-    return predictions
+class CardInputs(NamedTuple):
+    """What the model card reports besides the test results: selection, gate, tuning, split, lineage."""
+
+    selection: dict[str, Any]
+    validation: dict[str, Any]
+    train_summary: dict[str, Any]  # metrics/train.json
+    best_params: dict[str, Any]  # metrics/train/best_params.json
+    split_rows: dict[str, int]  # metrics/curation.json's rows per split
+    lineage: dict[str, str]  # content hashes of assess's inputs
 
 
-def lineage() -> dict[str, str]:
-    """The content hashes of the data and pipeline the model came from, as dvc.lock records them."""
-    lock = yaml.safe_load(Path("dvc.lock").read_text(encoding="utf-8"))
-    outs = {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
-    return {path: outs.get(path, "not in dvc.lock yet") for path in LINEAGE_OUTPUTS}
-
-
-def model_card(
-    params: Params, selection: dict, validation: dict, report: dict, importance: pd.DataFrame
-) -> str:
+def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.DataFrame) -> str:
     """A Markdown model card: what the model is, what made it, how well it does, and where it is weak."""
+    selection, validation = inputs.selection, inputs.validation
     chosen = selection["model"]
-    train_summary = read_json(layout.TRAIN_REPORT)["candidates"][chosen]
-    best_params = read_json(layout.BEST_PARAMS)[chosen]
-    curation = read_json(layout.CURATION_REPORT)
+    train_summary = inputs.train_summary["candidates"][chosen]
+    best_params = inputs.best_params[chosen]
     test = report["test"]
     lines = [
         f"# Model card: {params.dataset.name} / {chosen}",
@@ -113,16 +102,16 @@ def model_card(
         + (f" (positive label `{params.dataset.positive_label}`)" if params.dataset.positive_label else ""),
         f"- Selected on the valid split by {selection['metric']}: {selection['reason']}.",
         f"- Tuned by Optuna: {train_summary['trials']} trials ({train_summary['pruned']} pruned), seed {params.train.seed}.",
-        "- Rows: " + ", ".join(f"{split} {rows}" for split, rows in curation["rows"].items()) + ".",
+        "- Rows: " + ", ".join(f"{split} {rows}" for split, rows in inputs.split_rows.items()) + ".",
         "",
         "## Hyperparameters",
         "",
         *[f"- `{name}`: {value}" for name, value in best_params.items()],
         *[f"- `{name}`: {value} (fixed)" for name, value in params.train.families[chosen].fixed.items()],
         "",
-        "## Data lineage (dvc.lock)",
+        "## Data lineage (content hashes of the inputs)",
         "",
-        *[f"- `{path}`: md5 `{digest}`" for path, digest in lineage().items()],
+        *[f"- `{path}`: `{digest}`" for path, digest in inputs.lineage.items()],
         "",
         "## Test metrics",
         "",
@@ -212,7 +201,15 @@ def main() -> None:
     write_parquet(layout.TEST_PREDICTIONS, offline_predictions(frame, scores, task))
     write_json(layout.ASSESS_DETAILS, {"candidates": candidates, "slices": report["slices"]})
     write_json(layout.ASSESS_REPORT, headline)
-    card = model_card(params, selection, validation, report, importance)
+    card_inputs = CardInputs(
+        selection=selection,
+        validation=validation,
+        train_summary=read_json(layout.TRAIN_REPORT),
+        best_params=read_json(layout.BEST_PARAMS),
+        split_rows=read_json(layout.CURATION_REPORT)["rows"],
+        lineage=lineage(LINEAGE_INPUTS),
+    )
+    card = model_card(params, card_inputs, report, importance)
     write_bytes(layout.MODEL_CARD, lambda path: path.write_text(card, encoding="utf-8"))
     print(
         f"assess: {selection['model']} on test: "

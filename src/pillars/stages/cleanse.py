@@ -8,16 +8,14 @@ outlier limits are recorded in the report: serving applies the same flags and cl
 
 import pandas as pd
 
-from pillars import layout
-from pillars.errors import PillarsError, run_cli
-from pillars.io import read_parquet, write_json, write_parquet
-from pillars.params import OutlierRule, Params, load_params
-from pillars.rules import apply_outlier_rule, outside
-from pillars.schema import DataSchema, is_lineage, load_checked, parse_types
+from pillars.core import layout
+from pillars.core.errors import PillarsError, run_cli
+from pillars.core.io import read_parquet, write_json, write_parquet
+from pillars.core.params import OutlierRule, Params, load_params
+from pillars.core.rules import apply_outlier_rule, outside
+from pillars.core.schema import FLAG_SUFFIX, ROW_COLUMN, DataSchema, is_lineage, load_checked, parse_types
 
-ROW_COLUMN = "_row"
 REASON_COLUMN = "_reason"
-FLAG_SUFFIX = "_outlier"
 
 
 class Quarantine:

@@ -10,12 +10,11 @@ misses a split stops the run.
 import numpy as np
 import pandas as pd
 
-from pillars import layout
-from pillars.errors import PillarsError, run_cli
-from pillars.io import read_json, read_parquet, write_json, write_parquet
-from pillars.params import CurateParams, Params, load_params
-from pillars.schema import canonical_name, is_lineage
-from pillars.stages.cleanse import ROW_COLUMN
+from pillars.core import layout
+from pillars.core.errors import PillarsError, run_cli
+from pillars.core.io import read_json, read_parquet, write_json, write_parquet
+from pillars.core.params import CurateParams, Params, load_params
+from pillars.core.schema import ROW_COLUMN, canonical_name, is_lineage
 
 HASH_BITS = 53
 

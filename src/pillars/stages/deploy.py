@@ -4,10 +4,10 @@ Beyond TFX's InfraValidator (does it load and answer?): the exported archive is 
 BentoML home and served; the whole test split goes through both APIs (bulk, and batched records) and must give
 the labels of `assess` exactly and its probabilities within `deploy.tolerance`; single-row latency is measured
 at concurrency 1 (p50/p95/p99) and throughput at `deploy.concurrency`. The stage fails when parity breaks or
-the latency budget is exceeded. metrics/deploy_check.json holds timings, so it differs from run to run.
+the latency budget is exceeded. metrics/deploy_check.json holds the verdicts and the budget (the same on every passing run);
+the measurements behind them (timings, differences, counts) go to the untracked build/deploy_check.json.
 """
 
-import http.client
 import json
 import re
 import tempfile
@@ -16,68 +16,23 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from pillars import layout
-from pillars.capture import DIR_ENV, logged_rows
-from pillars.errors import PillarsError, run_cli
-from pillars.io import read_parquet, write_json
-from pillars.local_server import import_archive, served
-from pillars.params import DeployParams, load_params
-from pillars.schema import load_checked
-from pillars.stages.package import raw_rows
+from pillars.bento.client import Client, as_json_columns, as_records
+from pillars.bento.parity import parity, raw_rows
+from pillars.bento.server import import_archive, served
+from pillars.core import layout
+from pillars.core.errors import PillarsError, run_cli
+from pillars.core.io import read_parquet, write_json
+from pillars.core.params import DeployParams, load_params
+from pillars.core.schema import ROW_COLUMN, load_checked
+from pillars.serve.capture import DIR_ENV, logged_rows
 
 RECORDS_PER_REQUEST = 64
-OVERLOAD_RETRIES = 5  # of a request answered 503, waiting 0.05, 0.1, 0.2 ... s in between
-OVERLOAD_BACKOFF_S = 0.05
-
-
-class Client:
-    """A keep-alive JSON client for one served Bento (one per thread)."""
-
-    def __init__(self, url: str) -> None:
-        parsed = urllib.parse.urlsplit(url)
-        self.connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=120)
-
-    def post(self, path: str, payload: Any) -> Any:
-        """POST a payload (or JSON already encoded, as bytes) and return the decoded answer.
-
-        A 503 is retried with backoff: BentoML's adaptive batching sheds load with it ("process is
-        overloaded") before scoring, so a retry is a new request, not a duplicate."""
-        body = payload if isinstance(payload, bytes) else json.dumps(payload)
-        for attempt in range(OVERLOAD_RETRIES + 1):
-            self.connection.request("POST", path, body, {"Content-Type": "application/json"})
-            response = self.connection.getresponse()
-            answer = response.read()
-            if response.status != HTTPStatus.SERVICE_UNAVAILABLE or attempt == OVERLOAD_RETRIES:
-                break
-            time.sleep(OVERLOAD_BACKOFF_S * 2**attempt)
-        if response.status != HTTPStatus.OK:
-            raise PillarsError(
-                f"deploy: {path} answered {response.status}: {answer[:500].decode(errors='replace')}"
-            )
-        return json.loads(answer)
-
-
-def as_json_columns(columns: dict[str, np.ndarray], start: int, stop: int) -> dict[str, list]:
-    """A slice of typed columns as JSON values: NaN and None become null, whole floats of integer fields stay."""
-    return {
-        name: pd.Series(values[start:stop], dtype=object)
-        .pipe(lambda part: part.where(part.notna(), None))
-        .tolist()
-        for name, values in columns.items()
-    }
-
-
-def as_records(columns: dict[str, list]) -> list[dict[str, Any]]:
-    """Columns as a list of row objects."""
-    names = list(columns)
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
 def served_scores(client: Client, columns: dict[str, np.ndarray], params: DeployParams) -> tuple[dict, dict]:
@@ -102,34 +57,6 @@ def served_scores(client: Client, columns: dict[str, np.ndarray], params: Deploy
             pd.DataFrame([row["probabilities"] for row in answer]) if answer[0]["probabilities"] else None
         )
     return bulk, records
-
-
-def parity(answer: dict, offline: pd.DataFrame, labels: list[str], tolerance: float) -> dict[str, Any]:
-    """How the served answers compare with assess's offline predictions."""
-    if "label" not in offline:
-        # Regression: values, compared relative to their size. Float32 features give float32 sums whose last
-        # bit depends on how BLAS splits the work across threads, and the server runs fewer threads.
-        served = np.asarray(answer["predictions"], dtype="float64")
-        expected = offline["score"].to_numpy()
-        relative = np.abs(served - expected) / np.maximum(1.0, np.abs(expected))
-        largest = float(relative.max()) if len(served) else 0.0
-        return {"rows": len(served), "max_relative_difference": largest, "passed": largest <= tolerance}
-    served_codes = pd.Series(answer["predictions"]).map({label: code for code, label in enumerate(labels)})
-    probabilities = pd.concat(answer["probabilities"], ignore_index=True)[labels].to_numpy()
-    if "score" in offline:
-        expected = offline["score"].to_numpy()
-        difference = np.abs(probabilities[:, 1] - expected)
-    else:
-        expected = offline[[f"score_{code}" for code in range(len(labels))]].to_numpy()
-        difference = np.abs(probabilities - expected).max(axis=1)
-    mismatched = int((served_codes.to_numpy() != offline["label"].to_numpy()).sum())
-    largest = float(difference.max()) if len(difference) else 0.0
-    return {
-        "rows": len(served_codes),
-        "label_mismatches": mismatched,
-        "max_difference": largest,
-        "passed": mismatched == 0 and largest <= tolerance,
-    }
 
 
 def seconds_of(call: Callable[[], Any], repeats: int, warmup: int = 0) -> np.ndarray:
@@ -191,22 +118,30 @@ def rows_served(url: str) -> int:
     )
 
 
-def main() -> None:
-    params = load_params()
-    settings = params.deploy
-    schema = load_checked(params)
-    curated = read_parquet(layout.curated_split("test"))
-    offline = read_parquet(layout.TEST_PREDICTIONS)
-    if not offline["_row"].equals(curated["_row"]):
-        raise PillarsError(f"{layout.TEST_PREDICTIONS}: rows differ from the test split; rerun assess")
-    columns = raw_rows(curated, schema, params)
+class Served(NamedTuple):
+    """What the served Bento answered and how fast, from one session against it."""
+
+    bento: str
+    model_version: str
+    labels: list[str]
+    bulk: dict[str, list]
+    records: dict[str, list]
+    ready_s: float
+    latency: dict[str, float]
+    throughput_rps: float
+    bulk_rows_per_s: float
+    served_rows: int
+    logged_rows: int
+
+
+def measure(archive: Path, columns: dict[str, np.ndarray], settings: DeployParams) -> Served:
+    """Serve the archive from a private BentoML home, send it the test rows and the load, stop it."""
     with tempfile.TemporaryDirectory(prefix="pillars-deploy-") as home:
-        tag = import_archive(layout.SERVICE_ARCHIVE, Path(home))
+        tag = import_archive(archive, Path(home))
         logs = Path(home) / "prediction-logs"
         with served(tag, Path(home), settings.ready_timeout_s, {DIR_ENV: str(logs)}) as (url, ready_s):
             client = Client(url)
             about = client.post("/model", {})
-            version, labels = about["model_version"], about["labels"]
             bulk, records = served_scores(client, columns, settings)
             record = as_records(as_json_columns(columns, 0, 1))[0]
             single = latency(url, record, settings.latency_requests)
@@ -214,37 +149,80 @@ def main() -> None:
             rows_per_s = bulk_rate(url, columns, settings.bulk_rows)
             served_rows = rows_served(url)
         logged = logged_rows(logs)  # after the load: every served row must be in the prediction log
-    checks = {
-        "parity_bulk": parity(bulk, offline, labels, settings.tolerance),
-        "parity_records": parity(records, offline, labels, settings.tolerance),
-        "capture": {"served_rows": served_rows, "logged_rows": logged, "passed": served_rows == logged},
-        "latency": single
-        | {"budget": settings.budget.model_dump()}
-        | {
-            "passed": single["p50_ms"] <= settings.budget.p50_ms
-            and single["p99_ms"] <= settings.budget.p99_ms
-        },
-    }
-    report = {
-        "bento": tag,
-        "model_version": version,
-        "ready_s": round(ready_s, 3),
-        "throughput_rps": rate,
-        "concurrency": settings.concurrency,
-        "bulk_rows_per_s": rows_per_s,
-        "bulk_rows": settings.bulk_rows,
-        "checks": checks,
-        "passed": all(check["passed"] for check in checks.values()),
-    }
-    write_json(layout.DEPLOY_REPORT, report)
-    print(
-        f"deploy: {tag} ready in {ready_s:.1f} s; parity {checks['parity_bulk']['passed'] and checks['parity_records']['passed']}; "
-        f"p50 {single['p50_ms']} ms, p99 {single['p99_ms']} ms; {rate} requests/s at {settings.concurrency}; "
-        f"bulk {rows_per_s} rows/s"
+    return Served(
+        tag,
+        about["model_version"],
+        about["labels"],
+        bulk,
+        records,
+        ready_s,
+        single,
+        rate,
+        rows_per_s,
+        served_rows,
+        logged,
     )
-    if not report["passed"]:
-        failed = [name for name, check in checks.items() if not check["passed"]]
-        raise PillarsError(f"deploy: checks failed: {failed}; see {layout.DEPLOY_REPORT}")
+
+
+def reports(measured: Served, offline: pd.DataFrame, settings: DeployParams) -> tuple[dict, dict]:
+    """The verdicts (tracked: the same whenever the checks pass) and the measurements behind them (timings,
+    differences and counts: they vary from run to run and machine to machine, so they are not tracked)."""
+    parity_bulk = parity(measured.bulk, offline, measured.labels, settings.tolerance)
+    parity_records = parity(measured.records, offline, measured.labels, settings.tolerance)
+    single = measured.latency
+    passed = {
+        "parity_bulk": parity_bulk["passed"],
+        "parity_records": parity_records["passed"],
+        "capture": measured.served_rows == measured.logged_rows,
+        "latency": single["p50_ms"] <= settings.budget.p50_ms and single["p99_ms"] <= settings.budget.p99_ms,
+    }
+    verdicts = {
+        "bento": measured.bento,
+        "model_version": measured.model_version,
+        "rows": parity_bulk["rows"],
+        "tolerance": settings.tolerance,
+        "budget": settings.budget.model_dump(),
+        "checks": passed,
+        "passed": all(passed.values()),
+    }
+    measurements = {
+        "bento": measured.bento,
+        "ready_s": round(measured.ready_s, 3),
+        "parity_bulk": parity_bulk,
+        "parity_records": parity_records,
+        "capture": {"served_rows": measured.served_rows, "logged_rows": measured.logged_rows},
+        "latency": single,
+        "throughput_rps": measured.throughput_rps,
+        "concurrency": settings.concurrency,
+        "bulk_rows_per_s": measured.bulk_rows_per_s,
+        "bulk_rows": settings.bulk_rows,
+    }
+    return verdicts, measurements
+
+
+def main() -> None:
+    params = load_params()
+    settings = params.deploy
+    schema = load_checked(params)
+    curated = read_parquet(layout.curated_split("test"))
+    offline = read_parquet(layout.TEST_PREDICTIONS)
+    if not offline[ROW_COLUMN].equals(curated[ROW_COLUMN]):
+        raise PillarsError(f"{layout.TEST_PREDICTIONS}: rows differ from the test split; rerun assess")
+    columns = raw_rows(read_parquet(layout.RAW_DATA), curated, schema, params.dataset.placeholders)
+    measured = measure(layout.SERVICE_ARCHIVE, columns, settings)
+    verdicts, measurements = reports(measured, offline, settings)
+    write_json(layout.DEPLOY_REPORT, verdicts)
+    write_json(layout.DEPLOY_TIMINGS, measurements)
+    single = measured.latency
+    print(
+        f"deploy: {measured.bento} ready in {measured.ready_s:.1f} s; parity "
+        f"{verdicts['checks']['parity_bulk'] and verdicts['checks']['parity_records']}; "
+        f"p50 {single['p50_ms']} ms, p99 {single['p99_ms']} ms; {measured.throughput_rps} requests/s at "
+        f"{settings.concurrency}; bulk {measured.bulk_rows_per_s} rows/s (measurements: {layout.DEPLOY_TIMINGS})"
+    )
+    if not verdicts["passed"]:
+        failed = [name for name, passed in verdicts["checks"].items() if not passed]
+        raise PillarsError(f"deploy: checks failed: {failed}; see {layout.DEPLOY_TIMINGS}")
 
 
 if __name__ == "__main__":

@@ -13,11 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sklearn.compose import ColumnTransformer
 
-from pillars import layout
-from pillars.errors import PillarsError, run_cli
-from pillars.features import FEATURE_DTYPE, build_pipeline, feature_sources
-from pillars.io import atomic_path, read_json, read_parquet, write_json, write_pickle
-from pillars.params import load_params
+from pillars.core import layout
+from pillars.core.errors import PillarsError, run_cli
+from pillars.core.io import atomic_path, read_json, read_parquet, write_json, write_pickle
+from pillars.core.params import load_params
+from pillars.training.features import FEATURE_DTYPE, build_pipeline, feature_sources
 
 
 def transform_chunks(

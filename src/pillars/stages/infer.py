@@ -5,26 +5,25 @@ is served. Each file is read, typed and checked by the schema as validate_data d
 same `ServingModel` as the service. Rows that cannot be scored (a value of the wrong type, a missing required
 value, an impossible value) are written to `<file>.rejected.parquet` with the reason, never dropped silently.
 Predictions carry the model version and the input file's fingerprint, and every scored row is logged for
-the monitor stage as the service logs it (`pillars.capture`; no time, so the log is reproducible), keyed by
+the monitor stage as the service logs it (`pillars.serve.capture`; no time, so the log is reproducible), keyed by
 request_id = the file's name and row = its position in the file.
 """
 
 import hashlib
-import tarfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from pillars import layout
-from pillars.capture import LOG_SUFFIX, log_line
-from pillars.errors import PillarsError, run_cli
-from pillars.io import write_json, write_parquet, write_text
-from pillars.params import load_params
-from pillars.schema import DataSchema, load_checked, parse_types
-from pillars.serving import SERVING_FILE, ServingModel, loads
-from pillars.stages.ingest import SUFFIX_FORMATS, read_file
+from pillars.bento.archive import packaged_model
+from pillars.core import layout
+from pillars.core.errors import PillarsError, run_cli
+from pillars.core.io import SUFFIX_FORMATS, read_file, write_json, write_parquet, write_text
+from pillars.core.params import load_params
+from pillars.core.schema import DataSchema, load_checked, parse_types
+from pillars.serve.capture import LOG_SUFFIX, log_line
+from pillars.serve.model import ServingModel
 
 ROW_COLUMN = "_row"  # the row's position in its input file
 REASON_COLUMN = "_reason"
@@ -37,19 +36,6 @@ class ScoredBatch(NamedTuple):
     rejected: pd.DataFrame  # the rows that could not be scored, with the original values and the reason
     summary: dict[str, Any]
     inputs: dict[str, np.ndarray]  # the scored rows' typed input values, for the prediction log
-
-
-def packaged_model(archive: Path) -> ServingModel:
-    """The serving model inside an exported Bento."""
-    try:
-        with tarfile.open(archive) as bento:
-            member = next(name for name in bento.getnames() if name.endswith(f"/{SERVING_FILE}"))
-            payload = bento.extractfile(member).read()  # type: ignore[union-attr]
-    except (OSError, tarfile.TarError, StopIteration) as error:
-        raise PillarsError(
-            f"{archive}: not an exported pillars Bento ({error!r}); run `dvc repro package`"
-        ) from error
-    return loads(payload)
 
 
 def score_frame(

@@ -3,36 +3,24 @@
 import io
 import json
 import os
-import time
-import urllib.error
-import urllib.request
 from glob import glob
+from http import HTTPStatus
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import sqlalchemy
+import urllib3
 from sqlalchemy.engine import make_url
+from urllib3.util import Retry
 
-from pillars import layout
-from pillars.errors import PillarsError, run_cli
-from pillars.io import frame_fingerprint, write_json, write_parquet
-from pillars.params import FileSource, HttpSource, IngestParams, SqlSource, load_params
+from pillars.core import layout
+from pillars.core.errors import PillarsError, run_cli
+from pillars.core.io import first_line, frame_fingerprint, read_file, write_json, write_parquet
+from pillars.core.params import FileSource, HttpSource, IngestParams, SqlSource, load_params
 
 SOURCE_COLUMN = "_source"
-FILE_READERS = {
-    "csv": lambda path: pd.read_csv(path, skipinitialspace=True),
-    "parquet": pd.read_parquet,
-    "jsonl": lambda path: pd.read_json(path, lines=True),
-}
-SUFFIX_FORMATS = {
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-}
+RETRIED_STATUSES = (429, 500, 502, 503, 504)  # a client error does not go away by asking again
 
 
 def read_file_source(source: FileSource) -> tuple[pd.DataFrame, str]:
@@ -47,19 +35,6 @@ def read_file_source(source: FileSource) -> tuple[pd.DataFrame, str]:
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0], ", ".join(paths)
 
 
-def read_file(path: Path, fmt: str) -> pd.DataFrame:
-    """One CSV / Parquet / JSON-lines file (format `auto`: by suffix), with an error naming the file."""
-    fmt = SUFFIX_FORMATS.get(path.suffix.lower(), "") if fmt == "auto" else fmt
-    if not fmt:
-        raise PillarsError(
-            f"{path}: unknown file type {path.suffix!r}; set the source's format to csv/parquet/jsonl"
-        )
-    try:
-        return FILE_READERS[fmt](path)
-    except (ValueError, OSError, pa.ArrowException, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise PillarsError(f"{path}: not a readable {fmt} file: {_first_line(error)}") from error
-
-
 def read_sql_source(source: SqlSource) -> tuple[pd.DataFrame, str]:
     """Run the query on the database; the location in the manifest never shows a password."""
     location = make_url(source.url).render_as_string(hide_password=True)
@@ -69,7 +44,7 @@ def read_sql_source(source: SqlSource) -> tuple[pd.DataFrame, str]:
             frame = pd.read_sql_query(sqlalchemy.text(source.query), connection)
         engine.dispose()
     except (sqlalchemy.exc.SQLAlchemyError, pd.errors.DatabaseError, ImportError) as error:
-        raise PillarsError(f"source {source.name!r} ({location}): {_first_line(error)}") from error
+        raise PillarsError(f"source {source.name!r} ({location}): {first_line(error)}") from error
     return frame, location
 
 
@@ -81,7 +56,7 @@ def read_http_source(source: HttpSource) -> tuple[pd.DataFrame, str]:
         if not token:
             raise PillarsError(f"source {source.name!r}: environment variable {source.token_env} is not set")
         headers["Authorization"] = f"Bearer {token}"
-    body = _fetch(source, urllib.request.Request(source.url, headers=headers))
+    body = _fetch(source, headers)
     try:
         if source.format == "csv":
             return pd.read_csv(io.BytesIO(body), skipinitialspace=True), source.url
@@ -95,32 +70,36 @@ def read_http_source(source: HttpSource) -> tuple[pd.DataFrame, str]:
         return pd.DataFrame.from_records(records), source.url
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise PillarsError(
-            f"source {source.name!r} ({source.url}): bad {source.format}: {_first_line(error)}"
+            f"source {source.name!r} ({source.url}): bad {source.format}: {first_line(error)}"
         ) from error
 
 
-def _fetch(source: HttpSource, request: urllib.request.Request) -> bytes:
-    problem = ""
-    for attempt in range(source.retries + 1):
-        if attempt:
-            time.sleep(source.backoff_s * 2 ** (attempt - 1))
-        try:
-            with urllib.request.urlopen(request, timeout=source.timeout_s) as response:
-                return response.read()
-        except urllib.error.HTTPError as error:
-            problem = f"HTTP {error.code} {error.reason}"
-            if error.code < 500 and error.code != 429:
-                break  # a client error does not go away by asking again
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-            problem = str(getattr(error, "reason", error))
-    raise PillarsError(
-        f"source {source.name!r} ({source.url}): failed after {attempt + 1} attempt(s): {problem}"
+def _fetch(source: HttpSource, headers: dict[str, str]) -> bytes:
+    """GET with urllib3's Retry: connection errors, 429 and 5xx are retried with exponential backoff."""
+    retry = Retry(
+        total=source.retries,
+        backoff_factor=source.backoff_s,
+        status_forcelist=RETRIED_STATUSES,
+        allowed_methods={"GET"},
+        raise_on_status=False,
+        respect_retry_after_header=False,
     )
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
+    try:
+        response = urllib3.request(
+            "GET", source.url, headers=headers, timeout=source.timeout_s, retries=retry, preload_content=True
+        )
+    except urllib3.exceptions.HTTPError as error:
+        reason = getattr(error, "reason", None) or error
+        raise PillarsError(
+            f"source {source.name!r} ({source.url}): failed after {source.retries + 1} attempt(s): {reason}"
+        ) from None
+    if response.status >= HTTPStatus.BAD_REQUEST:
+        attempts = len(response.retries.history) + 1 if response.retries else 1
+        raise PillarsError(
+            f"source {source.name!r} ({source.url}): failed after {attempts} attempt(s): "
+            f"HTTP {response.status} {HTTPStatus(response.status).phrase}"
+        )
+    return response.data
 
 
 READERS = {"file": read_file_source, "sql": read_sql_source, "http": read_http_source}

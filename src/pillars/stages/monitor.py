@@ -8,32 +8,13 @@ decision is a finding, not a failure: the stage succeeds and `make retrain` acts
 """
 
 from pathlib import Path
-from typing import Any
 
-from pillars import layout
-from pillars.errors import run_cli
-from pillars.io import read_parquet, write_json, write_text
-from pillars.monitor_report import render_html
-from pillars.monitoring import Monitored, monitor, read_monitored
-from pillars.params import Params, load_params
-from pillars.stages.infer import packaged_model
-
-
-def monitor_workspace(
-    logs: Path, feedback: Path, params: Params
-) -> tuple[dict[str, Any], dict[str, dict[str, Any]], Monitored]:
-    """Logs and feedback against this workspace's packaged model and reference: the report, the binned
-    distributions of its plots, and the monitored rows."""
-    serving = packaged_model(layout.SERVICE_ARCHIVE)
-    monitored = read_monitored(logs, feedback, serving, params.dataset.target)
-    report, distributions = monitor(
-        monitored,
-        read_parquet(layout.curated_split("train")),
-        read_parquet(layout.TEST_PREDICTIONS),
-        serving,
-        params,
-    )
-    return report, distributions, monitored
+from pillars.core import layout
+from pillars.core.errors import run_cli
+from pillars.core.io import write_json, write_text
+from pillars.core.params import load_params
+from pillars.monitoring.report import render_html
+from pillars.monitoring.workspace import monitor_workspace
 
 
 def main() -> None:

@@ -5,11 +5,11 @@ file (`tie_breaker: size`) or to the first in `train.candidates` (`order`). The 
 assess runs after this stage, so the DAG itself shows that test results cannot influence the choice.
 """
 
-from pillars import layout
-from pillars.errors import run_cli
-from pillars.io import read_json, write_bytes, write_json
-from pillars.metrics import METRICS
-from pillars.params import Params, load_params
+from pillars.core import layout
+from pillars.core.errors import run_cli
+from pillars.core.io import read_json, write_bytes, write_json
+from pillars.core.metrics import METRICS
+from pillars.core.params import Params, load_params
 
 
 def rank(validation: dict, sizes: dict[str, int], params: Params) -> dict:

@@ -6,12 +6,12 @@ rules as training.
 
 import pandas as pd
 
-from pillars import layout
-from pillars.errors import PillarsError, run_cli
-from pillars.io import read_parquet, write_json, write_parquet
-from pillars.params import DatasetParams, Params, StandardizeParams, load_params
-from pillars.rules import folded_aliases, spelling
-from pillars.schema import DataSchema, canonical_name, is_lineage, load_checked
+from pillars.core import layout
+from pillars.core.errors import PillarsError, run_cli
+from pillars.core.io import read_parquet, write_json, write_parquet
+from pillars.core.params import DatasetParams, Params, StandardizeParams, load_params
+from pillars.core.rules import folded_aliases, spelling
+from pillars.core.schema import DataSchema, canonical_name, is_lineage, load_checked
 
 
 def target_encoding(dataset: DatasetParams, schema: DataSchema) -> dict:

@@ -10,6 +10,7 @@ give the same models, byte for byte.
 
 import hashlib
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -20,13 +21,14 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from threadpoolctl import threadpool_limits
 
-from pillars import layout
-from pillars.errors import PillarsError, run_cli
-from pillars.io import read_json, read_parquet, write_bytes, write_json, write_pickle
-from pillars.metrics import METRICS
-from pillars.models import FAMILIES, TrainingData
-from pillars.params import FamilyParams, Params, SearchDimension, TrainParams, load_params
+from pillars.core import layout
+from pillars.core.errors import PillarsError, run_cli
+from pillars.core.io import read_json, read_parquet, write_bytes, write_json, write_pickle
+from pillars.core.metrics import METRICS
+from pillars.core.params import FamilyParams, Params, SearchDimension, TrainParams, load_params
+from pillars.training.families import FAMILIES, TrainingData
 
+logger = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -100,7 +102,9 @@ def run_study(
     study = optuna.create_study(storage=storage, study_name=name, direction=direction, load_if_exists=True)
     done = len(finished_trials(study))
     if done:
-        print(f"train: {family}: resuming study {name} with {done} of {config.n_trials} trials finished")
+        logger.info(
+            "train: %s: resuming study %s with %d of %d trials finished", family, name, done, config.n_trials
+        )
     started = time.monotonic()
 
     def objective(trial: optuna.Trial) -> float:
@@ -117,12 +121,23 @@ def run_study(
 
     while (done := len(finished_trials(study))) < config.n_trials:
         if settings.timeout_s is not None and time.monotonic() - started > settings.timeout_s:
-            print(f"train: {family}: timeout after {done} trials")
+            logger.info("train: %s: timeout after %d trials", family, done)
             break
         sampler = optuna.samplers.TPESampler(seed=settings.seed + done, constant_liar=False)
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
         study.optimize(objective, n_trials=1)
+        report_progress(family, study, config.n_trials)
     return study
+
+
+def report_progress(family: str, study: optuna.Study, budget: int) -> None:
+    """One terminal line per finished trial: its outcome and the best value so far (never in outputs)."""
+    trials = finished_trials(study)
+    last = trials[-1]
+    outcome = "pruned" if last.state == TrialState.PRUNED else f"{last.value:.4f}"
+    completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
+    best = f"{study.best_value:.4f}" if completed else "-"
+    logger.info("train: %s: trial %d/%d: %s (best %s)", family, len(trials), budget, outcome, best)
 
 
 def trial_table(study: optuna.Study, direction: str) -> pd.DataFrame:
@@ -167,8 +182,12 @@ def train(params: Params, data: TrainingData, data_fingerprint: str) -> tuple[di
                 "pruned": int((tables[family]["state"] == "pruned").sum()),
                 "best_params": {key: _plain(value) for key, value in sorted(best.params.items())},
             }
-            print(
-                f"train: {family}: best {settings.metric} {best.value:.4f} after {len(tables[family])} trials"
+            logger.info(
+                "train: %s: best %s %.4f after %d trials",
+                family,
+                settings.metric,
+                best.value,
+                len(tables[family]),
             )
     return models, tables, summary
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pandera.pandas as pa
 
-from pillars import layout
-from pillars.errors import PillarsError, run_cli
-from pillars.io import read_parquet, write_json
-from pillars.params import Params, load_params
-from pillars.schema import DataSchema, is_lineage, load_checked, pandera_schema, parse_types
+from pillars.core import layout
+from pillars.core.errors import PillarsError, run_cli
+from pillars.core.io import read_parquet, write_json
+from pillars.core.params import Params, load_params
+from pillars.core.schema import DataSchema, is_lineage, load_checked, pandera_schema, parse_types
 
 PANDERA_CHECKS = {
     "column_in_dataframe": "missing_column",

@@ -9,12 +9,12 @@ stops with a summary of what failed.
 import numpy as np
 import pandas as pd
 
-from pillars import layout
-from pillars.errors import PillarsError, run_cli
-from pillars.io import read_json, read_parquet, read_pickle, write_json
-from pillars.metrics import METRICS, evaluate, predict_scores, score
-from pillars.params import Params, load_params
-from pillars.slices import has_both_classes, slices
+from pillars.core import layout
+from pillars.core.errors import PillarsError, run_cli
+from pillars.core.io import read_json, read_parquet, read_pickle, write_json
+from pillars.core.metrics import METRICS, evaluate, predict_scores, score
+from pillars.core.params import Params, load_params
+from pillars.training.slices import has_both_classes, slices
 
 ONE_CLASS = "one class only: the metric is undefined"
 

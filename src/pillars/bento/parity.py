@@ -1,0 +1,60 @@
+"""How the served model is held to the offline one: the raw rows behind a split, the offline predictions
+(assess writes them), and the comparison of served answers with them (deploy, the container smoke test)."""
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pillars.core.metrics import labels_from_scores
+from pillars.core.schema import ROW_COLUMN, DataSchema, parse_types
+
+
+def raw_rows(
+    raw: pd.DataFrame, split: pd.DataFrame, schema: DataSchema, placeholders: list[str]
+) -> dict[str, np.ndarray]:
+    """The raw input rows behind a curated split, typed as the service receives them."""
+    rows = raw.iloc[split[ROW_COLUMN].to_numpy()].reset_index(drop=True)
+    typed, _ = parse_types(rows, schema, placeholders)
+    return {name: typed[name].to_numpy(dtype=object) for name in typed.columns}
+
+
+def offline_predictions(frame: pd.DataFrame, scores: np.ndarray, task: str) -> pd.DataFrame:
+    """The selected model's test scores per raw row: what the served model must reproduce (deploy)."""
+    predictions = pd.DataFrame({ROW_COLUMN: frame[ROW_COLUMN].to_numpy()})
+    if scores.ndim == 2:
+        for code in range(scores.shape[1]):
+            predictions[f"score_{code}"] = scores[:, code]
+    else:
+        predictions["score"] = scores
+    if task != "regression":
+        predictions["label"] = labels_from_scores(scores, task)
+    return predictions
+
+
+def parity(answer: dict, offline: pd.DataFrame, labels: list[str], tolerance: float) -> dict[str, Any]:
+    """How the served answers compare with assess's offline predictions."""
+    if "label" not in offline:
+        # Regression: values, compared relative to their size. Float32 features give float32 sums whose last
+        # bit depends on how BLAS splits the work across threads, and the server runs fewer threads.
+        served = np.asarray(answer["predictions"], dtype="float64")
+        expected = offline["score"].to_numpy()
+        relative = np.abs(served - expected) / np.maximum(1.0, np.abs(expected))
+        largest = float(relative.max()) if len(served) else 0.0
+        return {"rows": len(served), "max_relative_difference": largest, "passed": largest <= tolerance}
+    served_codes = pd.Series(answer["predictions"]).map({label: code for code, label in enumerate(labels)})
+    probabilities = pd.concat(answer["probabilities"], ignore_index=True)[labels].to_numpy()
+    if "score" in offline:
+        expected = offline["score"].to_numpy()
+        difference = np.abs(probabilities[:, 1] - expected)
+    else:
+        expected = offline[[f"score_{code}" for code in range(len(labels))]].to_numpy()
+        difference = np.abs(probabilities - expected).max(axis=1)
+    mismatched = int((served_codes.to_numpy() != offline["label"].to_numpy()).sum())
+    largest = float(difference.max()) if len(difference) else 0.0
+    return {
+        "rows": len(served_codes),
+        "label_mismatches": mismatched,
+        "max_difference": largest,
+        "passed": mismatched == 0 and largest <= tolerance,
+    }

@@ -1,0 +1,132 @@
+"""File I/O at the stage edges: atomic writes (no half-written output) and content fingerprints."""
+
+import hashlib
+import json
+import os
+import pickle
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pillars.core.errors import PillarsError
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path` and move it into place only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    Path(temporary).chmod(0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
+    try:
+        yield Path(temporary)
+        Path(temporary).replace(path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def write_bytes(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write` on a temporary file that replaces `path` atomically when it returns."""
+    with atomic_path(path) as temporary:
+        write(temporary)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write JSON with sorted keys and a trailing newline, so that equal content gives equal bytes."""
+    write_text(
+        path, json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    )
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write UTF-8 text atomically."""
+    write_bytes(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
+READ_EVENT = "pillars.read"  # an audit event per file read: the tests check each is a declared dep
+
+
+def require(path: Path) -> Path:
+    """`path`, after checking that the earlier stage that writes it has run."""
+    sys.audit(READ_EVENT, str(path))  # Parquet is read by Arrow's own file system, which Python never sees
+    if not path.exists():
+        raise PillarsError(f"{path}: missing; run the stage that writes it first (dvc repro)")
+    return path
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file written by an earlier stage."""
+    return json.loads(require(path).read_text(encoding="utf-8"))
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    """Write a DataFrame to Parquet without the index and without pandas' run-dependent metadata."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    write_bytes(path, lambda temporary: pq.write_table(table, temporary, compression="zstd"))
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    """Read a Parquet file written by an earlier stage."""
+    return pd.read_parquet(require(path))
+
+
+def write_pickle(path: Path, obj: object) -> None:
+    """Pickle a fitted object (e.g. a scikit-learn pipeline) atomically."""
+    payload = pickle.dumps(obj, protocol=5)
+    write_bytes(path, lambda temporary: temporary.write_bytes(payload))
+
+
+def read_pickle(path: Path) -> Any:
+    """Load an object pickled by this project's own stages (trusted input: never unpickle foreign files)."""
+    return pickle.loads(require(path).read_bytes())
+
+
+def frame_fingerprint(frame: pd.DataFrame) -> str:
+    """A content hash of a DataFrame's values and column names, independent of file format."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([[str(name), str(dtype)] for name, dtype in frame.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return f"sha256:{digest.hexdigest()}"
+
+
+FILE_READERS = {
+    "csv": lambda path: pd.read_csv(path, skipinitialspace=True),
+    "parquet": pd.read_parquet,
+    "jsonl": lambda path: pd.read_json(path, lines=True),
+}
+SUFFIX_FORMATS = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+
+
+def read_file(path: Path, fmt: str) -> pd.DataFrame:
+    """One CSV / Parquet / JSON-lines file (format `auto`: by suffix), with an error naming the file."""
+    sys.audit(READ_EVENT, str(path))
+    fmt = SUFFIX_FORMATS.get(path.suffix.lower(), "") if fmt == "auto" else fmt
+    if not fmt:
+        raise PillarsError(
+            f"{path}: unknown file type {path.suffix!r}; set the source's format to csv/parquet/jsonl"
+        )
+    try:
+        return FILE_READERS[fmt](path)
+    except (ValueError, OSError, pa.ArrowException, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise PillarsError(f"{path}: not a readable {fmt} file: {first_line(error)}") from error
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message: enough to name the problem without a wall of text."""
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,485 @@
+"""The one typed loader for params.yaml: every stage reads its section through `load_params`.
+
+Unknown keys, wrong types and impossible values stop the run with a message that names the key,
+e.g. ``params.yaml: curate.split.train: must be at most 1 (got 1.5)``.
+"""
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pillars.core.errors import PillarsError
+
+PARAMS_FILE = Path("params.yaml")
+
+Share = Annotated[float, Field(ge=0, le=1)]
+ColumnName = Annotated[str, Field(min_length=1)]
+
+
+class Section(BaseModel):
+    """Base for every params section: unknown keys are errors, values are checked strictly."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DatasetParams(Section):
+    """What the data is: shared by every stage, so it is the one section not named after a stage."""
+
+    name: str = Field(min_length=1)
+    task: Literal["binary", "multiclass", "regression"]
+    target: ColumnName
+    positive_label: str | None = None
+    schema_path: str = Field(alias="schema", min_length=1)
+    placeholders: list[str] = []
+    key_columns: list[ColumnName] = []
+
+    @model_validator(mode="after")
+    def _positive_label_matches_task(self) -> "DatasetParams":
+        if self.task == "binary" and self.positive_label is None:
+            raise ValueError("positive_label: required when task is binary (the label encoded as 1)")
+        if self.task != "binary" and self.positive_label is not None:
+            raise ValueError(f"positive_label: only used when task is binary (task is {self.task})")
+        return self
+
+
+class FileSource(Section):
+    """A local file or glob of files: CSV, Parquet or JSON lines."""
+
+    kind: Literal["file"]
+    name: str = Field(min_length=1)
+    path: str = Field(min_length=1)
+    format: Literal["auto", "csv", "parquet", "jsonl"] = "auto"
+
+
+class SqlSource(Section):
+    """A SQL query against a SQLAlchemy URL (sqlite:///file.db, postgresql+psycopg://...)."""
+
+    kind: Literal["sql"]
+    name: str = Field(min_length=1)
+    url: str = Field(min_length=1)
+    query: str = Field(min_length=1)
+
+
+class HttpSource(Section):
+    """An HTTP(S) endpoint answering CSV or JSON (a list of records, or {records_key: [...]})."""
+
+    kind: Literal["http"]
+    name: str = Field(min_length=1)
+    url: str = Field(pattern=r"^https?://")
+    format: Literal["csv", "json"]
+    records_key: str | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+    retries: int = Field(default=3, ge=0, le=10)
+    backoff_s: float = Field(default=1.0, ge=0)
+    token_env: str | None = None
+
+
+Source = Annotated[FileSource | SqlSource | HttpSource, Field(discriminator="kind")]
+
+
+class IngestParams(Section):
+    """Where the raw data comes from; several sources are unioned with a `_source` column."""
+
+    sources: list[Source] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "IngestParams":
+        names = [source.name for source in self.sources]
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        if duplicated:
+            raise ValueError(f"sources: names must be unique, repeated: {duplicated}")
+        return self
+
+
+class ValidateDataParams(Section):
+    """How strict the raw-data check is beyond the committed schema."""
+
+    unexpected_columns: Literal["fail", "report"] = "report"
+    max_categories: int = Field(default=100, ge=1)
+    examples: int = Field(default=5, ge=1, le=100)
+
+
+class Bounds(Section):
+    """Inclusive limits: a value must be at least `min` and/or at most `max` (a column's range, a threshold)."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Bounds":
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+        return self
+
+    def holds(self, value: float) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+class OutlierRule(Section):
+    """Outlier limits for one column: fixed bounds, or Tukey fences `iqr_k` interquartile ranges out."""
+
+    min: float | None = None
+    max: float | None = None
+    iqr_k: float | None = Field(default=None, gt=0)
+    action: Literal["flag", "clip", "quarantine"]
+
+    @model_validator(mode="after")
+    def _one_method(self) -> "OutlierRule":
+        has_bounds = self.min is not None or self.max is not None
+        if has_bounds == (self.iqr_k is not None):
+            raise ValueError("give either min/max bounds or iqr_k, not both and not neither")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+        return self
+
+
+class CleanseParams(Section):
+    """Which rows leave the data (into data/quarantine/) and which values are flagged or clipped."""
+
+    exact_duplicates: bool = True
+    impossible: dict[ColumnName, Bounds] = {}
+    outliers: dict[ColumnName, OutlierRule] = {}
+
+
+class UnitConversion(Section):
+    """Multiply a numeric column by `factor` to express it in `unit`."""
+
+    factor: float
+    unit: str = Field(min_length=1)
+
+
+class StandardizeParams(Section):
+    """How category spellings and units are made canonical."""
+
+    case: Literal["lower", "upper", "keep"] = "lower"
+    aliases: dict[ColumnName, dict[str, str]] = {}
+    units: dict[ColumnName, UnitConversion] = {}
+
+
+class SplitFractions(Section):
+    """Shares of rows per split; `holdout` is kept back from training for batch inference."""
+
+    train: Share
+    valid: Share
+    test: Share
+    holdout: Share = 0.0
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> "SplitFractions":
+        total = self.train + self.valid + self.test + self.holdout
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"train + valid + test + holdout must be 1 (got {total:g})")
+        if min(self.train, self.valid, self.test) == 0:
+            raise ValueError("train, valid and test must each be larger than 0")
+        return self
+
+
+class CurateParams(Section):
+    """The split and the column selection; every dropped column needs a reason."""
+
+    seed: int = Field(ge=0)
+    split: SplitFractions
+    drop: dict[ColumnName, str] = {}
+    near_constant_share: Share = 0.995
+    max_unique_share: Share = 0.9
+
+
+class FeaturizeParams(Section):
+    """How the feature pipeline imputes, encodes and scales."""
+
+    numeric_impute: Literal["median", "mean"] = "median"
+    scale_numeric: bool = True
+    min_category_share: Annotated[float, Field(ge=0, lt=1)] = 0.001
+    chunk_rows: int = Field(default=500_000, ge=1_000)
+
+
+class SearchDimension(Section):
+    """One hyperparameter's search range: float or int between low and high (optionally log), or choices."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[str | float | int | bool] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SearchDimension":
+        if self.type == "categorical":
+            if not self.choices or self.low is not None or self.high is not None:
+                raise ValueError("categorical needs choices (and no low/high)")
+        elif self.low is None or self.high is None or self.low > self.high or self.choices is not None:
+            raise ValueError(f"{self.type} needs low <= high (and no choices)")
+        elif self.log and self.low <= 0:
+            raise ValueError("log scale needs low > 0")
+        return self
+
+
+class FamilyParams(Section):
+    """One candidate family: its trial budget, fixed estimator arguments and search space."""
+
+    n_trials: int = Field(ge=1)
+    fixed: dict[str, str | float | int | bool | None] = {}
+    space: dict[str, SearchDimension] = {}
+
+
+class PrunerParams(Section):
+    """Optuna's MedianPruner: stop a trial whose intermediate score is below the median of earlier trials."""
+
+    n_startup_trials: int = Field(default=5, ge=0)
+    n_warmup_steps: int = Field(default=10, ge=0)
+
+
+FamilyName = Literal["xgboost", "linear", "hist_gradient_boosting"]
+
+
+class TrainParams(Section):
+    """The Optuna studies: one per candidate family, seeded, pruned, resumable."""
+
+    seed: int = Field(ge=0)
+    n_jobs: int = Field(ge=1)
+    metric: str
+    candidates: list[FamilyName] = Field(min_length=1)
+    storage: str = Field(min_length=1)
+    timeout_s: float | None = Field(default=None, gt=0)
+    cv_folds: int = Field(default=3, ge=2)
+    warm_start_step: int = Field(default=25, ge=1)
+    patience: int = Field(default=3, ge=1)
+    pruner: PrunerParams = PrunerParams()
+    families: dict[FamilyName, FamilyParams]
+
+    @model_validator(mode="after")
+    def _candidates_have_settings(self) -> "TrainParams":
+        missing = [name for name in self.candidates if name not in self.families]
+        if missing:
+            raise ValueError(f"candidates: {missing} have no entry under train.families")
+        if len(set(self.candidates)) != len(self.candidates):
+            raise ValueError("candidates: each family may be listed once")
+        return self
+
+
+class ChampionCheck(Section):
+    """How much worse than the production model (on the primary metric) a candidate may be."""
+
+    max_drop: float = Field(ge=0)
+
+
+class SliceCheck(Section):
+    """Per-slice thresholds: every value of every listed column with enough rows must meet `limit`."""
+
+    columns: list[ColumnName] = []
+    metric: str
+    limit: Bounds
+    min_rows: int = Field(default=100, ge=1)
+
+
+class ValidateModelParams(Section):
+    """The gate before selection: absolute thresholds, the champion comparison and slice thresholds."""
+
+    thresholds: dict[str, Bounds] = {}
+    champion: ChampionCheck
+    slices: SliceCheck
+
+
+class SelectParams(Section):
+    """How the top model is chosen among the candidates that passed validation."""
+
+    tie_tolerance: float = Field(default=0.0, ge=0)
+    tie_breaker: Literal["size", "order"] = "size"
+
+
+class AssessParams(Section):
+    """Test-split reporting: calibration bins and permutation-importance repeats."""
+
+    calibration_bins: int = Field(default=10, ge=2)
+    importance_repeats: int = Field(default=3, ge=1)
+    seed: int = Field(default=0, ge=0)
+
+
+class PackageParams(Section):
+    """The model service: limits that travel inside the Bento."""
+
+    max_request_mb: float = Field(default=32, gt=0)  # larger request bodies get 413
+
+
+class LatencyBudget(Section):
+    """Single-row request latency limits, in milliseconds, at concurrency 1."""
+
+    p50_ms: float = Field(gt=0)
+    p99_ms: float = Field(gt=0)
+
+
+class DeployParams(Section):
+    """The deployment check: the built Bento, served locally, must answer like the offline model."""
+
+    ready_timeout_s: float = Field(default=60, gt=0)
+    tolerance: float = Field(default=1e-6, ge=0)  # largest allowed probability difference to assess
+    bulk_rows: int = Field(default=10_000, ge=1)  # rows per bulk request when sending the test split
+    latency_requests: int = Field(default=300, ge=10)  # single-row requests timed at concurrency 1
+    throughput_requests: int = Field(default=1000, ge=10)
+    concurrency: int = Field(default=32, ge=1)
+    budget: LatencyBudget
+
+
+class InferParams(Section):
+    """Batch inference: which files to score."""
+
+    inputs: str = Field(default="data/inference", min_length=1)  # every CSV/Parquet/JSONL file in it
+    format: Literal["auto", "csv", "parquet", "jsonl"] = "auto"
+
+
+class DriftLimits(Section):
+    """When a column has drifted: a significant test and an effect size over its threshold."""
+
+    p_value: float = Field(default=0.01, gt=0, lt=1)  # KS (numeric) / chi-square (categorical)
+    psi: float = Field(default=0.2, gt=0)  # population stability index, both kinds
+    wasserstein: float = Field(default=0.1, gt=0)  # numeric: in reference standard deviations
+    jensen_shannon: float = Field(default=0.1, gt=0, le=1)  # categorical: base-2 distance
+    max_drifted_features: int = Field(default=0, ge=0)  # more drifted input features than this: retrain
+
+
+class QualityLimits(Section):
+    """Production data quality against the committed schema: over a limit is an alert."""
+
+    max_missing_increase: Share = 0.05  # missing share minus the reference's
+    max_unseen_share: Share = 0.01  # categories the schema does not know
+    max_out_of_range_share: Share = 0.01  # values outside the schema's range
+    max_skipped_share: Share = 0.01  # log rows skipped (corrupt, other model version, schema change)
+
+
+class PerformanceLimits(Section):
+    """Model performance on logged predictions whose labels arrived."""
+
+    max_drop: float = Field(default=0.02, ge=0)  # train.metric, worse than assess's test value by more
+    min_labels: int = Field(default=200, ge=1)  # fewer labels (overall or in a window): not measured
+
+
+class ReplayParams(Section):
+    """`make monitor-demo`: traffic replayed through a running service, as drawn and shifted."""
+
+    rows: int = Field(default=2000, ge=1)
+    seed: int = 5
+    concurrency: int = Field(default=8, ge=1)
+    shift: dict[ColumnName, float] = {}  # numeric column: amount added to every value
+
+
+class MonitorParams(Section):
+    """The monitor stage: logged production data vs the training reference."""
+
+    logs: str = Field(default="data/monitoring/logs", min_length=1)  # every *.jsonl file under it
+    feedback: str = Field(default="data/monitoring/feedback", min_length=1)  # labels keyed by request_id
+    min_rows: int = Field(default=500, ge=1)  # fewer monitored rows: no decision yet ("wait")
+    window_rows: int = Field(default=1000, ge=1)  # rows per window of the performance-over-time view
+    bins: int = Field(default=10, ge=2)  # quantile bins of the reference for numeric PSI
+    drift: DriftLimits = DriftLimits()
+    quality: QualityLimits = QualityLimits()
+    performance: PerformanceLimits = PerformanceLimits()
+    replay: ReplayParams = ReplayParams()
+
+
+class Params(Section):
+    """The whole params.yaml: one section per stage, plus the shared `dataset` section."""
+
+    dataset: DatasetParams
+    ingest: IngestParams
+    validate_data: ValidateDataParams
+    cleanse: CleanseParams
+    standardize: StandardizeParams
+    curate: CurateParams
+    featurize: FeaturizeParams
+    train: TrainParams
+    validate_model: ValidateModelParams
+    select: SelectParams
+    assess: AssessParams
+    package: PackageParams = PackageParams()
+    deploy: DeployParams
+    infer: InferParams = InferParams()
+    monitor: MonitorParams = MonitorParams()
+    sweeps: dict[str, dict[str, object]] = {}
+
+    @model_validator(mode="after")
+    def _metrics_fit_the_task(self) -> "Params":
+        from pillars.core.metrics import METRICS, XGBOOST_EVAL_METRIC
+
+        task = self.dataset.task
+        objectives = sorted(
+            metric for objective_task, metric in XGBOOST_EVAL_METRIC if objective_task == task
+        )
+        if self.train.metric not in objectives:
+            raise ValueError(
+                f"train.metric: {self.train.metric!r} is not a {task} objective (one of {objectives})"
+            )
+        named = {
+            "validate_model.slices.metric": [self.validate_model.slices.metric],
+            "validate_model.thresholds": list(self.validate_model.thresholds),
+        }
+        for key, names in named.items():
+            for name in names:
+                if name not in METRICS[task]:
+                    raise ValueError(
+                        f"{key}: {name!r} is not a {task} metric (one of {sorted(METRICS[task])})"
+                    )
+        return self
+
+    def column_references(self) -> dict[str, list[str]]:
+        """Every params key that names a data column, so the loader can check it against the schema."""
+        return {
+            "dataset.target": [self.dataset.target],
+            "dataset.key_columns": list(self.dataset.key_columns),
+            "cleanse.impossible": list(self.cleanse.impossible),
+            "cleanse.outliers": list(self.cleanse.outliers),
+            "standardize.aliases": list(self.standardize.aliases),
+            "standardize.units": list(self.standardize.units),
+            "curate.drop": list(self.curate.drop),
+            "validate_model.slices.columns": list(self.validate_model.slices.columns),
+            "monitor.replay.shift": list(self.monitor.replay.shift),
+        }
+
+
+def _format_location(location: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in location:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in {"file", "sql", "http"} and parts and parts[-1].endswith("]"):
+            continue  # pydantic names the union member it tried; the user only needs the list position
+        else:
+            parts.append(f".{item}" if parts else str(item))
+    return "".join(parts)
+
+
+def _describe(error: ValidationError, source: Path) -> str:
+    lines = []
+    for item in error.errors():
+        where = _format_location(item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling and the README's params reference)"
+        elif "input" in item and item["type"] != "missing" and not isinstance(item["input"], dict):
+            message = f"{message} (got {item['input']!r})"
+        lines.append(f"{source}: {where}: {message}" if where else f"{source}: {message}")
+    return "\n".join(lines)
+
+
+def parse_params(raw: object, source: Path = PARAMS_FILE) -> Params:
+    """Check a parsed params mapping; raise PillarsError naming every offending key."""
+    if not isinstance(raw, dict):
+        raise PillarsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise PillarsError(_describe(error, source)) from None
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    """Read and check params.yaml."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise PillarsError(f"{path}: not found; run from the repository root") from error
+    except yaml.YAMLError as error:
+        raise PillarsError(f"{path}: not valid YAML: {error}") from error
+    return parse_params(raw, path)
