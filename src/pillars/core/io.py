@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pillars.core import pickles
 from pillars.core.errors import PillarsError
 
 
@@ -81,7 +82,7 @@ def read_parquet(path: Path) -> pd.DataFrame:
 
 def write_pickle(path: Path, obj: object) -> None:
     """Pickle a fitted object (e.g. a scikit-learn pipeline) atomically."""
-    payload = pickle.dumps(obj, protocol=5)
+    payload = pickles.dumps(obj)
     write_bytes(path, lambda temporary: temporary.write_bytes(payload))
 
 

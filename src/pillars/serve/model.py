@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pillars.core import pickles
 from pillars.core.metrics import labels_from_scores, predict_scores
 from pillars.core.rules import apply_outlier_rule, outside, spelling
 
@@ -310,7 +311,7 @@ def content_version(*payloads: bytes) -> str:
 
 def dumps(model: ServingModel) -> bytes:
     """The pickled serving model (trusted: written by `package`, read by the service)."""
-    return pickle.dumps(model, protocol=5)
+    return pickles.dumps(model)
 
 
 def loads(payload: bytes) -> ServingModel:
