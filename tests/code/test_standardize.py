@@ -52,7 +52,7 @@ def test_names_dtypes_spellings_units(make_params) -> None:
     assert standard["weekly_hours"].dtype == "float64"
     assert standard["pay"].tolist()[:2] == [1.5, 2.0]
     assert standard["grade"].tolist() == [0, 1, 2, 1]
-    described = describe_columns(standard, list(frame().columns), params)
+    described = describe_columns(standard, list(frame().columns), SCHEMA, params)
     assert described["pay"] == {
         "source": "pay",
         "dtype": "float64",

@@ -13,16 +13,41 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_parquet, write_bytes
 from pillars.core.params import Params, load_params
+from pillars.core.rules import parse_datetimes
 
 LINEAGE_PREFIX = "_"
 ROW_COLUMN = "_row"  # lineage: the row's position in data/raw, kept from cleanse on
 FLAG_SUFFIX = "_outlier"  # cleanse's flag column for an outlier rule with action `flag`
 NUMERIC_DTYPES = ("integer", "float")
+# Text date formats `make schema` recognises, tried in this order (ISO 8601 first; month-first before
+# day-first, so 03/04/2024 reads as March 4: review the format the schema names)
+DATE_FORMATS = (
+    "ISO8601",
+    "%m/%d/%Y",
+    "%d/%m/%Y",
+    "%m/%d/%Y %H:%M",
+    "%d/%m/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M:%S",
+    "%d.%m.%Y",
+    "%d.%m.%Y %H:%M",
+    "%d-%m-%Y",
+    "%m-%d-%Y",
+    "%Y/%m/%d",
+    "%Y/%m/%d %H:%M:%S",
+    "%d %b %Y",
+    "%b %d %Y",
+    "%d %B %Y",
+    "%B %d, %Y",
+    "%b %d, %Y",
+    "%d-%b-%Y",
+    "%Y%m%d %H:%M:%S",
+)
 
 
 class ColumnSchema(BaseModel):
@@ -30,16 +55,33 @@ class ColumnSchema(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    dtype: Literal["integer", "float", "boolean", "string"]
+    dtype: Literal["integer", "float", "boolean", "string", "datetime"]
     nullable: bool = True
     unique: bool = False
-    min: int | float | None = None
-    max: int | float | None = None
+    min: int | float | str | None = None  # datetime: an ISO 8601 date or time
+    max: int | float | str | None = None
     categories: list[str] | None = None
+    format: str | None = None  # datetime: how its text is written (strptime codes, or ISO8601)
+    with_time: bool = False  # datetime: the values carry times of day, not only dates
 
     @property
     def is_numeric(self) -> bool:
         return self.dtype in NUMERIC_DTYPES
+
+    @model_validator(mode="after")
+    def _range_fits_dtype(self) -> "ColumnSchema":
+        for key in ("min", "max"):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            if self.dtype == "datetime":
+                if not isinstance(value, str) or pd.isna(pd.to_datetime(value, errors="coerce")):
+                    raise ValueError(f"{key}: a datetime column's range is an ISO 8601 date, not {value!r}")
+            elif isinstance(value, str):
+                raise ValueError(f"{key}: a {self.dtype} column's range is a number, not {value!r}")
+        if self.dtype != "datetime" and (self.format is not None or self.with_time):
+            raise ValueError("format and with_time are for datetime columns only")
+        return self
 
 
 class DataSchema(BaseModel):
@@ -126,7 +168,7 @@ def load_checked(params: Params) -> DataSchema:
 def parse_types(
     raw: pd.DataFrame, schema: DataSchema, placeholders: list[str]
 ) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
-    """Turn placeholders into missing values and parse numeric/boolean columns to their schema type.
+    """Turn placeholders into missing values and parse numeric, boolean and datetime columns to their type.
 
     Returns the typed frame and, per column, a boolean mask of the values that could not be parsed.
     """
@@ -143,6 +185,8 @@ def parse_types(
             parsed = parsed.astype("float64")
         elif column.dtype == "boolean":
             parsed = _parse_boolean(values)
+        elif column.dtype == "datetime":
+            parsed = pd.Series(parse_datetimes(values, column.format), index=values.index)
         else:
             parsed = values.astype("str").mask(values.isna())
         bad = parsed.isna() & values.notna()
@@ -171,10 +215,18 @@ def pandera_schema(schema: DataSchema) -> pa.DataFrameSchema:
         checks = []
         if column.categories is not None:
             checks.append(pa.Check.isin(column.categories, error="category"))
-        if column.min is not None:
-            checks.append(pa.Check.ge(column.min, error="min"))
-        if column.max is not None:
-            checks.append(pa.Check.le(column.max, error="max"))
+        low, high = (
+            (
+                pd.Timestamp(column.min) if column.min is not None else None,
+                pd.Timestamp(column.max) if column.max is not None else None,
+            )
+            if column.dtype == "datetime"
+            else (column.min, column.max)
+        )
+        if low is not None:
+            checks.append(pa.Check.ge(low, error="min"))
+        if high is not None:
+            checks.append(pa.Check.le(high, error="max"))
         columns[name] = pa.Column(None, checks, nullable=column.nullable, unique=column.unique, required=True)
     return pa.DataFrameSchema(columns, strict=False)
 
@@ -201,6 +253,8 @@ def infer_schema(raw: pd.DataFrame, params: Params) -> DataSchema:
             numbers = pd.to_numeric(present)
             if len(numbers):
                 spec["min"], spec["max"] = _plain(numbers.min()), _plain(numbers.max())
+        if dtype == "datetime":
+            spec |= _datetime_spec(present)
         distinct = sorted(present.astype("str").unique().tolist())
         if dtype == "string" and (len(distinct) <= max_categories or classification_target):
             spec["categories"] = distinct
@@ -210,14 +264,45 @@ def infer_schema(raw: pd.DataFrame, params: Params) -> DataSchema:
     return DataSchema(dataset=params.dataset.name, columns=columns)
 
 
-def _infer_dtype(values: pd.Series) -> Literal["integer", "float", "boolean", "string"]:
+def _infer_dtype(values: pd.Series) -> Literal["integer", "float", "boolean", "string", "datetime"]:
     if pd.api.types.is_bool_dtype(values):
         return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(values) or date_format(values) is not None:
+        return "datetime"
     numbers = values if pd.api.types.is_numeric_dtype(values) else pd.to_numeric(values, errors="coerce")
     if numbers.notna().sum() != values.notna().sum() or values.notna().sum() == 0:
         return "string"
     present = numbers.dropna().to_numpy(dtype="float64")
     return "integer" if np.all(np.mod(present, 1) == 0) else "float"
+
+
+def date_format(values: pd.Series) -> str | None:
+    """The first of DATE_FORMATS that reads every present value of a text column as a date (None: none
+    does, or the column holds numbers). Each distinct value is parsed once."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return None
+    distinct = pd.Series(values.dropna().astype("str").unique())
+    if distinct.empty or pd.to_numeric(distinct, errors="coerce").notna().all():
+        return None
+    if not distinct.str.contains(r"\d", regex=True).all():
+        return None
+    for candidate in DATE_FORMATS:
+        parsed = pd.to_datetime(distinct, format=candidate, errors="coerce", utc=True)
+        if parsed.notna().all():
+            return candidate
+    return None
+
+
+def _datetime_spec(present: pd.Series) -> dict[str, object]:
+    """Format, range (ISO 8601) and whether times of day occur, of a datetime column's present values."""
+    fmt = None if pd.api.types.is_datetime64_any_dtype(present) else date_format(present)
+    moments = pd.DatetimeIndex(parse_datetimes(present, fmt))
+    spec: dict[str, object] = {"with_time": bool((moments != moments.normalize()).any())}
+    if fmt is not None:
+        spec["format"] = fmt
+    if len(moments):
+        spec["min"], spec["max"] = moments.min().isoformat(), moments.max().isoformat()
+    return spec
 
 
 def _plain(number: object) -> float | int:
@@ -242,7 +327,8 @@ def dump_schema(schema: DataSchema, source: str) -> str:
     header = (
         f"# Data schema of dataset '{schema.dataset}', inferred by `make schema` from {source}.\n"
         "# Review it before committing: it is the contract that validate_data enforces.\n"
-        "# dtype: integer | float | boolean | string; categories: the allowed values (others are findings);\n"
+        "# dtype: integer | float | boolean | string | datetime; categories: the allowed values (others are\n"
+        "# findings); datetime: format (strptime codes or ISO8601) and with_time (times of day occur);\n"
         "# min/max: the expected range; nullable: missing values allowed; unique: no repeated values.\n"
     )
     return header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=110)

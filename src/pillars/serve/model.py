@@ -7,7 +7,7 @@ vectorized NumPy (featurize) and the selected model. The service, the deploy che
 score through it: one path from a raw row to a prediction, so there is no training/serving skew.
 
 Rows come in as columns (raw column name -> values) already typed: numbers as floats (None or NaN for
-missing), booleans, and strings. This module imports neither pandera nor pyarrow nor dvc: it is what the
+missing), booleans, and strings (dates and times as text, parsed here with the schema's format). This module imports neither pandera nor pyarrow nor dvc: it is what the
 Bento runs.
 """
 
@@ -22,12 +22,13 @@ import pandas as pd
 
 from pillars.core import pickles
 from pillars.core.metrics import labels_from_scores, predict_scores
-from pillars.core.rules import apply_outlier_rule, outside, spelling
+from pillars.core.rules import apply_outlier_rule, calendar_features, outside, parse_datetimes, spelling
 
 FEATURE_DTYPE = np.float32
 MODEL_NAME = "pillars-model"  # in the BentoML model store; versions are content hashes
 SERVING_FILE = "serving_model.pkl"  # the pickled ServingModel inside the BentoML model
 Columns = Mapping[str, Sequence[Any] | np.ndarray]
+SHOWN_CHARACTERS = 40  # of a bad value quoted in an error
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class InputField:
 
     name: str  # the raw name, as in the schema: the key clients send
     feature: str  # the standardized name the feature pipeline knows
-    dtype: str  # integer | float | boolean | string
+    dtype: str  # integer | float | boolean | string | datetime
     nullable: bool
     categories: tuple[str, ...] | None = None  # the schema's; others are scored as training scored them
     expected: tuple[float | None, float | None] = (None, None)  # the schema's range (a warning outside)
@@ -45,6 +46,8 @@ class InputField:
     outlier_feature: str | None = None  # the standardized name of the outlier flag, when it is a feature
     factor: float | None = None  # standardize's unit conversion
     aliases: Mapping[str, str] = field(default_factory=dict)  # folded spelling -> canonical spelling
+    date_format: str | None = None  # datetime: the schema's format of its text (None: ISO 8601)
+    with_time: bool = False  # datetime: an hour feature is derived too
 
     @property
     def is_numeric(self) -> bool:
@@ -56,6 +59,22 @@ class InputField:
         if self.outlier is not None and self.outlier[0] == "quarantine":
             return _narrowest(self.impossible, self.outlier[1])
         return self.impossible
+
+
+def _datetimes(item: InputField, values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """A datetime field's values parsed as training parsed them; text that is no date is an error naming
+    the field, the row and (cut short) the value."""
+    parsed = parse_datetimes(values, item.date_format)
+    given = ~pd.isna(pd.Series(values, dtype=object)).to_numpy()
+    unreadable = np.flatnonzero(given & np.isnat(parsed))
+    if len(unreadable):
+        row = int(unreadable[0])
+        shown = str(values[row])[:SHOWN_CHARACTERS]
+        raise ValueError(
+            f"{item.name}: {shown!r} (row {row}) is not a date in the format {item.date_format or 'ISO8601'}"
+            + (f"; {len(unreadable)} such values" if len(unreadable) > 1 else "")
+        )
+    return parsed
 
 
 def _narrowest(
@@ -214,6 +233,8 @@ class ServingModel:
             values = columns[item.name]
             if item.is_numeric or item.dtype == "boolean":
                 typed[item.name] = np.asarray(values, dtype="float64")
+            elif item.dtype == "datetime":
+                typed[item.name] = _datetimes(item, values)
             else:
                 text = np.asarray(values, dtype=object)
                 if self.placeholders:
@@ -278,6 +299,8 @@ class ServingModel:
                         columns[item.outlier_feature] = flagged.astype("float64")
                 if item.factor is not None:
                     values = values * item.factor
+            elif item.dtype == "datetime":
+                columns |= calendar_features(item.feature, values, item.with_time)
             elif item.dtype == "string":
                 codes, uniques = pd.factorize(values, use_na_sentinel=True)
                 canonical = np.array(

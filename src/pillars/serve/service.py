@@ -33,7 +33,13 @@ from pillars.serve.model import MODEL_NAME, SERVING_FILE, InputField, Scored, Se
 MODEL_TAG = os.environ.get("PILLARS_MODEL_TAG", f"{MODEL_NAME}:latest")
 TOKEN_ENV = "PILLARS_API_TOKEN"
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json"})
-PYTHON_TYPES: dict[str, type] = {"integer": int, "float": float, "boolean": bool, "string": str}
+PYTHON_TYPES: dict[str, type] = {
+    "integer": int,
+    "float": float,
+    "boolean": bool,
+    "string": str,
+    "datetime": str,
+}
 
 MODEL_REFERENCE = bentoml.models.BentoModel(MODEL_TAG)
 SERVING: ServingModel = loads(Path(MODEL_REFERENCE.resolve().path_of(SERVING_FILE)).read_bytes())

@@ -37,7 +37,9 @@ def select_columns(train: pd.DataFrame, roles: dict[str, str], settings: CurateP
     dropped = {canonical_name(name): f"params: {reason}" for name, reason in settings.drop.items()}
     features = {}
     for name, role in roles.items():
-        if role in ("target", "lineage") or name in dropped:
+        if (
+            role in ("target", "lineage", "datetime") or name in dropped
+        ):  # a datetime's features are its parts
             continue
         shares = train[name].value_counts(dropna=False, normalize=True)
         top_share = float(shares.iloc[0]) if len(shares) else 1.0
@@ -70,7 +72,8 @@ def curate(
     assignment = split_assignment(standard, keys, settings.seed, fractions)
     features, dropped = select_columns(standard[assignment == "train"], roles, settings)
     lineage = [name for name, role in roles.items() if role == "lineage"]
-    keep = [*features, target, *lineage]
+    times = [name for name, role in roles.items() if role == "datetime"]  # kept: split order, monitoring
+    keep = [*features, target, *times, *lineage]
     splits = {split: standard.loc[assignment == split, keep].reset_index(drop=True) for split in fractions}
     selection = {"target": target, "features": features, "dropped": dropped, "lineage": lineage}
     return splits, selection, curation_report(splits, target, params.dataset.task)

@@ -25,7 +25,7 @@ from pillars.core.io import read_json, read_parquet, read_pickle
 from pillars.core.lineage import lineage
 from pillars.core.metrics import predict_scores
 from pillars.core.params import Params, load_params
-from pillars.core.rules import folded_aliases
+from pillars.core.rules import calendar_names, folded_aliases
 from pillars.core.schema import FLAG_SUFFIX, DataSchema, canonical_name, is_lineage, load_checked
 from pillars.serve.model import InputField, ServingModel, compile_features, content_version
 
@@ -60,7 +60,8 @@ def input_fields(
     for name, column in schema.columns.items():
         feature = canonical_name(name)
         flag = canonical_name(name + FLAG_SUFFIX)
-        if name == params.dataset.target or is_lineage(name) or not {feature, flag} & set(features):
+        derived = set(calendar_names(feature, column.with_time)) if column.dtype == "datetime" else set()
+        if name == params.dataset.target or is_lineage(name) or not {feature, flag, *derived} & set(features):
             continue
         rule = params.cleanse.outliers.get(name)
         impossible = params.cleanse.impossible.get(name)
@@ -72,15 +73,26 @@ def input_fields(
                 dtype=column.dtype,
                 nullable=column.nullable,
                 categories=tuple(column.categories) if column.categories is not None else None,
-                expected=(column.min, column.max),
+                expected=(column.min, column.max) if column.is_numeric else (None, None),
                 impossible=(impossible.min, impossible.max) if impossible else (None, None),
                 outlier=(rule.action, tuple(outlier_limits[name])) if rule else None,
                 outlier_feature=flag if flag in features else None,
                 factor=unit.factor if unit else None,
                 aliases=folded_aliases(params.standardize.aliases.get(name, {}), params.standardize.case),
+                date_format=column.format,
+                with_time=column.with_time,
             )
         )
-    covered = {item.feature for item in fields} | {item.outlier_feature for item in fields}
+    covered = (
+        {item.feature for item in fields}
+        | {item.outlier_feature for item in fields}
+        | {
+            part
+            for item in fields
+            if item.dtype == "datetime"
+            for part in calendar_names(item.feature, item.with_time)
+        }
+    )
     if missing := sorted(set(features) - covered):
         raise PillarsError(f"package: features {missing} do not come from a column of the schema")
     return tuple(fields)

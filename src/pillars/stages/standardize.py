@@ -10,7 +10,7 @@ from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_parquet, write_json, write_parquet
 from pillars.core.params import DatasetParams, Params, StandardizeParams, load_params
-from pillars.core.rules import folded_aliases, spelling
+from pillars.core.rules import calendar_features, calendar_names, folded_aliases, parse_datetimes, spelling
 from pillars.core.schema import DataSchema, canonical_name, is_lineage, load_checked
 
 
@@ -42,13 +42,16 @@ def normalize_categories(
 
 
 def column_roles(frame: pd.DataFrame, target: str) -> dict[str, str]:
-    """Each standardized column's role: target, lineage, numeric, boolean or categorical."""
+    """Each standardized column's role: target, lineage, datetime (its calendar features are numeric),
+    numeric, boolean or categorical."""
     roles = {}
     for name, dtype in frame.dtypes.items():
         if name == target:
             roles[name] = "target"
         elif is_lineage(name):
             roles[name] = "lineage"
+        elif pd.api.types.is_datetime64_any_dtype(dtype):
+            roles[name] = "datetime"
         elif pd.api.types.is_bool_dtype(dtype):
             roles[name] = "boolean"
         elif pd.api.types.is_numeric_dtype(dtype):
@@ -61,9 +64,11 @@ def column_roles(frame: pd.DataFrame, target: str) -> dict[str, str]:
 def standardize_frame(
     frame: pd.DataFrame, schema: DataSchema, params: Params, encoding: dict
 ) -> pd.DataFrame:
-    """Apply names, dtypes, spellings, units and (if the target is present) the target encoding."""
+    """Apply names, dtypes, spellings, units and (if the target is present) the target encoding; a datetime
+    column is kept (for a time-ordered split and monitoring) and followed by its calendar features."""
     settings, target = params.standardize, params.dataset.target
-    columns = {}
+    columns: dict[str, pd.Series] = {}
+    produced: list[str] = []  # every name written, to catch two columns with one snake_case name
     for name in frame.columns:
         values = frame[name]
         column = schema.columns.get(name)
@@ -75,12 +80,18 @@ def standardize_frame(
                 values = values * settings.units[name].factor
         elif column is not None and column.dtype == "boolean":
             values = values.astype("boolean")
+        elif column is not None and column.dtype == "datetime":
+            values = pd.Series(parse_datetimes(values, column.format), index=frame.index)
         elif column is not None:
             values = normalize_categories(values, settings, settings.aliases.get(name, {}))
         columns[canonical_name(name)] = values
-    if len(columns) != len(frame.columns):
-        names = [canonical_name(name) for name in frame.columns]
-        clashes = sorted({name for name in names if names.count(name) > 1})
+        produced.append(canonical_name(name))
+        if column is not None and column.dtype == "datetime":
+            derived = calendar_features(canonical_name(name), values.to_numpy(), column.with_time)
+            columns |= {part: pd.Series(numbers, index=frame.index) for part, numbers in derived.items()}
+            produced += list(derived)
+    if len(columns) != len(produced):
+        clashes = sorted({name for name in produced if produced.count(name) > 1})
         raise PillarsError(
             f"standardize: several columns become {clashes} in snake_case; rename them at the source"
         )
@@ -97,9 +108,18 @@ def _encode_target(values: pd.Series, encoding: dict) -> pd.Series:
     return codes.astype("int64")
 
 
-def describe_columns(standard: pd.DataFrame, source_names: list[str], params: Params) -> dict:
-    """columns.json: each canonical column's source name, dtype, role and unit."""
+def describe_columns(
+    standard: pd.DataFrame, source_names: list[str], schema: DataSchema, params: Params
+) -> dict:
+    """columns.json: each canonical column's source name, dtype, role and unit (a calendar feature's
+    source is its datetime column)."""
     sources = {canonical_name(name): name for name in source_names}
+    sources |= {
+        part: name
+        for name, column in schema.columns.items()
+        if column.dtype == "datetime" and name in source_names
+        for part in calendar_names(canonical_name(name), column.with_time)
+    }
     roles = column_roles(standard, canonical_name(params.dataset.target))
     described = {}
     for name, dtype in standard.dtypes.items():
@@ -117,7 +137,7 @@ def main() -> None:
     encoding = target_encoding(params.dataset, schema)
     standard = standardize_frame(clean, schema, params, encoding)
     write_parquet(layout.STANDARD_DATA, standard)
-    write_json(layout.STANDARD_COLUMNS, describe_columns(standard, list(clean.columns), params))
+    write_json(layout.STANDARD_COLUMNS, describe_columns(standard, list(clean.columns), schema, params))
     write_json(layout.TARGET_ENCODING, encoding)
     print(f"standardize: {len(standard)} rows, {len(standard.columns)} columns -> {layout.STANDARD_DIR}")
 
