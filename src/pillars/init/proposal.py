@@ -1,0 +1,104 @@
+"""From a profile to params: the current params.yaml, with every dataset-specific setting replaced by what
+fits the new data. Pure: a params mapping in (ruamel's, so comments survive), the same mapping out."""
+
+import math
+from typing import Any
+
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from pillars.core.schema import canonical_name
+from pillars.init.profile import Profile
+
+STRATIFIED_MAX_ROWS = 20_000  # classification data up to this size gets the exact stratified split
+MIN_SLICE_ROWS = 30
+# Gates a useful model passes on any data: better than chance, or than predicting the mean
+METRICS = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
+SLICE_METRICS = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "r2"}
+QUICK_TRIALS = {"xgboost": 3, "linear": 2, "hist_gradient_boosting": 2}  # `--budget quick`: tests, demos
+
+
+def inline(mapping: dict[str, Any]) -> CommentedMap:
+    """A small mapping written on one line, as params.yaml writes limits: `{min: 0.5}`."""
+    flow = CommentedMap(mapping)
+    flow.fa.set_flow_style()
+    return flow
+
+
+def inline_list(items: list[str]) -> CommentedSeq:
+    """A short list written on one line: `[a, b]`."""
+    flow = CommentedSeq(items)
+    flow.fa.set_flow_style()
+    return flow
+
+
+def thresholds(task: str, classes: int) -> dict[str, dict[str, float]]:
+    """The absolute gate on the valid split: no worse than guessing."""
+    if task == "binary":
+        return {"roc_auc": {"min": 0.5}}
+    if task == "multiclass":
+        return {"log_loss": {"max": round(math.log(classes), 6)}}  # a uniform guess over the classes
+    return {"r2": {"min": 0.0}}  # the mean of the target
+
+
+def slice_limit(task: str, classes: int) -> dict[str, float]:
+    """The per-slice gate: no worse than guessing on the slice either."""
+    if task == "binary":
+        return {"min": 0.5}
+    if task == "multiclass":
+        return {"min": round(1.0 / classes, 6)}
+    return {"min": -1.0}  # a slice's own mean may differ from the whole's: only a model far off fails
+
+
+def split_method(profile: Profile, rows: int) -> dict[str, Any]:
+    """A time-ordered split when a date orders the rows, an exact stratified one for small classification
+    data, else the hash split (rows keep their split when data is appended)."""
+    if profile.time_column is not None:
+        return {"method": "time", "by": profile.time_column}
+    if profile.task != "regression" and rows <= STRATIFIED_MAX_ROWS:
+        return {"method": "stratified"}
+    return {"method": "hash"}
+
+
+def propose(
+    template: Any, profile: Profile, *, name: str, target: str, source: str, rows: int, quick: bool
+) -> Any:
+    """`template` (params.yaml as loaded) rewritten for the new data, in place; returned for chaining."""
+    classes = max(len(profile.labels), 2)
+    dataset = template["dataset"]
+    dataset["name"] = name
+    dataset["task"] = profile.task
+    dataset["target"] = target
+    dataset["positive_label"] = profile.positive_label
+    dataset["placeholders"] = inline_list(profile.placeholders)
+    dataset["key_columns"] = []
+    template["ingest"]["sources"] = [{"name": name, "kind": "file", "path": source, "format": "auto"}]
+    cleanse = template["cleanse"]
+    cleanse["impossible"] = {}
+    cleanse["outliers"] = {}
+    template["standardize"]["aliases"] = {}
+    template["standardize"]["units"] = {}
+    curate = template["curate"]
+    curate["drop"] = dict(profile.drops)
+    for key in ("method", "by"):
+        curate.pop(key, None)
+    curate.update(split_method(profile, rows))
+    train = template["train"]
+    train["metric"] = METRICS[profile.task]
+    if quick:
+        for family, trials in QUICK_TRIALS.items():
+            train["families"][family]["n_trials"] = trials
+    gate = template["validate_model"]
+    gate["thresholds"] = {name: inline(limit) for name, limit in thresholds(profile.task, classes).items()}
+    gate["slices"] = {
+        "columns": inline_list(profile.slices),
+        "metric": SLICE_METRICS[profile.task],
+        "limit": inline(slice_limit(profile.task, classes)),
+        "min_rows": MIN_SLICE_ROWS,
+    }
+    template["monitor"]["replay"]["shift"] = {}
+    return template
+
+
+def snake_names(columns: list[str]) -> dict[str, str]:
+    """Raw column names whose snake_case name differs, raw -> snake (said in the summary)."""
+    return {column: canonical_name(column) for column in columns if canonical_name(column) != column}

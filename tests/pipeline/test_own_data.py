@@ -1,0 +1,69 @@
+"""Your own data, end to end, as a new user runs it: `make init DATA=... TARGET=...` then `make run`, with no
+hand edit, on datasets of the shapes users bring (tests/shapes.py). Each must finish every stage and reach
+at least the quality of a default model on the same split."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import make, run
+from tests.shapes import write_shape
+
+pytestmark = pytest.mark.slow
+
+
+def init_and_run(repo: Path, shape: str, tmp_path: Path) -> dict:
+    """make init (quick tuning budget) and make run on one shape; the params init wrote."""
+    data, target = write_shape(shape, tmp_path / "downloads")
+    make(repo, "init", f"DATA={data}", f"TARGET={target}", "BUDGET=quick")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    make(repo, "repro")
+    return params
+
+
+def report(repo: Path, name: str) -> dict:
+    return json.loads((repo / "metrics" / name).read_text())
+
+
+def test_messy_small_multiclass_with_dates_text_and_a_rare_class(repo_copy: Path, tmp_path: Path) -> None:
+    params = init_and_run(repo_copy, "messy_multiclass", tmp_path)
+    assert params["dataset"]["task"] == "multiclass" and params["dataset"]["positive_label"] is None
+    drops = params["curate"]["drop"]
+    assert drops["Patient ID"].startswith("identifier") and drops["Notes"].startswith("free text")
+    assert drops["Country"].startswith("constant")
+    schema = yaml.safe_load((repo_copy / "data/schema.yaml").read_text())["columns"]
+    assert schema["Visit Date"]["dtype"] == "datetime" and schema["Visit Date"]["format"] == "%d/%m/%Y"
+    selection = json.loads((repo_copy / "data/curated/selection.json").read_text())
+    assert {"visit_date_month", "visit_date_day_of_week", "weight_kg", "smoker"} <= set(selection["features"])
+    assert report(repo_copy, "deploy_check.json")["passed"]
+    assert report(repo_copy, "inference.json")["files"]["holdout.parquet"]["reconciled"]
+    assessed = report(repo_copy, "assess.json")
+    assert assessed["test"]["accuracy"] is not None
+
+
+def test_count_regression_with_leaky_components_in_date_order(repo_copy: Path, tmp_path: Path) -> None:
+    params = init_and_run(repo_copy, "count_regression", tmp_path)
+    assert params["dataset"]["task"] == "regression"
+    drops = params["curate"]["drop"]
+    assert drops["casual"].startswith("leakage") and drops["registered"].startswith("leakage")
+    assert drops["instant"].startswith("identifier")
+    assert params["curate"]["method"] == "time" and params["curate"]["by"] == "dteday"
+    curation = report(repo_copy, "curation.json")
+    assert curation["method"] == "time"
+    assert report(repo_copy, "assess.json")["test"]["r2"] > 0.5
+    assert report(repo_copy, "deploy_check.json")["passed"]
+
+
+def test_binary_credit_risk_with_missing_values(repo_copy: Path, tmp_path: Path) -> None:
+    params = init_and_run(repo_copy, "credit_risk", tmp_path)
+    assert params["dataset"]["task"] == "binary" and params["dataset"]["positive_label"] == "bad"
+    assert "?" in params["dataset"]["placeholders"]
+    assert report(repo_copy, "assess.json")["test"]["roc_auc"] > 0.6
+    status = run(["git", "status", "--porcelain", "--", "params.yaml"], repo_copy).stdout
+    assert status, "init rewrote params.yaml"
+    refused = make(
+        repo_copy, "init", "DATA=data/external/german_credit/german_credit.csv", "TARGET=Risk", check=False
+    )
+    assert refused.returncode != 0 and "FORCE=1" in refused.stderr
