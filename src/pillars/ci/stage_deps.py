@@ -21,6 +21,7 @@ from pillars.core.errors import PillarsError, run_cli
 PACKAGE = "pillars"
 SOURCE_ROOT = Path("src")
 DVC_YAML = Path("dvc.yaml")
+RUNTIME_IMPORTS = "RUNTIME_IMPORTS"
 STAGE_COMMAND = re.compile(r"python -m (pillars\.stages\.\w+)")
 
 
@@ -55,8 +56,21 @@ def imported_modules(path: Path, module: str, root: Path = SOURCE_ROOT) -> set[s
     return {name for name in found if name.split(".")[0] == PACKAGE and module_file(name, root)}
 
 
+def runtime_imports(path: Path) -> set[str]:
+    """The modules a file names in a module-level `RUNTIME_IMPORTS = (...)`: imported by name at run time
+    (the package stage has BentoML import the service module), so no import statement shows them."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == RUNTIME_IMPORTS for target in node.targets
+        ):
+            return {str(item) for item in ast.literal_eval(node.value)}
+    return set()
+
+
 def import_closure(module: str, root: Path = SOURCE_ROOT) -> set[Path]:
-    """Every project file that importing `module` runs: its imports, theirs, and their packages' inits."""
+    """Every project file that importing `module` runs: its imports (and runtime imports), theirs, and
+    their packages' inits."""
     seen: set[str] = set()
     pending = [module]
     while pending:
@@ -69,7 +83,7 @@ def import_closure(module: str, root: Path = SOURCE_ROOT) -> set[Path]:
         path = module_file(name, root)
         if path is None:
             raise PillarsError(f"{name}: no such module under {root}")
-        pending += sorted(imported_modules(path, name, root) - seen)
+        pending += sorted((imported_modules(path, name, root) | runtime_imports(path)) - seen)
     return {path for name in seen if (path := module_file(name, root)) is not None}
 
 

@@ -19,10 +19,11 @@ default: the latest `pillars-model`).
 """
 
 import hmac
+import inspect
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import bentoml
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from pillars.serve.capture import log_from_environment, log_line, new_request_ids, utc_now
 from pillars.serve.model import MODEL_NAME, SERVING_FILE, InputField, Scored, ServingModel, loads
 
+Documented = TypeVar("Documented")
 MODEL_TAG = os.environ.get("PILLARS_MODEL_TAG", f"{MODEL_NAME}:latest")
 TOKEN_ENV = "PILLARS_API_TOKEN"
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json"})
@@ -174,7 +176,16 @@ async def _reject(send: Any, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def same_doc_everywhere(documented: Documented) -> Documented:
+    """Its docstring dedented as inspect.cleandoc does: Python 3.13 dedents docstrings when it compiles them
+    and 3.11 does not, and BentoML writes them into the Bento's OpenAPI document, which must be the same
+    bytes whichever Python built it."""
+    documented.__doc__ = inspect.cleandoc(documented.__doc__ or "")
+    return documented
+
+
 @bentoml.service(name="pillars-service", workers="cpu_count", traffic={"timeout": 60})
+@same_doc_everywhere
 class PillarsService:
     """Scores raw rows with the packaged model: the same rules as the training pipeline."""
 
@@ -220,6 +231,7 @@ class PillarsService:
     # The APIs are async: scoring takes about a millisecond, less than handing it to a thread pool costs;
     # workers (one process per core) give the parallelism.
     @bentoml.api(batchable=True, max_batch_size=512, max_latency_ms=10_000)
+    @same_doc_everywhere
     async def predict(self, records: list[Record]) -> list[dict[str, Any]]:  # type: ignore[valid-type]
         """For each record: request_id, prediction, probabilities per class (classification), model_version,
         warnings.
@@ -251,6 +263,7 @@ class PillarsService:
         ]
 
     @bentoml.api(route="/predict_bulk")
+    @same_doc_everywhere
     async def predict_bulk(self, columns: Columns) -> dict[str, Any]:  # type: ignore[valid-type]
         """Many rows in one call, column by column: predictions and probabilities as columns too; one
         request_id for the call (feedback names rows by request_id and position)."""
@@ -271,6 +284,7 @@ class PillarsService:
         }
 
     @bentoml.api(route="/model")
+    @same_doc_everywhere
     async def model(self) -> dict[str, Any]:
         """The model version and its lineage: task, metrics, params, data hashes, git revision."""
         return {

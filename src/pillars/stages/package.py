@@ -30,6 +30,7 @@ from pillars.core.schema import FLAG_SUFFIX, DataSchema, canonical_name, is_line
 from pillars.serve.model import InputField, ServingModel, compile_features, content_version
 
 BENTOFILE = Path("bentofile.yaml")
+RUNTIME_IMPORTS = ("pillars.serve.service",)  # bentoml build imports the bentofile's service by name
 BUILD_CONTEXT = Path("src")
 LINEAGE_INPUTS = (  # declared deps of package: the data and fitted objects the served model comes from
     layout.RAW_DIR,
