@@ -1,9 +1,13 @@
-"""Pillar 10, select: the best valid score wins; ties go to the smaller model or the first candidate."""
+"""Pillar 10, select: the best valid score wins; ties go to the smaller model or the first candidate; a
+candidate whose score is undefined is never chosen."""
 
+import pytest
+
+from pillars.core.errors import PillarsError
 from pillars.stages.select import rank
 
 
-def validation(values: dict[str, float], eligible: list[str]) -> dict:
+def validation(values: dict[str, float | None], eligible: list[str]) -> dict:
     return {
         "eligible": eligible,
         "candidates": {family: {"valid": {"roc_auc": value}} for family, value in values.items()},
@@ -46,3 +50,18 @@ def test_lower_is_better_for_regression_metrics(make_params) -> None:
         "candidates": {"xgboost": {"valid": {"rmse": 3.0}}, "linear": {"valid": {"rmse": 2.5}}},
     }
     assert rank(report, SIZES, params)["model"] == "linear"
+
+
+def test_a_candidate_with_an_undefined_score_ranks_last_and_is_not_chosen(make_params) -> None:
+    report = validation({"xgboost": None, "linear": 0.90}, ["xgboost", "linear"])
+    report["candidates"]["xgboost"]["undefined"] = {"roc_auc": "one class only (every row is class 0)"}
+    selection = rank(report, SIZES, make_params(select={"tie_tolerance": 0.5}))
+    assert selection["model"] == "linear"
+    assert selection["ranking"][-1] == {"family": "xgboost", "valid": None, "size_bytes": 500_000}
+
+
+def test_no_candidate_with_a_score_stops_with_the_reasons(make_params) -> None:
+    report = validation({"xgboost": None}, ["xgboost"])
+    report["candidates"]["xgboost"]["undefined"] = {"roc_auc": "one class only (every row is class 0)"}
+    with pytest.raises(PillarsError, match=r"valid roc_auc is undefined .*xgboost: one class only"):
+        rank(report, SIZES, make_params())

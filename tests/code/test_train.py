@@ -139,3 +139,39 @@ def test_journal_file_storage_resumes_too(make_params, tmp_path: Path) -> None:
     study = run_study("xgboost", data, settings, reopened, "journaled")
     assert len(finished_trials(study)) == 6
     assert (tmp_path / "journal/studies.log").stat().st_size > 0
+
+
+def three_classes(rows: int = 600) -> TrainingData:
+    """Three classes in train; the valid rows hold classes 0 and 1 only."""
+    generator = np.random.default_rng(1)
+    x = generator.normal(size=(rows, 3)).astype("float32")
+    y = np.digitize(x[:, 0] + generator.normal(scale=0.3, size=rows), [-0.5, 0.5]).astype("int64")
+    cut = int(rows * 0.75)
+    valid = y[cut:] < 2
+    return TrainingData(x[:cut], y[:cut], x[cut:][valid], y[cut:][valid], "multiclass")
+
+
+def test_objective_on_a_valid_split_lacking_a_class(make_params, tmp_path: Path) -> None:
+    """log_loss is scored on all three classes; one-vs-rest ROC AUC is undefined there: a clear error."""
+    data = three_classes()
+    settings = small_settings(make_params, tmp_path, "multiclass", metric="log_loss")
+    hyper = {"max_iter": 10}
+    fitted = FAMILIES["hist_gradient_boosting"](hyper, data, settings, lambda step, value: None)
+    assert 0 < fitted.value < 1.0
+    by_auc = settings.model_copy(update={"metric": "roc_auc_ovr"})
+    with pytest.raises(PillarsError, match=r"undefined on the valid split: .*class \[2\] absent"):
+        FAMILIES["hist_gradient_boosting"](hyper, data, by_auc, lambda step, value: None)
+
+
+@pytest.mark.filterwarnings("ignore:The least populated class in y has only 1 members")
+def test_linear_folds_cope_with_a_class_rarer_than_the_folds(make_params, tmp_path: Path) -> None:
+    """A class with one row in train: the fold model that never saw it scores it 0, no crash."""
+    data = three_classes()
+    y_train = np.where(data.y_train == 2, 1, data.y_train)
+    y_train[0] = 2  # the only row of class 2
+    data = TrainingData(data.x_train, y_train, data.x_valid, data.y_valid, "multiclass")
+    settings = small_settings(make_params, tmp_path, "multiclass", metric="log_loss")
+    steps: list[tuple[int, float]] = []
+    fitted = FAMILIES["linear"]({}, data, settings, lambda step, value: steps.append((step, value)))
+    assert [step for step, _ in steps] == list(range(settings.cv_folds))
+    assert np.isfinite(fitted.value) and fitted.value > 0

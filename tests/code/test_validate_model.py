@@ -1,4 +1,8 @@
-"""Pillar 8, validate_model: absolute thresholds, the champion comparison and slices decide eligibility."""
+"""Pillar 8, validate_model: absolute thresholds, the champion comparison and slices decide eligibility;
+an undefined metric fails a threshold with its reason, and a slice that cannot be judged is skipped with
+its reason, never a crash."""
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -6,7 +10,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from pillars.core.errors import PillarsError
-from pillars.stages.validate_model import champion_check, slice_checks, validate_candidate
+from pillars.stages.validate_model import champion_check, slice_checks, summary, validate_candidate
 
 
 @pytest.fixture
@@ -40,6 +44,7 @@ def test_thresholds_slices_and_no_champion(make_params, valid) -> None:
     )
     assert checks["slice:gender=male:roc_auc"]["skipped"] == "fewer than 100 rows"
     assert set(result["valid"]) >= {"roc_auc", "f1", "precision", "recall"}
+    assert result["undefined"] == {}
 
 
 def test_champion_comparison(make_params) -> None:
@@ -64,7 +69,79 @@ def test_slice_with_one_class_is_not_judged(make_params, valid) -> None:
     checks = slice_checks(
         frame, y, np.linspace(0, 1, len(y)), make_params(validate_model={"slices": {"min_rows": 10}})
     )
-    assert checks["slice:gender=female:roc_auc"]["skipped"].startswith("one class only")
+    assert checks["slice:gender=female:roc_auc"] == {
+        "rows": 950,
+        "passed": True,
+        "skipped": "one class only (every row is class 1)",
+    }
+    assert "value" in checks["slice:gender=male:roc_auc"], "the other slice is still judged"
+
+
+def test_undefined_metric_on_the_valid_split_fails_its_threshold_with_the_reason(make_params) -> None:
+    generator = np.random.default_rng(3)
+    x = generator.normal(size=(400, 2))
+    y = (np.arange(400) % 20 == 0).astype("int64")  # 5% positives, unrelated to x
+    model = LogisticRegression().fit(x, y)  # never reaches a probability of 0.5: no row predicted positive
+    frame = pd.DataFrame({"gender": "female"}, index=range(400))
+    params = make_params(
+        validate_model={
+            "thresholds": {"precision": {"min": 0.5}, "accuracy": {"min": 0.9}},
+            "slices": {"columns": ["gender"], "metric": "precision", "min_rows": 10},
+        }
+    )
+    result = validate_candidate(model, x, y, frame, params, (None, "no champion yet"))
+    reason = "no row predicted positive (class 1)"
+    assert result["checks"]["precision"] == {"value": None, "min": 0.5, "passed": False, "undefined": reason}
+    assert result["checks"]["accuracy"]["passed"], "the defined metrics are still judged"
+    assert result["valid"]["precision"] is None and result["undefined"] == {"precision": reason}
+    assert result["valid"]["f1"] == 0.0, "F1 is defined (there are positive rows): none of them was found"
+    assert result["checks"]["slice:gender=female:precision"] == {
+        "rows": 400,
+        "value": None,
+        "passed": True,
+        "skipped": f"precision undefined: {reason}",
+    }
+    assert not result["passed"]
+    assert f"precision undefined ({reason})" in summary({"candidates": {"linear": result}})
+    json.dumps(result, allow_nan=False)  # metrics/model_validation.json: null, never NaN
+
+
+def test_champion_check_fails_a_candidate_without_a_value(make_params) -> None:
+    params = make_params()
+    check = champion_check(None, 0.92, params, "measured", "one class only (every row is class 0)")
+    assert check == {
+        "value": None,
+        "champion": 0.92,
+        "passed": False,
+        "undefined": "one class only (every row is class 0)",
+    }
+
+
+def test_multiclass_slices_with_some_classes_or_one_class(make_params) -> None:
+    """Three classes; the female slice holds classes 0 and 1, the male slice class 2 only."""
+    y = np.array([0, 1, 0, 1, 0, 1, 2, 2, 2])
+    scores = np.array(
+        [[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1], [0.3, 0.6, 0.1], [0.4, 0.3, 0.3], [0.1, 0.8, 0.1]]
+        + [[0.1, 0.1, 0.8]] * 3
+    )
+    frame = pd.DataFrame({"gender": ["female"] * 6 + ["male"] * 3})
+    multiclass = {"task": "multiclass", "positive_label": None}
+
+    def checks(metric: str) -> dict:
+        settings = {"columns": ["gender"], "metric": metric, "limit": {"min": 0.5}, "min_rows": 3}
+        return slice_checks(
+            frame, y, scores, make_params(dataset=multiclass, validate_model={"slices": settings})
+        )
+
+    by_accuracy = checks("accuracy")
+    assert by_accuracy["slice:gender=female:accuracy"] == {"rows": 6, "value": 1.0, "passed": True}
+    assert by_accuracy["slice:gender=male:accuracy"]["skipped"] == "one class only (every row is class 2)"
+    by_auc = checks("roc_auc_ovr")["slice:gender=female:roc_auc_ovr"]
+    assert by_auc["value"] is None and by_auc["passed"]
+    assert (
+        by_auc["skipped"]
+        == "roc_auc_ovr undefined: class [2] absent: one-vs-rest ROC AUC needs rows of every class"
+    )
 
 
 def test_slice_column_dropped_by_curate(make_params, valid) -> None:

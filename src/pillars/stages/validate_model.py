@@ -3,7 +3,9 @@
 Checks on the valid split: absolute thresholds per metric, no more than `champion.max_drop` worse than the
 production model (the champion in models/champion/, when there is one), and a threshold on every slice of
 the columns named in params. A candidate that fails a check is not eligible; if none passes, the pipeline
-stops with a summary of what failed.
+stops with a summary of what failed. A metric undefined on the whole valid split is a failed check with the
+reason; a slice the shared rule skips (too few rows, one class) or whose metric is undefined is reported with
+the reason and not judged.
 """
 
 import numpy as np
@@ -12,34 +14,61 @@ import pandas as pd
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_json, read_parquet, read_pickle, write_json
-from pillars.core.metrics import METRICS, evaluate, predict_scores, score
-from pillars.core.params import Params, load_params
-from pillars.training.slices import has_both_classes, slices
-
-ONE_CLASS = "one class only: the metric is undefined"
+from pillars.core.metrics import METRICS, evaluate, measure, predict_scores
+from pillars.core.params import Bounds, Params, load_params
+from pillars.training.slices import judged_slices
 
 
 def slice_checks(frame: pd.DataFrame, y: np.ndarray, scores: np.ndarray, params: Params) -> dict:
-    """The slice metric per value of every slice column; slices under `min_rows` are reported, not judged."""
+    """The slice metric per value of every slice column. A slice is not judged (passed, with the reason
+    under `skipped`) when the shared rule skips it (under `min_rows` rows, one class) or when the metric is
+    undefined on it (value null)."""
     settings, task = params.validate_model.slices, params.dataset.task
     checks = {}
-    for column, value, rows in slices(frame, settings.columns):
-        check: dict = {"rows": int(rows.sum())}
-        if rows.sum() < settings.min_rows:
-            check |= {"passed": True, "skipped": f"fewer than {settings.min_rows} rows"}
-        elif not has_both_classes(task, y[rows]):
-            check |= {"passed": True, "skipped": ONE_CLASS}
+    for piece in judged_slices(frame, y, task, settings):
+        check: dict = {"rows": piece.size}
+        if piece.skipped is not None:
+            check |= {"passed": True, "skipped": piece.skipped}
         else:
-            measured = round(score(settings.metric, task, y[rows], scores[rows]), 6)
-            check |= {"value": measured, "passed": settings.limit.holds(measured)}
-        checks[f"slice:{column}={value}:{settings.metric}"] = check
+            value, undefined = measure(settings.metric, task, y[piece.rows], scores[piece.rows])
+            if value is None:
+                check |= {
+                    "value": None,
+                    "passed": True,
+                    "skipped": f"{settings.metric} undefined: {undefined}",
+                }
+            else:
+                rounded = round(value, 6)
+                check |= {"value": rounded, "passed": settings.limit.holds(rounded)}
+        checks[f"slice:{piece.name}:{settings.metric}"] = check
     return checks
 
 
-def champion_check(candidate_value: float, champion_value: float | None, params: Params, reason: str) -> dict:
-    """Whether the candidate is at most `max_drop` worse than the champion on the primary metric."""
+def threshold_check(value: float | None, undefined: str | None, limit: Bounds) -> dict:
+    """An absolute threshold on the whole valid split: a metric undefined there fails, with the reason."""
+    if value is None:
+        return {"value": None, **limit.model_dump(exclude_none=True), "passed": False, "undefined": undefined}
+    return {"value": value, **limit.model_dump(exclude_none=True), "passed": limit.holds(value)}
+
+
+def champion_check(
+    candidate_value: float | None,
+    champion_value: float | None,
+    params: Params,
+    reason: str,
+    undefined: str | None = None,
+) -> dict:
+    """Whether the candidate is at most `max_drop` worse than the champion on the primary metric (`reason`:
+    why there is no champion value; `undefined`: why the candidate has none, which fails the check)."""
     if champion_value is None:
         return {"passed": True, "skipped": reason}
+    if candidate_value is None:
+        return {
+            "value": None,
+            "champion": round(champion_value, 6),
+            "passed": False,
+            "undefined": undefined or "no value",
+        }
     metric = METRICS[params.dataset.task][params.train.metric]
     drop = champion_value - candidate_value if metric.greater_is_better else candidate_value - champion_value
     return {
@@ -59,21 +88,24 @@ def validate_candidate(
     params: Params,
     champion: tuple[float | None, str],
 ) -> dict:
-    """Every check for one candidate, with the measured values."""
-    task = params.dataset.task
+    """Every check for one candidate, with the measured values (None where undefined, with the reason)."""
+    task, primary = params.dataset.task, params.train.metric
     scores = predict_scores(model, x, task)
     measured = evaluate(task, y, scores)
     checks = {
-        metric: {
-            "value": measured[metric],
-            **limit.model_dump(exclude_none=True),
-            "passed": limit.holds(measured[metric]),
-        }
+        metric: threshold_check(measured.values[metric], measured.undefined.get(metric), limit)
         for metric, limit in params.validate_model.thresholds.items()
     }
-    checks["champion"] = champion_check(measured[params.train.metric], champion[0], params, champion[1])
+    checks["champion"] = champion_check(
+        measured.values[primary], champion[0], params, champion[1], measured.undefined.get(primary)
+    )
     checks |= slice_checks(frame, y, scores, params)
-    return {"passed": all(check["passed"] for check in checks.values()), "valid": measured, "checks": checks}
+    return {
+        "passed": all(check["passed"] for check in checks.values()),
+        "valid": measured.values,
+        "undefined": measured.undefined,
+        "checks": checks,
+    }
 
 
 def champion_value(frame: pd.DataFrame, y: np.ndarray, params: Params) -> tuple[float | None, str]:
@@ -94,15 +126,22 @@ def champion_value(frame: pd.DataFrame, y: np.ndarray, params: Params) -> tuple[
         raise PillarsError(
             f"validate_model: the champion in {layout.CHAMPION_DIR}/ cannot score this data: {error}"
         ) from error
-    task = params.dataset.task
-    return score(params.train.metric, task, y, predict_scores(model, features, task)), "measured"
+    task, metric = params.dataset.task, params.train.metric
+    value, undefined = measure(metric, task, y, predict_scores(model, features, task))
+    if value is None:
+        return None, f"the champion's {metric} is undefined on the valid rows: {undefined}"
+    return value, "measured"
 
 
 def summary(report: dict) -> str:
     lines = []
     for family, result in report["candidates"].items():
         failed = [
-            f"{name} {check.get('value')}" for name, check in result["checks"].items() if not check["passed"]
+            f"{name} undefined ({check['undefined']})"
+            if "undefined" in check
+            else f"{name} {check.get('value')}"
+            for name, check in result["checks"].items()
+            if not check["passed"]
         ]
         lines.append(f"  - {family}: {'passed' if result['passed'] else 'failed ' + ', '.join(failed)}")
     return "\n".join(lines)

@@ -15,7 +15,15 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from pillars.core.metrics import METRICS, XGBOOST_EVAL_METRIC, predict_scores, score
+from pillars.core.errors import PillarsError
+from pillars.core.metrics import (
+    METRICS,
+    XGBOOST_EVAL_METRIC,
+    UndefinedMetricError,
+    measure,
+    predict_scores,
+    score,
+)
 from pillars.core.params import TrainParams
 
 Report = Callable[[int, float], None]  # (step, validation score) -> may raise optuna.TrialPruned
@@ -53,7 +61,18 @@ class _RoundReporter(xgb.callback.TrainingCallback):
 
 
 def _valid_score(model: BaseEstimator, data: TrainingData, metric: str) -> float:
-    return score(metric, data.task, data.y_valid, predict_scores(model, data.x_valid, data.task))
+    """The objective on the valid split, on the task's full label set (curate puts every class in it)."""
+    try:
+        return score(metric, data.task, data.y_valid, predict_scores(model, data.x_valid, data.task))
+    except UndefinedMetricError as error:
+        raise PillarsError(
+            f"train: the objective train.metric is undefined on the valid split: {error}"
+        ) from error
+
+
+def _classes(data: TrainingData) -> int | None:
+    """How many class codes the task has (None for regression): train holds every class (curate checks)."""
+    return None if data.task == "regression" else int(np.max(data.y_train)) + 1
 
 
 def fit_xgboost(hyper: dict, data: TrainingData, settings: TrainParams, report: Report) -> Fitted:
@@ -99,7 +118,9 @@ def fit_hist_gradient_boosting(
 def fit_linear(hyper: dict, data: TrainingData, settings: TrainParams, report: Report) -> Fitted:
     """Logistic regression (classification) or ridge (regression, with alpha = 1 / C, so one search space
     serves both). The objective is the mean score over cross-validation folds on train (the pruner sees its
-    running mean); then the model is fitted on all of train."""
+    running mean); then the model is fitted on all of train. A fold whose model never saw a class (a class
+    with fewer rows than folds) scores it with probability 0; a fold where the metric is undefined (such a
+    class absent from its check rows, for one-vs-rest ROC AUC) is left out of the mean."""
     arguments = {key: value for key, value in hyper.items() if key != "C"}
     strength = float(hyper.get("C", 1.0))
     if data.task == "regression":
@@ -114,12 +135,21 @@ def fit_linear(hyper: dict, data: TrainingData, settings: TrainParams, report: R
             return LogisticRegression(C=strength, **arguments, random_state=settings.seed)
 
         folds = StratifiedKFold(settings.cv_folds, shuffle=True, random_state=settings.seed)
-    values = []
-    for step, (fit_rows, check_rows) in enumerate(folds.split(data.x_train, data.y_train)):
+    values: list[float] = []
+    undefined: list[str | None] = []
+    for fit_rows, check_rows in folds.split(data.x_train, data.y_train):
         fold_model = make().fit(data.x_train[fit_rows], data.y_train[fit_rows])
-        scores = predict_scores(fold_model, data.x_train[check_rows], data.task)
-        values.append(score(settings.metric, data.task, data.y_train[check_rows], scores))
-        report(step, float(np.mean(values)))
+        scores = predict_scores(fold_model, data.x_train[check_rows], data.task, _classes(data))
+        value, reason = measure(settings.metric, data.task, data.y_train[check_rows], scores)
+        if value is None:
+            undefined.append(reason)
+            continue
+        values.append(value)
+        report(len(values) - 1, float(np.mean(values)))
+    if not values:
+        raise PillarsError(
+            f"train: linear: {settings.metric} is undefined on every cross-validation fold of train: {undefined[0]}"
+        )
     return Fitted(make().fit(data.x_train, data.y_train), float(np.mean(values)))
 
 
