@@ -79,12 +79,14 @@ def count_regression(generator: np.random.Generator, rows: int = 1500) -> pd.Dat
     """Daily rentals (a count): weather and calendar inputs, rows in date order, and two leaky columns
     (casual + registered = count) that a model must not use."""
     days = pd.date_range("2019-01-01", periods=rows, freq="D")
-    temperature = (15 + 10 * np.sin(2 * np.pi * days.dayofyear / 365) + generator.normal(0, 3, rows)).round(1)
+    temperature = (15 + 10 * np.sin(2 * np.pi * days.day_of_year / 365) + generator.normal(0, 3, rows)).round(
+        1
+    )
     humidity = generator.uniform(0.3, 0.95, rows).round(2)
     holiday = generator.random(rows) < 0.03
     weather = generator.choice(["clear", "cloudy", "rain"], rows, p=[0.6, 0.3, 0.1])
     rate = np.exp(
-        3 + 0.05 * temperature - 0.8 * (weather == "rain") + 0.2 * (days.dayofweek < 5) - 0.5 * holiday
+        3 + 0.05 * temperature - 0.8 * (weather == "rain") + 0.2 * (days.day_of_week < 5) - 0.5 * holiday
     )
     casual = generator.poisson(rate * 0.3)
     registered = generator.poisson(rate)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 from ruamel.yaml import YAML
 
 from pillars.core.errors import PillarsError, run_cli
@@ -170,10 +171,10 @@ def main() -> None:
         rows=len(frame),
         quick=args.budget == "quick",
     )
-    params = parse_params(proposed)  # the proposal passes the same checks as a hand-written params.yaml
     text = io.StringIO()
     handler.dump(proposed, text)
     written = with_section_breaks(text.getvalue())
+    params = parse_params(yaml.safe_load(written))  # as the stages will read it, with the same checks
     write_bytes(PARAMS_FILE, lambda path: path.write_text(written, encoding="utf-8"))
     schema = infer_schema(frame, params)
     schema_text = dump_schema(schema, source)

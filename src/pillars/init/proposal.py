@@ -2,13 +2,16 @@
 fits the new data. Pure: a params mapping in (ruamel's, so comments survive), the same mapping out."""
 
 import math
+import re
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from pillars.core.schema import canonical_name
 from pillars.init.profile import Profile
 
+PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 STRATIFIED_MAX_ROWS = 20_000  # classification data up to this size gets the exact stratified split
 MIN_SLICE_ROWS = 30
 # Gates a useful model passes on any data: better than chance, or than predicting the mean
@@ -25,8 +28,9 @@ def inline(mapping: dict[str, Any]) -> CommentedMap:
 
 
 def inline_list(items: list[str]) -> CommentedSeq:
-    """A short list written on one line: `[a, b]`."""
-    flow = CommentedSeq(items)
+    """A short list written on one line: `[a, b]`, names with other characters than letters, digits,
+    `_`, `-` and `.` in double quotes (a `?` or `,` would end a plain name there)."""
+    flow = CommentedSeq(item if PLAIN.fullmatch(item) else DoubleQuotedScalarString(item) for item in items)
     flow.fa.set_flow_style()
     return flow
 
