@@ -79,6 +79,15 @@ def test_committed_params_load() -> None:
         ({"curate": {"method": "time"}}, "curate.by: required when curate.method is time"),
         ({"curate": {"by": "age"}}, "curate.by: only used when curate.method is time (it is hash)"),
         ({"curate": {"method": "time", "by": ""}}, "curate.by: String should have at least 1 character"),
+        (
+            {"train": {"small_data": {"folds": 1}}},
+            "train.small_data.folds: Input should be greater than or equal to 2",
+        ),
+        (
+            {"train": {"small_data": {"max_rows": -1}}},
+            "train.small_data.max_rows: Input should be greater than",
+        ),
+        ({"train": {"small_data": {"rows": 10}}}, "train.small_data.rows: unknown key"),
     ],
 )
 def test_bad_params_name_the_key(default_params_raw: dict, overrides: dict, message: str) -> None:

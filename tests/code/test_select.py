@@ -46,3 +46,25 @@ def test_lower_is_better_for_regression_metrics(make_params) -> None:
         "candidates": {"xgboost": {"valid": {"rmse": 3.0}}, "linear": {"valid": {"rmse": 2.5}}},
     }
     assert rank(report, SIZES, params)["model"] == "linear"
+
+
+def test_small_data_selection_ranks_out_of_fold_scores(make_params) -> None:
+    report = {
+        "evaluated_on": "out_of_fold",
+        "eligible": ["xgboost", "linear"],
+        "candidates": {
+            "xgboost": {"out_of_fold": {"roc_auc": 0.91}},
+            "linear": {"out_of_fold": {"roc_auc": 0.93}},
+        },
+    }
+    selection = rank(report, SIZES, make_params(select={"tie_tolerance": 0.0}))
+    assert selection["model"] == "linear" and selection["out_of_fold"] == 0.93
+    assert selection["evaluated_on"] == "out_of_fold" and "valid" not in selection
+    assert selection["ranking"][0] == {"family": "linear", "out_of_fold": 0.93, "size_bytes": 1_000}
+    assert selection["reason"].startswith("best out-of-fold (train + valid) roc_auc (0.9300)")
+
+
+def test_holdout_selection_report_keeps_its_keys(make_params) -> None:
+    report = validation({"xgboost": 0.93, "linear": 0.90}, ["xgboost", "linear"])
+    selection = rank(report, SIZES, make_params(select={"tie_tolerance": 0.0}))
+    assert set(selection) == {"model", "metric", "valid", "eligible", "reason", "ranking", "not_eligible"}

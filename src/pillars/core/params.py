@@ -242,6 +242,14 @@ class PrunerParams(Section):
 FamilyName = Literal["xgboost", "linear", "hist_gradient_boosting"]
 
 
+class SmallDataParams(Section):
+    """Small data: when train + valid have at most `max_rows` rows (0: never), each trial is scored by
+    k-fold cross-validation on train + valid, and the chosen configuration is refit on train + valid."""
+
+    max_rows: int = Field(default=2000, ge=0)
+    folds: int = Field(default=5, ge=2, le=20)
+
+
 class TrainParams(Section):
     """The Optuna studies: one per candidate family, seeded, pruned, resumable."""
 
@@ -255,6 +263,7 @@ class TrainParams(Section):
     warm_start_step: int = Field(default=25, ge=1)
     patience: int = Field(default=3, ge=1)
     pruner: PrunerParams = PrunerParams()
+    small_data: SmallDataParams = SmallDataParams()
     families: dict[FamilyName, FamilyParams]
 
     @model_validator(mode="after")

@@ -4,6 +4,12 @@ Checks on the valid split: absolute thresholds per metric, no more than `champio
 production model (the champion in models/champion/, when there is one), and a threshold on every slice of
 the columns named in params. A candidate that fails a check is not eligible; if none passes, the pipeline
 stops with a summary of what failed.
+
+After small-data tuning (metrics/train.json: `tuning.method` cv) the candidate was refit on train + valid, so
+the valid split is no longer unseen: the checks judge the out-of-fold predictions of its configuration on
+every train + valid row instead, and the champion is compared with the candidate on the valid rows only
+(where the out-of-fold predictions are out-of-sample for both). The report then says `evaluated_on:
+out_of_fold` and holds each candidate's metrics under `out_of_fold` instead of `valid`.
 """
 
 import numpy as np
@@ -14,6 +20,7 @@ from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_json, read_parquet, read_pickle, write_json
 from pillars.core.metrics import METRICS, evaluate, predict_scores, score
 from pillars.core.params import Params, load_params
+from pillars.training.oof import oof_scores
 from pillars.training.slices import has_both_classes, slices
 
 ONE_CLASS = "one class only: the metric is undefined"
@@ -60,8 +67,20 @@ def validate_candidate(
     champion: tuple[float | None, str],
 ) -> dict:
     """Every check for one candidate, with the measured values."""
+    return validate_scores(predict_scores(model, x, params.dataset.task), y, frame, params, champion)
+
+
+def validate_scores(
+    scores: np.ndarray,
+    y: np.ndarray,
+    frame: pd.DataFrame,
+    params: Params,
+    champion: tuple[float | None, str],
+    champion_rows: np.ndarray | None = None,
+) -> dict:
+    """Every check for one candidate's predictions, with the measured values; the champion comparison on
+    `champion_rows` only (the rows the champion was measured on; all rows when None)."""
     task = params.dataset.task
-    scores = predict_scores(model, x, task)
     measured = evaluate(task, y, scores)
     checks = {
         metric: {
@@ -71,7 +90,12 @@ def validate_candidate(
         }
         for metric, limit in params.validate_model.thresholds.items()
     }
-    checks["champion"] = champion_check(measured[params.train.metric], champion[0], params, champion[1])
+    compared = (
+        measured[params.train.metric]
+        if champion_rows is None
+        else score(params.train.metric, task, y[champion_rows], scores[champion_rows])
+    )
+    checks["champion"] = champion_check(compared, champion[0], params, champion[1])
     checks |= slice_checks(frame, y, scores, params)
     return {"passed": all(check["passed"] for check in checks.values()), "valid": measured, "checks": checks}
 
@@ -98,6 +122,36 @@ def champion_value(frame: pd.DataFrame, y: np.ndarray, params: Params) -> tuple[
     return score(params.train.metric, task, y, predict_scores(model, features, task)), "measured"
 
 
+def validate_out_of_fold(
+    out_of_fold: dict[str, np.ndarray],
+    y: dict[str, np.ndarray],
+    frames: dict[str, pd.DataFrame],
+    params: Params,
+    champion: tuple[float | None, str],
+    tuning: dict,
+) -> dict:
+    """The report after small-data tuning: every candidate judged on its out-of-fold predictions of
+    train + valid (`y` and `frames` per split), the champion comparison on the valid rows."""
+    pooled_y = np.concatenate([y["train"], y["valid"]])
+    pooled_frame = pd.concat([frames["train"], frames["valid"]], ignore_index=True)
+    valid_rows = np.arange(len(pooled_y)) >= len(y["train"])
+    candidates = {}
+    for family, scores in out_of_fold.items():
+        result = validate_scores(scores, pooled_y, pooled_frame, params, champion, valid_rows)
+        candidates[family] = {
+            "passed": result["passed"],
+            "out_of_fold": result["valid"],
+            "checks": result["checks"],
+        }
+    return {
+        "metric": params.train.metric,
+        "evaluated_on": "out_of_fold",
+        "tuning": tuning,
+        "eligible": [family for family, result in candidates.items() if result["passed"]],
+        "candidates": candidates,
+    }
+
+
 def summary(report: dict) -> str:
     lines = []
     for family, result in report["candidates"].items():
@@ -108,6 +162,23 @@ def summary(report: dict) -> str:
     return "\n".join(lines)
 
 
+def out_of_fold_report(params: Params, target: str, champion: tuple[float | None, str], tuning: dict) -> dict:
+    """Read train + valid and every candidate's out-of-fold predictions, and judge them."""
+    features = {split: read_parquet(layout.feature_split(split)) for split in ("train", "valid")}
+    y = {split: frame[target].to_numpy() for split, frame in features.items()}
+    frames = {split: read_parquet(layout.curated_split(split)) for split in ("train", "valid")}
+    out_of_fold = {
+        family: oof_scores(
+            read_parquet(layout.candidate_oof(family)),
+            len(y["train"]),
+            len(y["valid"]),
+            str(layout.candidate_oof(family)),
+        )
+        for family in params.train.candidates
+    }
+    return validate_out_of_fold(out_of_fold, y, frames, params, champion, tuning)
+
+
 def main() -> None:
     params = load_params()
     target = read_json(layout.FEATURE_MANIFEST)["target"]
@@ -115,15 +186,21 @@ def main() -> None:
     x, y = valid.drop(columns=target).to_numpy(), valid[target].to_numpy()
     frame = read_parquet(layout.curated_split("valid"))
     champion = champion_value(frame, y, params)
-    candidates = {
-        family: validate_candidate(read_pickle(layout.candidate_model(family)), x, y, frame, params, champion)
-        for family in params.train.candidates
-    }
-    report = {
-        "metric": params.train.metric,
-        "eligible": [family for family, result in candidates.items() if result["passed"]],
-        "candidates": candidates,
-    }
+    tuning = read_json(layout.TRAIN_REPORT).get("tuning", {"method": "holdout"})
+    if tuning["method"] == "cv":
+        report = out_of_fold_report(params, target, champion, tuning)
+    else:
+        candidates = {
+            family: validate_candidate(
+                read_pickle(layout.candidate_model(family)), x, y, frame, params, champion
+            )
+            for family in params.train.candidates
+        }
+        report = {
+            "metric": params.train.metric,
+            "eligible": [family for family, result in candidates.items() if result["passed"]],
+            "candidates": candidates,
+        }
     if not report["eligible"]:
         raise PillarsError(f"validate_model: no candidate passed validation:\n{summary(report)}")
     write_json(layout.MODEL_VALIDATION_REPORT, report)
