@@ -1,10 +1,23 @@
-"""Pillar 9, assess: plots that fit the task and permutation importance per input column."""
+"""Pillar 9, assess: plots that fit the task, permutation importance per input column, metrics per slice
+(skipped slices and undefined metrics with their reasons) and the model card."""
+
+import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.linear_model import LogisticRegression
 
-from pillars.stages.assess import curves, permutation_importance
+from pillars.core.metrics import METRICS, evaluate
+from pillars.stages.assess import (
+    CardInputs,
+    block,
+    curves,
+    headline,
+    model_card,
+    permutation_importance,
+    slice_metrics,
+)
 
 
 def test_binary_curves() -> None:
@@ -31,3 +44,92 @@ def test_importance_groups_features_by_input_column(make_params) -> None:
     )
     assert importance["column"].tolist() == ["signal", "colour"]
     assert importance["importance"].iloc[0] > 0.3 > abs(importance["importance"].iloc[1])
+
+
+def binary_slices() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """40 rows: the female slice (30) holds both classes, the male slice (6) only class 1, the other
+    slice (4) both classes but fewer rows than min_rows."""
+    gender = ["female"] * 30 + ["male"] * 6 + ["other"] * 4
+    y = np.array([0, 1] * 15 + [1] * 6 + [0, 1] * 2)
+    scores = np.where(y == 1, 0.8, 0.3)
+    scores[:2] = [0.6, 0.2]  # one mistake in the female slice
+    return pd.DataFrame({"gender": gender}), y, scores
+
+
+def test_slices_too_small_or_with_one_class_are_skipped_with_the_reason(make_params) -> None:
+    frame, y, scores = binary_slices()
+    params = make_params(validate_model={"slices": {"columns": ["gender"], "min_rows": 5}})
+    report = slice_metrics(frame, y, scores, params)
+    assert report["gender=male"] == {"rows": 6, "skipped": "one class only (every row is class 1)"}
+    assert report["gender=other"] == {"rows": 4, "skipped": "fewer than 5 rows"}
+    female = report["gender=female"]
+    assert female["rows"] == 30 and female["undefined"] == {}
+    assert female["metrics"]["accuracy"] == pytest.approx(28 / 30, abs=1e-6)
+    assert set(female["metrics"]) == set(METRICS["binary"])
+    test = evaluate("binary", y, scores)
+    top = headline("xgboost", test, report, "roc_auc")
+    assert top["slices"] == {"gender=female": female["metrics"]["roc_auc"]}
+    assert top["skipped_slices"] == {
+        "gender=male": "one class only (every row is class 1)",
+        "gender=other": "fewer than 5 rows",
+    }
+    assert top["undefined"] == {"test": {}, "slices": {}}
+    json.dumps(top, allow_nan=False)
+
+
+def test_multiclass_slice_with_two_of_three_classes_gets_its_metrics(make_params) -> None:
+    """The reported case: one slice held only some of the classes and assess stopped with a traceback."""
+    y = np.array([0, 1, 0, 1, 2, 2, 0, 1])
+    two_classes = [[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1], [0.3, 0.6, 0.1]]
+    three_classes = [[0.1, 0.2, 0.7], [0.2, 0.2, 0.6], [0.7, 0.2, 0.1], [0.1, 0.8, 0.1]]
+    scores = np.array(two_classes + three_classes)
+    frame = pd.DataFrame({"gender": ["female"] * 4 + ["male"] * 4})
+    params = make_params(
+        dataset={"task": "multiclass", "positive_label": None},
+        train={"metric": "roc_auc_ovr"},
+        validate_model={"slices": {"columns": ["gender"], "min_rows": 2}},
+    )
+    report = slice_metrics(frame, y, scores, params)
+    female_slice = report["gender=female"]  # classes 0 and 1 only
+    assert female_slice["metrics"]["accuracy"] == 1.0
+    assert female_slice["metrics"]["log_loss"] == pytest.approx(
+        -np.mean(np.log([0.6, 0.7, 0.5, 0.6])), abs=1e-6
+    )
+    assert female_slice["metrics"]["f1_macro"] == 1.0
+    assert female_slice["metrics"]["roc_auc_ovr"] is None
+    assert female_slice["undefined"] == {
+        "roc_auc_ovr": "class [2] absent: one-vs-rest ROC AUC needs rows of every class"
+    }
+    assert report["gender=male"]["metrics"]["roc_auc_ovr"] == 1.0, "all three classes: defined"
+    top = headline("xgboost", evaluate("multiclass", y, scores), report, "roc_auc_ovr")
+    assert top["slices"] == {"gender=female": None, "gender=male": 1.0}
+    assert top["undefined"]["slices"] == {"gender=female": female_slice["undefined"]["roc_auc_ovr"]}
+
+
+def test_the_model_card_shows_undefined_metrics_and_skipped_slices(make_params) -> None:
+    frame, y, scores = binary_slices()
+    params = make_params(validate_model={"slices": {"columns": ["gender"], "min_rows": 5}})
+    negatives = y == 0
+    one_class = block(evaluate("binary", y[negatives], scores[negatives]))  # roc_auc etc. undefined
+    report = {
+        "model": "linear",
+        "test": block(evaluate("binary", y, scores)),
+        "candidates": {"linear": block(evaluate("binary", y, scores)), "xgboost": one_class},
+        "slices": slice_metrics(frame, y, scores, params),
+    }
+    inputs = CardInputs(
+        selection={"model": "linear", "metric": "roc_auc", "reason": "best valid roc_auc"},
+        validation={"eligible": ["linear"]},
+        train_summary={
+            "tuning": {"method": "holdout", "rows": {"train": 100, "valid": 40}},
+            "candidates": {"linear": {"trials": 3, "pruned": 0}},
+        },
+        best_params={"linear": {"C": 1.0}},
+        split_rows={"train": 100, "valid": 40, "test": 40},
+        lineage={"data/curated": "abc"},
+    )
+    card = model_card(params, inputs, report, pd.DataFrame({"column": ["gender"], "importance": [0.1]}))
+    assert "| xgboost | no | n/a: one class only (every row is class 0) |" in card
+    assert "| gender=male | 6 | skipped: one class only (every row is class 1) |" in card
+    assert "| gender=other | 4 | skipped: fewer than 5 rows |" in card
+    assert "| gender=female | 30 | 0." in card

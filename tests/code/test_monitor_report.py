@@ -10,11 +10,13 @@ from pillars.monitoring.report import DASH, NO_LABELS, render_html
 
 ODD = '<b>&"x"'  # a feature name that breaks a page that does not escape
 VOID = {"meta", "br", "hr", "img", "input", "link"}
+ONE_CLASS = "roc_auc undefined on the labelled rows: one class only (every row is class 1)"
+NO_LABELS_YET = "fewer than 200 labels (monitor.performance.min_labels)"
 
 
 def monitoring(*, labelled: bool = True) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """A small report and its distributions: one drifted numeric feature, one stable categorical feature
-    with an awkward name, one prediction; with labels, the second of four windows has no value."""
+    with an awkward name, one prediction; with labels, the second of four windows has no value (one class)."""
 
     def entry(kind: str, p_value: float, psi: float, drifted: bool) -> dict[str, Any]:
         numeric = kind == "numeric"
@@ -63,6 +65,7 @@ def monitoring(*, labelled: bool = True) -> tuple[dict[str, Any], dict[str, dict
                     "rows": 1000,
                     "labelled": 800 * labelled,
                     "value": value,
+                    "reason": None if value is not None else ONE_CLASS if labelled else NO_LABELS_YET,
                 }
                 for n, value in enumerate(values, start=1)
             ],
@@ -172,6 +175,7 @@ def test_performance_line_breaks_at_windows_without_a_value() -> None:
     assert chart.count("<polyline") == 1  # 3-4: window 1 stands alone before the gap
     assert f'<tr><td class="num">1</td><td>{DASH}</td><td>{DASH}</td>' in page
     assert "<td>2026-11-24T12:00:00Z</td><td>2026-11-24T12:59:00Z</td>" in page
+    assert f'<td class="num">{DASH}</td><td>{ONE_CLASS}</td>' in page
     assert NO_LABELS not in page
 
 

@@ -13,8 +13,9 @@ from sklearn.linear_model import LogisticRegression
 from pillars.core import layout
 from pillars.core.errors import PillarsError
 from pillars.core.io import write_json, write_parquet, write_pickle
+from pillars.core.metrics import evaluate
 from pillars.stages import select, validate_model
-from pillars.stages.assess import CardInputs, model_card
+from pillars.stages.assess import CardInputs, block, model_card
 from pillars.training.oof import oof_table
 from tests.helpers import deep_merge
 
@@ -87,6 +88,7 @@ def test_out_of_fold_predictions_must_match_the_splits(small_workspace: Path) ->
 
 @pytest.mark.parametrize("method", ["holdout", "cv"])
 def test_model_card_says_how_the_model_was_tuned(make_params, method: str) -> None:
+    """The tuning wording beside the undefined-metric wording: n/a with the reason, skipped slices."""
     params = make_params()
     tuning = (
         {"method": "cv", "folds": 5, "rows": 380, "max_rows": 2000}
@@ -101,8 +103,16 @@ def test_model_card_says_how_the_model_was_tuned(make_params, method: str) -> No
         split_rows={"train": 300, "valid": 80},
         lineage={},
     )
-    report = {"test": {"roc_auc": 0.9}, "candidates": {"linear": {"roc_auc": 0.9}}, "slices": {}}
+    y, scores = np.array([0, 1, 0, 1, 0, 0]), np.array([0.2, 0.8, 0.4, 0.6, 0.3, 0.1])
+    negatives = y == 0
+    report = {
+        "test": block(evaluate("binary", y, scores)),
+        "candidates": {"linear": block(evaluate("binary", y[negatives], scores[negatives]))},
+        "slices": {"gender=male": {"rows": 4, "skipped": "fewer than 10 rows"}},
+    }
     card = model_card(params, inputs, report, pd.DataFrame({"column": [], "importance": []}))
+    assert "| linear | yes | n/a: one class only (every row is class 0) |" in card, "undefined: n/a"
+    assert "| gender=male | 4 | skipped: fewer than 10 rows |" in card
     if method == "cv":
         assert "- Tuned by Optuna on 5-fold cross-validation on train + valid (380 rows" in card
         assert "then refit on train + valid" in card

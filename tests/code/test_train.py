@@ -231,3 +231,81 @@ def test_journal_file_storage_resumes_too(make_params, tmp_path: Path) -> None:
     study = run_study("xgboost", data, settings, reopened, "journaled")
     assert len(finished_trials(study)) == 6
     assert (tmp_path / "journal/studies.log").stat().st_size > 0
+
+
+def three_classes(rows: int = 600) -> TrainingData:
+    """Three classes in train; the valid rows hold classes 0 and 1 only."""
+    generator = np.random.default_rng(1)
+    x = generator.normal(size=(rows, 3)).astype("float32")
+    y = np.digitize(x[:, 0] + generator.normal(scale=0.3, size=rows), [-0.5, 0.5]).astype("int64")
+    cut = int(rows * 0.75)
+    valid = y[cut:] < 2
+    return TrainingData(x[:cut], y[:cut], x[cut:][valid], y[cut:][valid], "multiclass")
+
+
+def test_objective_on_a_valid_split_lacking_a_class(make_params, tmp_path: Path) -> None:
+    """log_loss is scored on all three classes; one-vs-rest ROC AUC is undefined there: a clear error."""
+    data = three_classes()
+    settings = small_settings(make_params, tmp_path, "multiclass", metric="log_loss")
+    hyper = {"max_iter": 10}
+    fitted = FAMILIES["hist_gradient_boosting"](hyper, data, settings, lambda step, value: None)
+    assert 0 < fitted.value < 1.0
+    by_auc = settings.model_copy(update={"metric": "roc_auc_ovr"})
+    with pytest.raises(PillarsError, match=r"undefined on the valid split: .*class \[2\] absent"):
+        FAMILIES["hist_gradient_boosting"](hyper, data, by_auc, lambda step, value: None)
+
+
+@pytest.mark.filterwarnings("ignore:The least populated class in y has only 1 members")
+def test_linear_folds_cope_with_a_class_rarer_than_the_folds(make_params, tmp_path: Path) -> None:
+    """A class with one row in train: the fold model that never saw it scores it 0, no crash."""
+    data = three_classes()
+    y_train = np.where(data.y_train == 2, 1, data.y_train)
+    y_train[0] = 2  # the only row of class 2
+    data = TrainingData(data.x_train, y_train, data.x_valid, data.y_valid, "multiclass")
+    settings = small_settings(make_params, tmp_path, "multiclass", metric="log_loss")
+    steps: list[tuple[int, float]] = []
+    fitted = FAMILIES["linear"]({}, data, settings, lambda step, value: steps.append((step, value)))
+    assert [step for step, _ in steps] == list(range(settings.cv_folds))
+    assert np.isfinite(fitted.value) and fitted.value > 0
+
+
+def test_a_cross_validated_fold_without_a_value_is_left_out_of_the_mean(
+    make_params, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small data: a fold where the metric is undefined on its held-out rows still predicts them (its
+    out-of-fold scores are kept) but is left out of the objective."""
+    from pillars.training import cv
+    from pillars.training.families import Fitted
+
+    values = iter([None, 0.8, 0.9])
+
+    def fit_fold(hyper: dict, data: TrainingData, settings: TrainParams, report) -> Fitted:
+        value = next(values)
+        undefined = None if value is not None else "one class only (every row is class 0)"
+        return Fitted(None, value, np.full(len(data.y_valid), 0.5), undefined=undefined)
+
+    monkeypatch.setitem(cv.FOLD_FITS, "linear", fit_fold)
+    settings = small_settings(make_params, tmp_path, small_data={"folds": 3})
+    result = cross_validate("linear", {}, pool(toy_data(rows=300), settings), settings, lambda s, v: None)
+    assert result.value == pytest.approx(0.85) and result.out_of_fold.shape == (300,)
+
+
+def test_a_metric_undefined_on_every_fold_stops_the_trial_naming_the_rows(
+    make_params, tmp_path: Path
+) -> None:
+    """A constant target: R2 is undefined on every fold, of train + valid (small data) or of train (the
+    linear model's folds in holdout tuning). R2 is not an objective params allow (the allowed ones are
+    defined on every stratified fold): it stands in for any metric without a value on the held-out rows."""
+    data = toy_data("regression", rows=300)
+    constant = TrainingData(
+        data.x_train, np.ones_like(data.y_train), data.x_valid, np.ones_like(data.y_valid), "regression"
+    )
+    settings = small_settings(make_params, tmp_path, "regression", small_data={"folds": 3})
+    settings = settings.model_copy(update={"metric": "r2"})
+    with pytest.raises(
+        PillarsError,
+        match=r"linear: r2 is undefined on every cross-validation fold of train \+ valid: the target",
+    ):
+        cross_validate("linear", {}, pool(constant, settings), settings, lambda step, value: None)
+    with pytest.raises(PillarsError, match=r"r2 is undefined on every cross-validation fold of train: the"):
+        FAMILIES["linear"]({}, constant, settings, lambda step, value: None)

@@ -62,10 +62,11 @@ def selection_section(base: dict[str, Any] | None, head: dict[str, Any]) -> str:
             4, f"The base judged on {base_on.replace('_', '-')}, this branch on {on.replace('_', '-')}.\n"
         )
     for row in head["ranking"]:
-        before = base_scores.get(row["family"])
-        change = f"{row[on] - before:+.4f}" if before is not None else "new"
+        before, after = base_scores.get(row["family"]), row[on]  # None: none, or undefined where judged
+        change = "-" if after is None else ("new" if before is None else f"{after - before:+.4f}")
         shown_before = f"{before:.4f}" if before is not None else "-"
-        lines.append(f"| {row['family']} | {row[on]:.4f} | {shown_before} | {change} |")
+        shown_after = f"{after:.4f}" if after is not None else "undefined (see model_validation.json)"
+        lines.append(f"| {row['family']} | {shown_after} | {shown_before} | {change} |")
     for family in head["not_eligible"]:
         lines.append(f"| {family} | not eligible: failed the validation gate | | |")
     return "\n".join(lines)
@@ -79,12 +80,17 @@ def validation_section(base: dict[str, Any] | None, head: dict[str, Any]) -> str
         before = base_candidates.get(family, {}).get("passed")
         gate = _change(_verdict(before), _verdict(result["passed"]))
         failed = [
-            f"{name} ({check['value']})" if "value" in check else name
-            for name, check in sorted(result["checks"].items())
-            if not check["passed"]
+            _failed(name, check) for name, check in sorted(result["checks"].items()) if not check["passed"]
         ]
         lines.append(f"| {family} | {gate} | {', '.join(failed) or '-'} |")
     return "\n".join(lines)
+
+
+def _failed(name: str, check: dict[str, Any]) -> str:
+    """A failed check with what was measured: the value, or why the metric is undefined."""
+    if "undefined" in check:
+        return f"{name} (undefined: {check['undefined']})"
+    return f"{name} ({check['value']})" if "value" in check else name
 
 
 def _verdict(passed: bool | None) -> str | None:

@@ -1,39 +1,102 @@
-"""Model metrics per task: one registry, so train, validate_model, select and assess agree on every name.
+"""Model metrics per task: one registry, so train, validate_model, select, assess and monitor agree on every
+name, on the label set and on when a metric is undefined.
+
+Every metric is computed against the task's full label set (class codes 0..K-1: [0, 1] for binary, one per
+score column for multiclass), so a subset that lacks some classes (a slice, a monitoring window) still gets
+a value wherever the metric is defined on it. Where it is not (ROC AUC with one class present, R² on one row
+or a constant target, anything on no rows), the value is None with the reason, never an exception or NaN.
 
 scikit-learn is imported on a metric's first use, not with this module: the params loader reads the
 registry's names, and every stage loads params, so this keeps stage start-up fast.
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
+from typing import NamedTuple
 
 import numpy as np
 
 Task = str  # "binary" | "multiclass" | "regression"
 BINARY_THRESHOLD = 0.5
+POSITIVE = 1  # the positive class code of a binary task
+NO_ROWS = "no rows"
+
+# (truth, predictions as the metric takes them, the task's class codes) -> the metric's value
+Compute = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
+# the same arguments -> why the metric is undefined on these rows (None: it is defined)
+Requirement = Callable[[np.ndarray, np.ndarray, np.ndarray], str | None]
 
 
-def _sklearn(name: str, **fixed: object) -> Callable[[np.ndarray, np.ndarray], float]:
-    """A sklearn.metrics function by name, with fixed keyword arguments, imported when first called."""
+class UndefinedMetricError(ValueError):
+    """A metric asked for as a number on rows where it has none (`score`); `reason` says why."""
 
-    def compute(y: np.ndarray, predicted: np.ndarray) -> float:
-        return float(getattr(import_module("sklearn.metrics"), name)(y, predicted, **fixed))
+    def __init__(self, metric: str, reason: str) -> None:
+        super().__init__(f"{metric} is undefined on these rows: {reason}")
+        self.metric, self.reason = metric, reason
+
+
+def _sklearn(name: str, *, labels: bool = False, **fixed: object) -> Compute:
+    """A sklearn.metrics function by name, with fixed keyword arguments (and `labels=` the task's class
+    codes when `labels`), imported when first called."""
+
+    def compute(y: np.ndarray, predicted: np.ndarray, classes: np.ndarray) -> float:
+        function = getattr(import_module("sklearn.metrics"), name)
+        return float(function(y, predicted, **({"labels": classes} if labels else {}), **fixed))
 
     return compute
 
 
-def _rmse(y: np.ndarray, predicted: np.ndarray) -> float:
-    return float(np.sqrt(_sklearn("mean_squared_error")(y, predicted)))
+def _rmse(y: np.ndarray, predicted: np.ndarray, classes: np.ndarray) -> float:
+    return float(np.sqrt(_sklearn("mean_squared_error")(y, predicted, classes)))
+
+
+def _codes(values: np.ndarray) -> list[int]:
+    return [int(value) for value in np.unique(values)]
+
+
+def _two_classes(y: np.ndarray, predicted: np.ndarray, classes: np.ndarray) -> str | None:
+    present = _codes(y)
+    return None if len(present) > 1 else f"one class only (every row is class {present[0]})"
+
+
+def _every_class(y: np.ndarray, predicted: np.ndarray, classes: np.ndarray) -> str | None:
+    absent = sorted(set(_codes(classes)) - set(_codes(y)))
+    if not absent:
+        return None
+    return f"class {absent} absent: one-vs-rest ROC AUC needs rows of every class"
+
+
+def _a_positive(y: np.ndarray, predicted: np.ndarray, classes: np.ndarray) -> str | None:
+    return None if (y == POSITIVE).any() else f"no positive rows (class {POSITIVE})"
+
+
+def _a_predicted_positive(y: np.ndarray, predicted: np.ndarray, classes: np.ndarray) -> str | None:
+    return None if (predicted == POSITIVE).any() else f"no row predicted positive (class {POSITIVE})"
+
+
+def _a_positive_either_way(y: np.ndarray, predicted: np.ndarray, classes: np.ndarray) -> str | None:
+    if (y == POSITIVE).any() or (predicted == POSITIVE).any():
+        return None
+    return f"no positive rows and none predicted positive (class {POSITIVE})"
+
+
+def _a_varying_target(y: np.ndarray, predicted: np.ndarray, classes: np.ndarray) -> str | None:
+    if len(y) < 2:
+        return f"fewer than 2 rows ({len(y)})"
+    return None if np.ptp(y) > 0 else f"the target is constant ({float(y[0]):g}) in these rows"
 
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric of predictions: scores (probabilities or values) or labels, and which way is better."""
+    """A metric of predictions: scores (probabilities or values) or labels, which way is better, and what
+    rows it needs beyond at least one (`requires`: why it is undefined on the given rows, or None)."""
 
-    compute: Callable[[np.ndarray, np.ndarray], float]
+    compute: Compute
     greater_is_better: bool
     uses_labels: bool = False
+    requires: Requirement | None = None
 
     def better(self, candidate: float, incumbent: float) -> bool:
         return candidate > incumbent if self.greater_is_better else candidate < incumbent
@@ -45,25 +108,33 @@ class Metric:
 
 METRICS: dict[Task, dict[str, Metric]] = {
     "binary": {
-        "roc_auc": Metric(_sklearn("roc_auc_score"), True),
-        "average_precision": Metric(_sklearn("average_precision_score"), True),
-        "log_loss": Metric(_sklearn("log_loss"), False),
-        "brier": Metric(_sklearn("brier_score_loss"), False),
+        "roc_auc": Metric(_sklearn("roc_auc_score"), True, requires=_two_classes),
+        "average_precision": Metric(_sklearn("average_precision_score"), True, requires=_a_positive),
+        "log_loss": Metric(_sklearn("log_loss", labels=True), False),
+        "brier": Metric(_sklearn("brier_score_loss", labels=True), False),
         "accuracy": Metric(_sklearn("accuracy_score"), True, uses_labels=True),
-        "f1": Metric(_sklearn("f1_score"), True, uses_labels=True),
-        "precision": Metric(_sklearn("precision_score", zero_division=0), True, uses_labels=True),
-        "recall": Metric(_sklearn("recall_score"), True, uses_labels=True),
+        "f1": Metric(_sklearn("f1_score"), True, uses_labels=True, requires=_a_positive_either_way),
+        "precision": Metric(
+            _sklearn("precision_score"), True, uses_labels=True, requires=_a_predicted_positive
+        ),
+        "recall": Metric(_sklearn("recall_score"), True, uses_labels=True, requires=_a_positive),
     },
     "multiclass": {
-        "log_loss": Metric(_sklearn("log_loss"), False),
-        "roc_auc_ovr": Metric(_sklearn("roc_auc_score", multi_class="ovr"), True),
+        "log_loss": Metric(_sklearn("log_loss", labels=True), False),
+        "roc_auc_ovr": Metric(
+            _sklearn("roc_auc_score", labels=True, multi_class="ovr"), True, requires=_every_class
+        ),
         "accuracy": Metric(_sklearn("accuracy_score"), True, uses_labels=True),
-        "f1_macro": Metric(_sklearn("f1_score", average="macro"), True, uses_labels=True),
+        # the mean F1 over the classes it is defined for: a class neither present nor predicted has no F1
+        # (0/0) and is left out of the mean; a class predicted but absent counts with F1 0
+        "f1_macro": Metric(
+            _sklearn("f1_score", labels=True, average="macro", zero_division=np.nan), True, uses_labels=True
+        ),
     },
     "regression": {
         "rmse": Metric(_rmse, False),
         "mae": Metric(_sklearn("mean_absolute_error"), False),
-        "r2": Metric(_sklearn("r2_score"), True),
+        "r2": Metric(_sklearn("r2_score"), True, requires=_a_varying_target),
     },
 }
 
@@ -86,20 +157,87 @@ def labels_from_scores(scores: np.ndarray, task: Task) -> np.ndarray:
     return scores.argmax(axis=1)
 
 
-def predict_scores(model: object, features: np.ndarray, task: Task) -> np.ndarray:
-    """Probabilities of the positive class (binary), of every class (multiclass), or values (regression)."""
+def task_classes(task: Task, scores: np.ndarray) -> np.ndarray:
+    """The task's class codes: [0, 1] for binary, one per score column for multiclass, none for regression."""
+    if task == "binary":
+        return np.array([0, POSITIVE])
+    if task == "multiclass":
+        return np.arange(np.asarray(scores).shape[1])
+    return np.array([], dtype="int64")
+
+
+def predict_scores(
+    model: object, features: np.ndarray, task: Task, n_classes: int | None = None
+) -> np.ndarray:
+    """Probabilities of the positive class (binary), of every class (multiclass), or values (regression).
+
+    With `n_classes`, a classifier that never saw some classes (fitted on a fold that lacked them) gets
+    probability 0 for them, so its scores have one column per class code like every other model's."""
     if task == "regression":
         return np.asarray(model.predict(features), dtype="float64")
     probabilities = np.asarray(model.predict_proba(features), dtype="float64")
-    return probabilities[:, 1] if task == "binary" else probabilities
+    if n_classes is not None and probabilities.shape[1] != n_classes:
+        full = np.zeros((len(probabilities), n_classes))
+        full[:, np.asarray(model.classes_, dtype="int64")] = probabilities  # type: ignore[attr-defined]
+        probabilities = full
+    return probabilities[:, POSITIVE] if task == "binary" else probabilities
+
+
+class Measurement(NamedTuple):
+    """One metric on some rows: its value, or None and why it is undefined there."""
+
+    value: float | None
+    undefined: str | None = None
+
+
+def measure(name: str, task: Task, y: np.ndarray, scores: np.ndarray) -> Measurement:
+    """One metric of scores against the truth, on the task's full label set; None with the reason where the
+    metric is undefined on these rows."""
+    metric = METRICS[task][name]
+    y, scores = np.asarray(y), np.asarray(scores)
+    if len(y) == 0:
+        return Measurement(None, NO_ROWS)
+    classes = task_classes(task, scores)
+    predicted = labels_from_scores(scores, task) if metric.uses_labels else scores
+    if metric.requires is not None and (reason := metric.requires(y, predicted, classes)):
+        return Measurement(None, reason)
+    value = metric.compute(y, predicted, classes)
+    if not math.isfinite(value):  # what the requirements do not foresee: never NaN in a report
+        return Measurement(None, f"not a finite number on these rows ({value})")
+    return Measurement(value)
 
 
 def score(name: str, task: Task, y: np.ndarray, scores: np.ndarray) -> float:
-    """One metric of scores against the truth."""
-    metric = METRICS[task][name]
-    return float(metric.compute(y, labels_from_scores(scores, task) if metric.uses_labels else scores))
+    """One metric of scores against the truth, where a number is needed (UndefinedMetricError if it has none)."""
+    value, reason = measure(name, task, y, scores)
+    if value is None:
+        raise UndefinedMetricError(name, reason or NO_ROWS)
+    return value
 
 
-def evaluate(task: Task, y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    """Every metric of the task, rounded so that reports are stable and readable."""
-    return {name: round(score(name, task, y, scores), 6) for name in METRICS[task]}
+@dataclass(frozen=True)
+class Evaluation:
+    """Every metric of the task on some rows: `values` has each metric (rounded so that reports are stable
+    and readable; None where undefined), `undefined` the reason for each None."""
+
+    values: dict[str, float | None]
+    undefined: dict[str, str]
+
+
+def evaluate(task: Task, y: np.ndarray, scores: np.ndarray) -> Evaluation:
+    """Every metric of the task, rounded; the undefined ones as None, with their reasons."""
+    values: dict[str, float | None] = {}
+    undefined: dict[str, str] = {}
+    for name in METRICS[task]:
+        value, reason = measure(name, task, y, scores)
+        values[name] = None if value is None else round(value, 6)
+        if reason is not None:
+            undefined[name] = reason
+    return Evaluation(values, undefined)
+
+
+def shown(value: float | None, reason: str | None = None, digits: int = 4) -> str:
+    """A metric value for people: the number, or "n/a" with the reason where it is undefined."""
+    if value is not None:
+        return f"{value:.{digits}f}"
+    return f"n/a: {reason}" if reason else "n/a"

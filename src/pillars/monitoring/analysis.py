@@ -17,7 +17,7 @@ import pandas as pd
 
 from pillars.core.errors import PillarsError
 from pillars.core.io import SUFFIX_FORMATS, read_file
-from pillars.core.metrics import METRICS, labels_from_scores, score
+from pillars.core.metrics import METRICS, labels_from_scores, measure
 from pillars.core.params import MonitorParams, Params
 from pillars.core.rules import outside
 from pillars.monitoring.drift import ColumnDrift, Distribution, categorical_drift, numeric_drift
@@ -297,29 +297,32 @@ def prediction_drift(
 def performance(
     logged: Logged,
     labels: np.ndarray,
-    serving: ServingModel,
+    task: str,
     metric: str,
     reference: float | None,
     params: MonitorParams,
 ) -> dict[str, Any]:
-    """The metric on labelled rows, overall and per window of `window_rows` rows in time order."""
+    """The metric on labelled rows, overall and per window of `window_rows` rows in time order, on the
+    task's full label set. Where there is no value (fewer than `min_labels` labels, or the metric undefined
+    on the labelled rows, e.g. one class only), the value is None and `reason` says why."""
     minimum = params.performance.min_labels
 
-    def measured(rows: np.ndarray) -> float | None:
+    def measured(rows: np.ndarray) -> tuple[float | None, str | None]:
         known = rows[~np.isnan(labels[rows])]
         if len(known) < minimum:
-            return None
-        truth = labels[known] if serving.task == "regression" else labels[known].astype("int64")
-        try:
-            return round(score(metric, serving.task, truth, logged.scores[known]), 6)  # type: ignore[arg-type]
-        except ValueError:  # e.g. one class only among the labels
-            return None
+            return None, f"fewer than {minimum} labels (monitor.performance.min_labels)"
+        truth = labels[known] if task == "regression" else labels[known].astype("int64")
+        value, undefined = measure(metric, task, truth, logged.scores[known])
+        if value is None:
+            return None, f"{metric} undefined on the labelled rows: {undefined}"
+        return round(value, 6), None
 
     order = np.argsort(logged.rows["time"].fillna("").astype(str).to_numpy(), kind="stable")
     times = logged.rows["time"].to_numpy(dtype=object)
     windows = []
     for number, start in enumerate(range(0, len(order), params.window_rows), 1):
         rows = order[start : start + params.window_rows]
+        value, reason = measured(rows)
         windows.append(
             {
                 "window": number,
@@ -327,20 +330,20 @@ def performance(
                 "last": times[rows[-1]],
                 "rows": len(rows),
                 "labelled": int((~np.isnan(labels[rows])).sum()),
-                "value": measured(rows),
+                "value": value,
+                "reason": reason,
             }
         )
-    current = measured(order)
+    current, reason = measured(order)
     drop = None
     if current is not None and reference is not None:
-        worse = (
-            reference - current if METRICS[serving.task][metric].greater_is_better else current - reference
-        )
+        worse = reference - current if METRICS[task][metric].greater_is_better else current - reference
         drop = round(worse, 6)
     return {
         "labelled": int((~np.isnan(labels)).sum()),
         "reference": reference,
         "current": current,
+        "reason": reason,
         "drop": drop,
         "windows": windows,
     }
@@ -380,7 +383,7 @@ def decide(
         return {"action": "retrain", "retrain": True, "reasons": reasons}
     checked = "no input feature or prediction drifted"
     if measured["current"] is None:
-        checked += f"; performance not measured (fewer than {params.performance.min_labels} labels)"
+        checked += f"; performance not measured ({measured.get('reason') or 'no value'})"
     else:
         checked += f"; {metric} {measured['current']} is within {params.performance.max_drop} of test"
     return {"action": "none", "retrain": False, "reasons": [checked]}
@@ -442,7 +445,7 @@ def monitor(
         name, drift, distribution = prediction_drift(logged, test_predictions, serving, settings)
         predictions[name], distributions[name] = drift, distribution
     reference_value = serving.metadata.get("test_metrics", {}).get(metric)
-    measured = performance(logged, monitored.encoded, serving, metric, reference_value, settings)
+    measured = performance(logged, monitored.encoded, serving.task, metric, reference_value, settings)
     report = {
         "model_version": serving.version,
         "task": serving.task,

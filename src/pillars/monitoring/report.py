@@ -423,6 +423,8 @@ def _performance(report: Mapping[str, Any]) -> str:
         numeric=(1, 2, 3, 4, 5),
         warn=[drop is not None and limit is not None and drop > limit],
     )
+    if performance["current"] is None and performance.get("reason") and performance["labelled"]:
+        summary += f'<p class="muted">No current value: {_esc(performance["reason"])}.</p>'
     windows = performance["windows"]
     points = [(window["window"], window["value"]) for window in windows]
     if not performance["labelled"]:
@@ -430,9 +432,9 @@ def _performance(report: Mapping[str, Any]) -> str:
     elif any(_finite(value) is not None for _, value in points):
         chart = _line_chart(points, performance["reference"], metric)
     else:
-        chart = '<p class="muted">No window has enough labels for a value yet.</p>'
+        chart = '<p class="muted">No window has a value yet (the table says why).</p>'
     table = _table(
-        ("window", "first", "last", "rows", "labelled", metric),
+        ("window", "first", "last", "rows", "labelled", metric, "no value because"),
         [
             (
                 str(window["window"]),
@@ -441,6 +443,7 @@ def _performance(report: Mapping[str, Any]) -> str:
                 _number(window["rows"]),
                 _number(window["labelled"]),
                 _number(window["value"]),
+                window.get("reason") or "",
             )
             for window in windows
         ],

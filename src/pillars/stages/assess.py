@@ -14,12 +14,21 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 
 from pillars.bento.parity import offline_predictions
 from pillars.core import layout
-from pillars.core.errors import run_cli
+from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_json, read_parquet, read_pickle, write_bytes, write_json, write_parquet
 from pillars.core.lineage import lineage
-from pillars.core.metrics import METRICS, evaluate, labels_from_scores, predict_scores, score
+from pillars.core.metrics import (
+    METRICS,
+    Evaluation,
+    UndefinedMetricError,
+    evaluate,
+    labels_from_scores,
+    predict_scores,
+    score,
+    shown,
+)
 from pillars.core.params import Params, load_params
-from pillars.training.slices import has_both_classes, slices
+from pillars.training.slices import judged_slices
 
 LINEAGE_INPUTS = (layout.CURATED_DIR, layout.FEATURES_DIR, layout.SELECTED_MODEL)  # declared deps of assess
 
@@ -50,7 +59,10 @@ def permutation_importance(
     """How much the primary metric drops when one input column's features are shuffled together."""
     task, metric_name = params.dataset.task, params.train.metric
     metric = METRICS[task][metric_name]
-    baseline = score(metric_name, task, y, predict_scores(model, x.to_numpy(), task))
+    try:  # shuffling features leaves the targets as they are: defined on the baseline, defined on every shuffle
+        baseline = score(metric_name, task, y, predict_scores(model, x.to_numpy(), task))
+    except UndefinedMetricError as error:
+        raise PillarsError(f"assess: no permutation importance on the test split: {error}") from error
     generator = np.random.default_rng(params.assess.seed)
     rows = []
     for column in sorted(set(sources.values())):
@@ -67,13 +79,42 @@ def permutation_importance(
     )
 
 
+def block(evaluation: Evaluation) -> dict[str, Any]:
+    """Metrics as the reports hold them: every metric (null where undefined) and the reasons."""
+    return {"metrics": evaluation.values, "undefined": evaluation.undefined}
+
+
 def slice_metrics(frame: pd.DataFrame, y: np.ndarray, scores: np.ndarray, params: Params) -> dict:
-    """Every metric of the task per value of the slice columns (slices with one class are left out)."""
-    task = params.dataset.task
+    """Every metric of the task per value of the slice columns; a slice the shared rule skips (fewer than
+    `validate_model.slices.min_rows` rows, one class) is listed with its rows and the reason instead."""
+    task, report = params.dataset.task, {}
+    for piece in judged_slices(frame, y, task, params.validate_model.slices):
+        report[piece.name] = {"rows": piece.size} | (
+            {"skipped": piece.skipped}
+            if piece.skipped is not None
+            else block(evaluate(task, y[piece.rows], scores[piece.rows]))
+        )
+    return report
+
+
+def headline(model: str, test: Evaluation, slices: dict, metric: str) -> dict:
+    """The DVC metrics (metrics/assess.json): the test metrics and `metric` per judged slice, null where
+    undefined, with the reasons under `undefined`; skipped slices with theirs. Every metric of every
+    candidate and slice: details.json."""
+    judged = {name: entry for name, entry in slices.items() if "skipped" not in entry}
     return {
-        f"{column}={value}": {"rows": int(rows.sum())} | evaluate(task, y[rows], scores[rows])
-        for column, value, rows in slices(frame, params.validate_model.slices.columns)
-        if has_both_classes(task, y[rows])
+        "model": model,
+        "test": test.values,
+        "slices": {name: entry["metrics"][metric] for name, entry in judged.items()},
+        "undefined": {
+            "test": test.undefined,
+            "slices": {
+                name: entry["undefined"][metric]
+                for name, entry in judged.items()
+                if metric in entry["undefined"]
+            },
+        },
+        "skipped_slices": {name: entry["skipped"] for name, entry in slices.items() if "skipped" in entry},
     }
 
 
@@ -94,7 +135,7 @@ def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.
     chosen = selection["model"]
     train_summary = inputs.train_summary["candidates"][chosen]
     best_params = inputs.best_params[chosen]
-    test = report["test"]
+    test, names, metric = report["test"], list(METRICS[params.dataset.task]), params.train.metric
     tuning = inputs.train_summary["tuning"]
     if tuning["method"] == "cv":
         tuned_on = (
@@ -127,26 +168,32 @@ def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.
         "",
         "| metric | test |",
         "|---|---:|",
-        *[f"| {name} | {value:.4f} |" for name, value in test.items()],
+        *[f"| {name} | {shown(test['metrics'][name], test['undefined'].get(name))} |" for name in names],
         "",
         f"## Candidates on the test split (for information; selection used {selected_on})",
         "",
-        "| family | eligible | " + " | ".join(test) + " |",
-        "|---|---|" + "---:|" * len(test),
+        "| family | eligible | " + " | ".join(names) + " |",
+        "|---|---|" + "---:|" * len(names),
         *[
             f"| {family} | {'yes' if family in validation['eligible'] else 'no'} | "
-            + " | ".join(f"{value:.4f}" for value in metrics.values())
+            + " | ".join(shown(entry["metrics"][name], entry["undefined"].get(name)) for name in names)
             + " |"
-            for family, metrics in report["candidates"].items()
+            for family, entry in report["candidates"].items()
         ],
         "",
-        f"## Slices (test, {params.train.metric})",
+        f"## Slices (test, {metric})",
         "",
         "| slice | rows | value |",
         "|---|---:|---:|",
         *[
-            f"| {name} | {values['rows']} | {values[params.train.metric]:.4f} |"
-            for name, values in report["slices"].items()
+            f"| {name} | {entry['rows']} | "
+            + (
+                f"skipped: {entry['skipped']}"
+                if "skipped" in entry
+                else shown(entry["metrics"][metric], entry["undefined"].get(metric))
+            )
+            + " |"
+            for name, entry in report["slices"].items()
         ],
         "",
         "## Most important input columns (permutation, test)",
@@ -157,7 +204,9 @@ def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.
         "",
         "- Measured on a held-out test split drawn from the same sources as training: it says nothing about",
         "  populations or periods the data does not cover. Watch drift in production (monitor pillar).",
-        "- Slices with few rows have wide uncertainty; slices with one class are not reported.",
+        "- Slices with few rows have wide uncertainty; slices with fewer than "
+        f"{params.validate_model.slices.min_rows} rows or one class",
+        "  are not measured (listed as skipped, with the reason). n/a marks a metric undefined on its rows.",
         *(
             [
                 "- Classification metrics that use labels (accuracy, F1, precision, recall) use a 0.5 threshold."
@@ -182,24 +231,19 @@ def main() -> None:
     model = read_pickle(layout.SELECTED_MODEL)
     scores = predict_scores(model, x.to_numpy(), task)
     candidates = {
-        family: evaluate(
-            task, y, predict_scores(read_pickle(layout.candidate_model(family)), x.to_numpy(), task)
+        family: block(
+            evaluate(task, y, predict_scores(read_pickle(layout.candidate_model(family)), x.to_numpy(), task))
         )
         for family in params.train.candidates
     }
     sources = {entry["name"]: entry["source"] for entry in manifest["features"]}
     importance = permutation_importance(model, x, y, sources, params)
+    test_metrics = evaluate(task, y, scores)
     report = {
         "model": selection["model"],
-        "test": evaluate(task, y, scores),
+        "test": block(test_metrics),
         "candidates": candidates,
         "slices": slice_metrics(frame, y, scores, params),
-    }
-    metric = params.train.metric
-    headline = {  # the DVC metrics; every metric of every candidate and slice: details.json
-        "model": selection["model"],
-        "test": report["test"],
-        "slices": {name: values[metric] for name, values in report["slices"].items()},
     }
     for name, table in {
         **curves(y, scores, task, params.assess.calibration_bins),
@@ -210,7 +254,10 @@ def main() -> None:
         )
     write_parquet(layout.TEST_PREDICTIONS, offline_predictions(frame, scores, task))
     write_json(layout.ASSESS_DETAILS, {"candidates": candidates, "slices": report["slices"]})
-    write_json(layout.ASSESS_REPORT, headline)
+    write_json(
+        layout.ASSESS_REPORT,
+        headline(selection["model"], test_metrics, report["slices"], params.train.metric),
+    )
     card_inputs = CardInputs(
         selection=selection,
         validation=validation,
@@ -223,7 +270,10 @@ def main() -> None:
     write_bytes(layout.MODEL_CARD, lambda path: path.write_text(card, encoding="utf-8"))
     print(
         f"assess: {selection['model']} on test: "
-        + ", ".join(f"{k} {v:.4f}" for k, v in report["test"].items())
+        + ", ".join(
+            f"{name} {shown(value, test_metrics.undefined.get(name))}"
+            for name, value in test_metrics.values.items()
+        )
     )
 
 

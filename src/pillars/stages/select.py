@@ -10,31 +10,48 @@ the value `out_of_fold` instead of `valid`.
 """
 
 from pillars.core import layout
-from pillars.core.errors import run_cli
+from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_json, write_bytes, write_json
 from pillars.core.metrics import METRICS
 from pillars.core.params import Params, load_params
 
 
 def rank(validation: dict, sizes: dict[str, int], params: Params) -> dict:
-    """The ranking of eligible candidates and the choice, with the reason."""
+    """The ranking of eligible candidates and the choice, with the reason. A candidate whose primary metric
+    is undefined where it was judged (valid or out-of-fold: null, with the reason in the report) ranks after
+    every measured one and is never chosen; if no candidate has a value, there is nothing to choose on."""
     metric_name = params.train.metric
     metric = METRICS[params.dataset.task][metric_name]
     on = validation.get("evaluated_on", "valid")  # valid, or out_of_fold after small-data tuning
-    values = {family: validation["candidates"][family][on][metric_name] for family in validation["eligible"]}
+    judged = "valid" if on == "valid" else "out-of-fold (train + valid)"
+    values: dict[str, float | None] = {
+        family: validation["candidates"][family][on][metric_name] for family in validation["eligible"]
+    }
+    measured = {family: value for family, value in values.items() if value is not None}
+    if not measured:
+        reasons = [
+            f"{family}: {validation['candidates'][family].get('undefined', {}).get(metric_name, 'no value')}"
+            for family in values
+        ]
+        raise PillarsError(
+            f"select: {judged} {metric_name} is undefined for every eligible candidate ({'; '.join(reasons)})"
+        )
     order = {family: position for position, family in enumerate(params.train.candidates)}
     ranked = sorted(
-        values,
-        key=lambda family: (-values[family] if metric.greater_is_better else values[family], order[family]),
+        measured,
+        key=lambda family: (
+            -measured[family] if metric.greater_is_better else measured[family],
+            order[family],
+        ),
     )
-    best = values[ranked[0]]
-    tied = [family for family in ranked if abs(values[family] - best) <= params.select.tie_tolerance]
+    ranked += sorted(set(values) - set(measured), key=order.__getitem__)
+    best = measured[ranked[0]]
+    tied = [family for family, value in measured.items() if abs(value - best) <= params.select.tie_tolerance]
     if params.select.tie_breaker == "size":
         chosen = min(tied, key=lambda family: (sizes[family], order[family]))
     else:
         chosen = min(tied, key=order.__getitem__)
-    judged = "valid" if on == "valid" else "out-of-fold (train + valid)"
-    reason = f"best {judged} {metric_name} ({values[chosen]:.4f}) of {len(values)} eligible"
+    reason = f"best {judged} {metric_name} ({measured[chosen]:.4f}) of {len(values)} eligible"
     if len(tied) > 1:
         reason = f"tied within {params.select.tie_tolerance} on {judged} {metric_name} with {sorted(set(tied) - {chosen})}; chosen by {params.select.tie_breaker}"
     ineligible = sorted(set(validation["candidates"]) - set(values))

@@ -3,13 +3,16 @@
 Checks on the valid split: absolute thresholds per metric, no more than `champion.max_drop` worse than the
 production model (the champion in models/champion/, when there is one), and a threshold on every slice of
 the columns named in params. A candidate that fails a check is not eligible; if none passes, the pipeline
-stops with a summary of what failed.
+stops with a summary of what failed. A metric undefined on the whole valid split is a failed check with the
+reason; a slice the shared rule skips (too few rows, one class) or whose metric is undefined is reported with
+the reason and not judged.
 
 After small-data tuning (metrics/train.json: `tuning.method` cv) the candidate was refit on train + valid, so
 the valid split is no longer unseen: the checks judge the out-of-fold predictions of its configuration on
 every train + valid row instead, and the champion is compared with the candidate on the valid rows only
 (where the out-of-fold predictions are out-of-sample for both). The report then says `evaluated_on:
-out_of_fold` and holds each candidate's metrics under `out_of_fold` instead of `valid`.
+out_of_fold` and holds each candidate's metrics under `out_of_fold` instead of `valid`. The same rules for
+undefined metrics and skipped slices apply to those rows.
 """
 
 import numpy as np
@@ -18,35 +21,63 @@ import pandas as pd
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_json, read_parquet, read_pickle, write_json
-from pillars.core.metrics import METRICS, evaluate, predict_scores, score
-from pillars.core.params import Params, load_params
+from pillars.core.metrics import METRICS, Measurement, evaluate, measure, predict_scores
+from pillars.core.params import Bounds, Params, load_params
 from pillars.training.oof import oof_scores
-from pillars.training.slices import has_both_classes, slices
-
-ONE_CLASS = "one class only: the metric is undefined"
+from pillars.training.slices import judged_slices
 
 
 def slice_checks(frame: pd.DataFrame, y: np.ndarray, scores: np.ndarray, params: Params) -> dict:
-    """The slice metric per value of every slice column; slices under `min_rows` are reported, not judged."""
+    """The slice metric per value of every slice column. A slice is not judged (passed, with the reason
+    under `skipped`) when the shared rule skips it (under `min_rows` rows, one class) or when the metric is
+    undefined on it (value null)."""
     settings, task = params.validate_model.slices, params.dataset.task
     checks = {}
-    for column, value, rows in slices(frame, settings.columns):
-        check: dict = {"rows": int(rows.sum())}
-        if rows.sum() < settings.min_rows:
-            check |= {"passed": True, "skipped": f"fewer than {settings.min_rows} rows"}
-        elif not has_both_classes(task, y[rows]):
-            check |= {"passed": True, "skipped": ONE_CLASS}
+    for piece in judged_slices(frame, y, task, settings):
+        check: dict = {"rows": piece.size}
+        if piece.skipped is not None:
+            check |= {"passed": True, "skipped": piece.skipped}
         else:
-            measured = round(score(settings.metric, task, y[rows], scores[rows]), 6)
-            check |= {"value": measured, "passed": settings.limit.holds(measured)}
-        checks[f"slice:{column}={value}:{settings.metric}"] = check
+            value, undefined = measure(settings.metric, task, y[piece.rows], scores[piece.rows])
+            if value is None:
+                check |= {
+                    "value": None,
+                    "passed": True,
+                    "skipped": f"{settings.metric} undefined: {undefined}",
+                }
+            else:
+                rounded = round(value, 6)
+                check |= {"value": rounded, "passed": settings.limit.holds(rounded)}
+        checks[f"slice:{piece.name}:{settings.metric}"] = check
     return checks
 
 
-def champion_check(candidate_value: float, champion_value: float | None, params: Params, reason: str) -> dict:
-    """Whether the candidate is at most `max_drop` worse than the champion on the primary metric."""
+def threshold_check(value: float | None, undefined: str | None, limit: Bounds) -> dict:
+    """An absolute threshold on all the judged rows (the valid split, or out-of-fold train + valid): a metric
+    undefined there fails, with the reason."""
+    if value is None:
+        return {"value": None, **limit.model_dump(exclude_none=True), "passed": False, "undefined": undefined}
+    return {"value": value, **limit.model_dump(exclude_none=True), "passed": limit.holds(value)}
+
+
+def champion_check(
+    candidate_value: float | None,
+    champion_value: float | None,
+    params: Params,
+    reason: str,
+    undefined: str | None = None,
+) -> dict:
+    """Whether the candidate is at most `max_drop` worse than the champion on the primary metric (`reason`:
+    why there is no champion value; `undefined`: why the candidate has none, which fails the check)."""
     if champion_value is None:
         return {"passed": True, "skipped": reason}
+    if candidate_value is None:
+        return {
+            "value": None,
+            "champion": round(champion_value, 6),
+            "passed": False,
+            "undefined": undefined or "no value",
+        }
     metric = METRICS[params.dataset.task][params.train.metric]
     drop = champion_value - candidate_value if metric.greater_is_better else candidate_value - champion_value
     return {
@@ -66,7 +97,7 @@ def validate_candidate(
     params: Params,
     champion: tuple[float | None, str],
 ) -> dict:
-    """Every check for one candidate, with the measured values."""
+    """Every check for one candidate, with the measured values (None where undefined, with the reason)."""
     return validate_scores(predict_scores(model, x, params.dataset.task), y, frame, params, champion)
 
 
@@ -77,27 +108,29 @@ def validate_scores(
     params: Params,
     champion: tuple[float | None, str],
     champion_rows: np.ndarray | None = None,
+    on: str = "valid",
 ) -> dict:
-    """Every check for one candidate's predictions, with the measured values; the champion comparison on
-    `champion_rows` only (the rows the champion was measured on; all rows when None)."""
-    task = params.dataset.task
+    """Every check for one candidate's predictions, with the measured values under `on` (None where
+    undefined, the reasons under `undefined`); the champion comparison on `champion_rows` only (the rows the
+    champion was measured on; all rows when None)."""
+    task, primary = params.dataset.task, params.train.metric
     measured = evaluate(task, y, scores)
     checks = {
-        metric: {
-            "value": measured[metric],
-            **limit.model_dump(exclude_none=True),
-            "passed": limit.holds(measured[metric]),
-        }
+        metric: threshold_check(measured.values[metric], measured.undefined.get(metric), limit)
         for metric, limit in params.validate_model.thresholds.items()
     }
-    compared = (
-        measured[params.train.metric]
-        if champion_rows is None
-        else score(params.train.metric, task, y[champion_rows], scores[champion_rows])
-    )
-    checks["champion"] = champion_check(compared, champion[0], params, champion[1])
+    if champion_rows is None:
+        compared = Measurement(measured.values[primary], measured.undefined.get(primary))
+    else:
+        compared = measure(primary, task, y[champion_rows], scores[champion_rows])
+    checks["champion"] = champion_check(compared.value, champion[0], params, champion[1], compared.undefined)
     checks |= slice_checks(frame, y, scores, params)
-    return {"passed": all(check["passed"] for check in checks.values()), "valid": measured, "checks": checks}
+    return {
+        "passed": all(check["passed"] for check in checks.values()),
+        on: measured.values,
+        "undefined": measured.undefined,
+        "checks": checks,
+    }
 
 
 def champion_value(frame: pd.DataFrame, y: np.ndarray, params: Params) -> tuple[float | None, str]:
@@ -118,8 +151,11 @@ def champion_value(frame: pd.DataFrame, y: np.ndarray, params: Params) -> tuple[
         raise PillarsError(
             f"validate_model: the champion in {layout.CHAMPION_DIR}/ cannot score this data: {error}"
         ) from error
-    task = params.dataset.task
-    return score(params.train.metric, task, y, predict_scores(model, features, task)), "measured"
+    task, metric = params.dataset.task, params.train.metric
+    value, undefined = measure(metric, task, y, predict_scores(model, features, task))
+    if value is None:
+        return None, f"the champion's {metric} is undefined on the valid rows: {undefined}"
+    return value, "measured"
 
 
 def validate_out_of_fold(
@@ -135,14 +171,10 @@ def validate_out_of_fold(
     pooled_y = np.concatenate([y["train"], y["valid"]])
     pooled_frame = pd.concat([frames["train"], frames["valid"]], ignore_index=True)
     valid_rows = np.arange(len(pooled_y)) >= len(y["train"])
-    candidates = {}
-    for family, scores in out_of_fold.items():
-        result = validate_scores(scores, pooled_y, pooled_frame, params, champion, valid_rows)
-        candidates[family] = {
-            "passed": result["passed"],
-            "out_of_fold": result["valid"],
-            "checks": result["checks"],
-        }
+    candidates = {
+        family: validate_scores(scores, pooled_y, pooled_frame, params, champion, valid_rows, "out_of_fold")
+        for family, scores in out_of_fold.items()
+    }
     return {
         "metric": params.train.metric,
         "evaluated_on": "out_of_fold",
@@ -156,7 +188,11 @@ def summary(report: dict) -> str:
     lines = []
     for family, result in report["candidates"].items():
         failed = [
-            f"{name} {check.get('value')}" for name, check in result["checks"].items() if not check["passed"]
+            f"{name} undefined ({check['undefined']})"
+            if "undefined" in check
+            else f"{name} {check.get('value')}"
+            for name, check in result["checks"].items()
+            if not check["passed"]
         ]
         lines.append(f"  - {family}: {'passed' if result['passed'] else 'failed ' + ', '.join(failed)}")
     return "\n".join(lines)

@@ -18,8 +18,9 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from pillars.core.errors import PillarsError
+from pillars.core.metrics import Measurement
 from pillars.core.params import TrainParams
-from pillars.training.families import FOLD_FITS, REFITS, Report, TrainingData
+from pillars.training.families import FOLD_FITS, REFITS, Report, TrainingData, fold_mean
 
 FOLD_STEPS = 1_000_000  # pruner steps per fold: more than any fold reports
 
@@ -107,21 +108,23 @@ class CrossValidated:
 def cross_validate(
     family: str, hyper: dict, pooled: Pooled, settings: TrainParams, report: Report
 ) -> CrossValidated:
-    """Fit the configuration on each fold's training rows, score its held-out rows; report every step."""
-    values, rounds, pieces = [], [], []
+    """Fit the configuration on each fold's training rows, score its held-out rows; report every step. The
+    objective is the mean over the folds where the metric is defined (`fold_mean`)."""
+    measured, rounds, pieces = [], [], []
     for index in range(pooled.k):
 
         def fold_report(step: int, value: float, index: int = index) -> None:
             report(index * FOLD_STEPS + step, value)
 
         fitted = FOLD_FITS[family](hyper, pooled.fold(index), settings, fold_report)
-        values.append(fitted.value)
+        measured.append(Measurement(fitted.value, fitted.undefined))
         rounds.append(fitted.rounds)
         pieces.append(fitted.scores)
     out_of_fold = np.empty((len(pooled.y), *pieces[0].shape[1:]), dtype="float64")
     for index, scores in enumerate(pieces):
         out_of_fold[pooled.folds == index] = scores
-    return CrossValidated(float(np.mean(values)), out_of_fold, rounds)
+    value = fold_mean(family, settings.metric, measured, "train + valid")
+    return CrossValidated(value, out_of_fold, rounds)
 
 
 def refit(

@@ -1,0 +1,39 @@
+"""The pull-request report's model sections: a candidate whose metric is undefined reads as such."""
+
+from pillars.ci.pr_report import selection_section, validation_section
+
+
+def test_undefined_scores_and_checks_are_named_not_crashed_on() -> None:
+    head = {
+        "model": "linear",
+        "metric": "roc_auc",
+        "reason": "best valid roc_auc (0.9000) of 2 eligible",
+        "ranking": [
+            {"family": "linear", "valid": 0.9, "size_bytes": 10},
+            {"family": "xgboost", "valid": None, "size_bytes": 20},
+        ],
+        "not_eligible": [],
+    }
+    base = {
+        "model": "linear",
+        "ranking": [{"family": "linear", "valid": 0.88}, {"family": "xgboost", "valid": 0.9}],
+    }
+    section = selection_section(base, head)
+    assert "| linear | 0.9000 | 0.8800 | +0.0200 |" in section
+    assert "| xgboost | undefined (see model_validation.json) | 0.9000 | - |" in section
+    validation = {
+        "candidates": {
+            "linear": {
+                "passed": False,
+                "checks": {
+                    "precision": {
+                        "value": None,
+                        "min": 0.6,
+                        "passed": False,
+                        "undefined": "no row predicted positive",
+                    }
+                },
+            }
+        }
+    }
+    assert "precision (undefined: no row predicted positive)" in validation_section(None, validation)
