@@ -120,7 +120,10 @@ def test_the_model_card_shows_undefined_metrics_and_skipped_slices(make_params) 
     inputs = CardInputs(
         selection={"model": "linear", "metric": "roc_auc", "reason": "best valid roc_auc"},
         validation={"eligible": ["linear"]},
-        train_summary={"candidates": {"linear": {"trials": 3, "pruned": 0}}},
+        train_summary={
+            "tuning": {"method": "holdout", "rows": {"train": 100, "valid": 40}},
+            "candidates": {"linear": {"trials": 3, "pruned": 0}},
+        },
         best_params={"linear": {"C": 1.0}},
         split_rows={"train": 100, "valid": 40, "test": 40},
         lineage={"data/curated": "abc"},

@@ -7,7 +7,7 @@ import pytest
 from pillars.core.errors import PillarsError
 from pillars.core.params import load_params, parse_params
 from pillars.core.schema import check_params_columns
-from tests.helpers import ROOT, deep_merge
+from tests.helpers import ROOT, deep_merge, with_task
 
 
 def test_committed_params_load() -> None:
@@ -72,6 +72,22 @@ def test_committed_params_load() -> None:
             "validate_model.thresholds.f1: give min, max or both",
         ),
         ({"select": {"tie_breaker": "latency"}}, "select.tie_breaker: Input should be 'size' or 'order'"),
+        (
+            {"curate": {"method": "random"}},
+            "curate.method: Input should be 'hash', 'stratified' or 'time'",
+        ),
+        ({"curate": {"method": "time"}}, "curate.by: required when curate.method is time"),
+        ({"curate": {"by": "age"}}, "curate.by: only used when curate.method is time (it is hash)"),
+        ({"curate": {"method": "time", "by": ""}}, "curate.by: String should have at least 1 character"),
+        (
+            {"train": {"small_data": {"folds": 1}}},
+            "train.small_data.folds: Input should be greater than or equal to 2",
+        ),
+        (
+            {"train": {"small_data": {"max_rows": -1}}},
+            "train.small_data.max_rows: Input should be greater than",
+        ),
+        ({"train": {"small_data": {"rows": 10}}}, "train.small_data.rows: unknown key"),
     ],
 )
 def test_bad_params_name_the_key(default_params_raw: dict, overrides: dict, message: str) -> None:
@@ -79,6 +95,30 @@ def test_bad_params_name_the_key(default_params_raw: dict, overrides: dict, mess
         parse_params(deep_merge(default_params_raw, overrides))
     assert message in str(caught.value)
     assert str(caught.value).startswith("params.yaml: ")
+
+
+def test_stratified_split_needs_a_classification_task(default_params_raw: dict) -> None:
+    raw = deep_merge(
+        with_task(default_params_raw, "regression"),
+        {"dataset": {"task": "regression", "positive_label": None}},
+    )
+    parse_params(raw)  # the regression profile itself is fine
+    with pytest.raises(
+        PillarsError, match=r"^params.yaml: curate.method: stratified needs a classification task"
+    ):
+        parse_params(deep_merge(raw, {"curate": {"method": "stratified"}}))
+    parse_params(deep_merge(default_params_raw, {"curate": {"method": "stratified"}}))  # binary: fine
+
+
+def test_time_column_must_be_a_schema_column_of_numbers_or_datetimes(make_params, adult_schema) -> None:
+    check_params_columns(make_params(curate={"method": "time", "by": "age"}), adult_schema)
+    with pytest.raises(PillarsError) as caught:
+        check_params_columns(make_params(curate={"method": "time", "by": "workclass"}), adult_schema)
+    assert "curate.by: column 'workclass' is string; a time order needs numbers or datetimes" in str(
+        caught.value
+    )
+    with pytest.raises(PillarsError, match=r"curate\.by: column 'joined' is not in the schema"):
+        check_params_columns(make_params(curate={"method": "time", "by": "joined"}), adult_schema)
 
 
 def test_every_problem_is_listed_at_once(default_params_raw: dict) -> None:

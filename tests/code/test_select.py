@@ -1,5 +1,5 @@
-"""Pillar 10, select: the best valid score wins; ties go to the smaller model or the first candidate; a
-candidate whose score is undefined is never chosen."""
+"""Pillar 10, select: the best valid (or, after small-data tuning, out-of-fold) score wins; ties go to the
+smaller model or the first candidate; a candidate whose score is undefined is never chosen."""
 
 import pytest
 
@@ -7,11 +7,12 @@ from pillars.core.errors import PillarsError
 from pillars.stages.select import rank
 
 
-def validation(values: dict[str, float | None], eligible: list[str]) -> dict:
+def validation(values: dict[str, float | None], eligible: list[str], on: str = "valid") -> dict:
+    """A validate_model report: scores on valid, or on out-of-fold predictions after small-data tuning."""
     return {
         "eligible": eligible,
-        "candidates": {family: {"valid": {"roc_auc": value}} for family, value in values.items()},
-    }
+        "candidates": {family: {on: {"roc_auc": value}} for family, value in values.items()},
+    } | ({} if on == "valid" else {"evaluated_on": on})
 
 
 SIZES = {"xgboost": 500_000, "linear": 1_000, "hist_gradient_boosting": 300_000}
@@ -52,16 +53,35 @@ def test_lower_is_better_for_regression_metrics(make_params) -> None:
     assert rank(report, SIZES, params)["model"] == "linear"
 
 
-def test_a_candidate_with_an_undefined_score_ranks_last_and_is_not_chosen(make_params) -> None:
-    report = validation({"xgboost": None, "linear": 0.90}, ["xgboost", "linear"])
+def test_small_data_selection_ranks_out_of_fold_scores(make_params) -> None:
+    report = validation({"xgboost": 0.91, "linear": 0.93}, ["xgboost", "linear"], "out_of_fold")
+    selection = rank(report, SIZES, make_params(select={"tie_tolerance": 0.0}))
+    assert selection["model"] == "linear" and selection["out_of_fold"] == 0.93
+    assert selection["evaluated_on"] == "out_of_fold" and "valid" not in selection
+    assert selection["ranking"][0] == {"family": "linear", "out_of_fold": 0.93, "size_bytes": 1_000}
+    assert selection["reason"].startswith("best out-of-fold (train + valid) roc_auc (0.9300)")
+
+
+def test_holdout_selection_report_keeps_its_keys(make_params) -> None:
+    report = validation({"xgboost": 0.93, "linear": 0.90}, ["xgboost", "linear"])
+    selection = rank(report, SIZES, make_params(select={"tie_tolerance": 0.0}))
+    assert set(selection) == {"model", "metric", "valid", "eligible", "reason", "ranking", "not_eligible"}
+
+
+@pytest.mark.parametrize("on", ["valid", "out_of_fold"])
+def test_a_candidate_with_an_undefined_score_ranks_last_and_is_not_chosen(make_params, on: str) -> None:
+    report = validation({"xgboost": None, "linear": 0.90}, ["xgboost", "linear"], on)
     report["candidates"]["xgboost"]["undefined"] = {"roc_auc": "one class only (every row is class 0)"}
     selection = rank(report, SIZES, make_params(select={"tie_tolerance": 0.5}))
-    assert selection["model"] == "linear"
-    assert selection["ranking"][-1] == {"family": "xgboost", "valid": None, "size_bytes": 500_000}
+    assert selection["model"] == "linear" and selection[on] == 0.90
+    assert selection["ranking"][-1] == {"family": "xgboost", on: None, "size_bytes": 500_000}
 
 
-def test_no_candidate_with_a_score_stops_with_the_reasons(make_params) -> None:
-    report = validation({"xgboost": None}, ["xgboost"])
+@pytest.mark.parametrize(
+    ("on", "named"), [("valid", "valid"), ("out_of_fold", r"out-of-fold \(train \+ valid\)")]
+)
+def test_no_candidate_with_a_score_stops_with_the_reasons(make_params, on: str, named: str) -> None:
+    report = validation({"xgboost": None}, ["xgboost"], on)
     report["candidates"]["xgboost"]["undefined"] = {"roc_auc": "one class only (every row is class 0)"}
-    with pytest.raises(PillarsError, match=r"valid roc_auc is undefined .*xgboost: one class only"):
+    with pytest.raises(PillarsError, match=rf"{named} roc_auc is undefined .*xgboost: one class only"):
         rank(report, SIZES, make_params())

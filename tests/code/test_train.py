@@ -1,4 +1,5 @@
-"""Pillar 7, train: seeded, pruned, resumable studies that give the same model every time."""
+"""Pillar 7, train: seeded, pruned, resumable studies that give the same model every time; on small data,
+trials scored by cross-validation on train + valid and the chosen configuration refit on train + valid."""
 
 from pathlib import Path
 
@@ -9,7 +10,11 @@ import pytest
 from pillars.core.errors import PillarsError
 from pillars.core.params import TrainParams
 from pillars.stages.train import finished_trials, open_storage, run_study, study_name, train, trial_table
-from pillars.training.families import FAMILIES, TrainingData
+from pillars.training.cv import FOLD_STEPS, cross_validate, pool
+from pillars.training.families import FAMILIES, TrainingData, linear_model
+from pillars.training.oof import oof_scores
+
+HOLDOUT = {"small_data": {"max_rows": 0}}  # train + valid never count as small: one valid split
 
 
 def toy_data(task: str = "binary", rows: int = 600) -> TrainingData:
@@ -96,6 +101,7 @@ def test_train_is_deterministic(make_params, tmp_path: Path) -> None:
     data = toy_data()
     first = make_params(
         train={
+            **HOLDOUT,
             "storage": f"sqlite:///{tmp_path}/a.db",
             "candidates": ["xgboost", "linear"],
             "families": {
@@ -107,11 +113,97 @@ def test_train_is_deterministic(make_params, tmp_path: Path) -> None:
     second = first.model_copy(
         update={"train": first.train.model_copy(update={"storage": f"sqlite:///{tmp_path}/b.db"})}
     )
-    models_a, tables_a, summary_a = train(first, data, "fingerprint")
-    models_b, tables_b, summary_b = train(second, data, "fingerprint")
-    assert summary_a == summary_b
-    assert all(tables_a[family].equals(tables_b[family]) for family in tables_a)
-    assert all(pickle.dumps(models_a[family]) == pickle.dumps(models_b[family]) for family in models_a)
+    a, b = train(first, data, "fingerprint"), train(second, data, "fingerprint")
+    assert a.summary == b.summary
+    assert a.tuning == b.tuning == {"method": "holdout", "rows": {"train": 450, "valid": 150}}
+    assert a.out_of_fold == {}, "one valid split: no out-of-fold predictions"
+    assert all(a.tables[family].equals(b.tables[family]) for family in a.tables)
+    assert all(pickle.dumps(a.models[family]) == pickle.dumps(b.models[family]) for family in a.models)
+    linear = linear_model({"max_iter": 2000, **a.summary["linear"]["best_params"]}, "binary", 7)
+    fitted_on_train = linear.fit(data.x_train, data.y_train)
+    assert np.array_equal(a.models["linear"].coef_, fitted_on_train.coef_), "large data: fitted on train"
+
+
+CV_FAMILIES = {
+    "xgboost": {"n_trials": 2, "fixed": {"n_estimators": 12, "early_stopping_rounds": 4}},
+    "linear": {"n_trials": 2, "fixed": {"max_iter": 500}},
+}
+
+
+def test_small_data_tunes_by_cross_validation_and_refits_on_train_and_valid(
+    make_params, tmp_path: Path
+) -> None:
+    import pickle
+
+    data = toy_data(rows=400)  # 300 train + 100 valid: under train.small_data.max_rows (2000)
+    params = make_params(
+        train={
+            "storage": f"sqlite:///{tmp_path}/cv.db",
+            "candidates": ["xgboost", "linear"],
+            "families": CV_FAMILIES,
+            "small_data": {"max_rows": 2000, "folds": 4},
+        }
+    )
+    trained = train(params, data, "fingerprint")
+    assert trained.tuning == {"method": "cv", "folds": 4, "rows": 400, "max_rows": 2000}
+
+    x = np.concatenate([data.x_train, data.x_valid])
+    y = np.concatenate([data.y_train, data.y_valid])
+    for family, table in trained.out_of_fold.items():
+        scores = oof_scores(table, 300, 100, family)  # raises unless every row is there exactly once
+        assert len(table) == 400 and scores.shape == (400,)
+        assert sorted(table["fold"].value_counts().tolist()) == [100] * 4
+        assert set(table.loc[table["split"] == "valid", "row"]) == set(range(100))
+
+    hyper = {**CV_FAMILIES["linear"]["fixed"], **trained.summary["linear"]["best_params"]}
+    refit = linear_model(hyper, "binary", params.train.seed).fit(x, y)
+    assert np.array_equal(trained.models["linear"].coef_, refit.coef_), "refit on train + valid"
+    on_train = linear_model(hyper, "binary", params.train.seed).fit(data.x_train, data.y_train)
+    assert not np.array_equal(trained.models["linear"].coef_, on_train.coef_)
+
+    rounds = trained.summary["xgboost"]["refit_rounds"]
+    booster = trained.models["xgboost"].get_booster()
+    assert booster.num_boosted_rounds() == rounds and booster.num_features() == 4
+    assert trained.models["xgboost"].get_params()["early_stopping_rounds"] is None
+
+    checked = cross_validate(
+        "linear", hyper, pool(data, params.train), params.train, lambda step, value: None
+    )
+    assert trained.summary["linear"]["best_value"] == round(checked.value, 6), "mean of the folds"
+    again = train(params, data, "fingerprint")  # resumes the finished studies: the same outputs
+    assert all(again.out_of_fold[family].equals(trained.out_of_fold[family]) for family in CV_FAMILIES)
+    assert pickle.dumps(again.models["xgboost"]) == pickle.dumps(trained.models["xgboost"])
+
+
+def test_cross_validated_trials_report_every_fold_to_the_pruner(make_params, tmp_path: Path) -> None:
+    settings = small_settings(make_params, tmp_path, small_data={"folds": 3})
+    steps: list[int] = []
+    hyper = {"n_estimators": 8, "max_depth": 2}
+    result = cross_validate(
+        "xgboost", hyper, pool(toy_data(rows=300), settings), settings, lambda s, v: steps.append(s)
+    )
+    assert steps == [fold * FOLD_STEPS + step for fold in range(3) for step in range(8)]
+    assert result.rounds == [8, 8, 8] and result.refit_rounds == 8
+    assert result.out_of_fold.shape == (300,)
+
+
+def test_study_name_says_when_trials_are_cross_validated(make_params, tmp_path: Path) -> None:
+    settings = small_settings(make_params, tmp_path)
+    holdout = study_name("linear", settings, "data")
+    assert holdout == study_name("linear", settings, "data", None), "holdout names do not change"
+    assert (
+        len({holdout, study_name("linear", settings, "data", 5), study_name("linear", settings, "data", 3)})
+        == 3
+    )
+
+
+def test_folds_need_every_class_in_each(make_params, tmp_path: Path) -> None:
+    data = toy_data(rows=200)
+    y_train = data.y_train.copy()
+    y_train[:3] = 2  # a third class with 3 rows: too rare for 5 folds
+    settings = small_settings(make_params, tmp_path, small_data={"folds": 5})
+    with pytest.raises(PillarsError, match=r"train\.small_data\.folds: 5 folds need at least 5 rows"):
+        pool(TrainingData(data.x_train, y_train, data.x_valid, data.y_valid, "multiclass"), settings)
 
 
 def test_wrong_estimator_argument_names_the_family(make_params, tmp_path: Path) -> None:
@@ -175,3 +267,45 @@ def test_linear_folds_cope_with_a_class_rarer_than_the_folds(make_params, tmp_pa
     fitted = FAMILIES["linear"]({}, data, settings, lambda step, value: steps.append((step, value)))
     assert [step for step, _ in steps] == list(range(settings.cv_folds))
     assert np.isfinite(fitted.value) and fitted.value > 0
+
+
+def test_a_cross_validated_fold_without_a_value_is_left_out_of_the_mean(
+    make_params, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small data: a fold where the metric is undefined on its held-out rows still predicts them (its
+    out-of-fold scores are kept) but is left out of the objective."""
+    from pillars.training import cv
+    from pillars.training.families import Fitted
+
+    values = iter([None, 0.8, 0.9])
+
+    def fit_fold(hyper: dict, data: TrainingData, settings: TrainParams, report) -> Fitted:
+        value = next(values)
+        undefined = None if value is not None else "one class only (every row is class 0)"
+        return Fitted(None, value, np.full(len(data.y_valid), 0.5), undefined=undefined)
+
+    monkeypatch.setitem(cv.FOLD_FITS, "linear", fit_fold)
+    settings = small_settings(make_params, tmp_path, small_data={"folds": 3})
+    result = cross_validate("linear", {}, pool(toy_data(rows=300), settings), settings, lambda s, v: None)
+    assert result.value == pytest.approx(0.85) and result.out_of_fold.shape == (300,)
+
+
+def test_a_metric_undefined_on_every_fold_stops_the_trial_naming_the_rows(
+    make_params, tmp_path: Path
+) -> None:
+    """A constant target: R2 is undefined on every fold, of train + valid (small data) or of train (the
+    linear model's folds in holdout tuning). R2 is not an objective params allow (the allowed ones are
+    defined on every stratified fold): it stands in for any metric without a value on the held-out rows."""
+    data = toy_data("regression", rows=300)
+    constant = TrainingData(
+        data.x_train, np.ones_like(data.y_train), data.x_valid, np.ones_like(data.y_valid), "regression"
+    )
+    settings = small_settings(make_params, tmp_path, "regression", small_data={"folds": 3})
+    settings = settings.model_copy(update={"metric": "r2"})
+    with pytest.raises(
+        PillarsError,
+        match=r"linear: r2 is undefined on every cross-validation fold of train \+ valid: the target",
+    ):
+        cross_validate("linear", {}, pool(constant, settings), settings, lambda step, value: None)
+    with pytest.raises(PillarsError, match=r"r2 is undefined on every cross-validation fold of train: the"):
+        FAMILIES["linear"]({}, constant, settings, lambda step, value: None)

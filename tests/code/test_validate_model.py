@@ -10,6 +10,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from pillars.core.errors import PillarsError
+from pillars.core.metrics import evaluate
 from pillars.stages.validate_model import champion_check, slice_checks, summary, validate_candidate
 
 
@@ -176,3 +177,82 @@ def test_champion_is_scored_through_its_own_pipeline(make_params, tmp_path, monk
     assert how == "measured" and value > 0.85
     with pytest.raises(PillarsError, match=r"the champion in .* cannot score this data"):
         champion_value(frame.drop(columns="city"), y, params)
+
+
+def test_small_data_judges_out_of_fold_predictions_and_the_champion_on_valid_rows(make_params) -> None:
+    """After cross-validated tuning the refit model has seen valid: its out-of-fold predictions of train +
+    valid are judged, and the champion comparison uses the valid rows only."""
+    from pillars.stages.validate_model import validate_out_of_fold
+
+    generator = np.random.default_rng(3)
+    y = {"train": generator.integers(0, 2, 300), "valid": generator.integers(0, 2, 100)}
+    frames = {
+        split: pd.DataFrame({"gender": "female", "race": "white"}, index=range(len(y[split]))) for split in y
+    }
+    noisy = {split: y[split] * 0.5 + generator.random(len(y[split])) * 0.5 for split in y}
+    perfect_on_valid = np.concatenate([noisy["train"], y["valid"].astype("float64")])
+    params = make_params(
+        validate_model={
+            "thresholds": {"roc_auc": {"min": 0.8}},
+            "champion": {"max_drop": 0.01},
+            "slices": {"min_rows": 50},
+        }
+    )
+    tuning = {"method": "cv", "folds": 5, "rows": 400, "max_rows": 2000}
+    report = validate_out_of_fold(
+        {"linear": perfect_on_valid}, y, frames, params, (0.995, "measured"), tuning
+    )
+
+    assert report["evaluated_on"] == "out_of_fold" and report["tuning"] == tuning
+    result = report["candidates"]["linear"]
+    pooled = np.concatenate([y["train"], y["valid"]])
+    evaluation = evaluate("binary", pooled, perfect_on_valid)
+    assert result["out_of_fold"] == evaluation.values and result["undefined"] == evaluation.undefined == {}
+    assert "valid" not in result
+    assert result["checks"]["champion"]["value"] == 1.0, "compared on the valid rows only"
+    assert result["checks"]["champion"]["passed"]
+    assert result["checks"]["slice:gender=female:roc_auc"]["rows"] == 400, "slices over train + valid"
+    assert report["eligible"] == ["linear"]
+
+
+def test_small_data_out_of_fold_metrics_follow_the_undefined_metric_rules(make_params) -> None:
+    """On out-of-fold predictions too: an undefined metric is null with the reason and fails its threshold,
+    and slices of train + valid are skipped by the shared rule (here: one class only)."""
+    from pillars.stages.validate_model import validate_out_of_fold
+
+    generator = np.random.default_rng(4)
+    y = {"train": generator.integers(0, 2, 300), "valid": generator.integers(0, 2, 100)}
+    frames = {
+        split: pd.DataFrame(
+            {
+                "gender": np.where((labels == 0) & (np.arange(len(labels)) % 2 == 0), "male", "female"),
+                "race": "white",
+            }
+        )
+        for split, labels in y.items()
+    }
+    pooled = np.concatenate([y["train"], y["valid"]])
+    never_positive = 0.4 * pooled + 0.05 * generator.random(len(pooled))  # ranks well, never reaches 0.5
+    params = make_params(
+        validate_model={
+            "thresholds": {"roc_auc": {"min": 0.8}, "precision": {"min": 0.5}},
+            "slices": {"columns": ["gender"], "min_rows": 10},
+        }
+    )
+    report = validate_out_of_fold(
+        {"linear": never_positive}, y, frames, params, (None, "no champion yet"), {"method": "cv"}
+    )
+
+    result, reason = report["candidates"]["linear"], "no row predicted positive (class 1)"
+    assert result["out_of_fold"]["precision"] is None and result["undefined"]["precision"] == reason
+    assert result["checks"]["precision"] == {"value": None, "min": 0.5, "passed": False, "undefined": reason}
+    assert result["checks"]["roc_auc"]["passed"], "the defined metrics are still judged"
+    males = int((np.concatenate([frames["train"]["gender"], frames["valid"]["gender"]]) == "male").sum())
+    assert result["checks"]["slice:gender=male:roc_auc"] == {
+        "rows": males,
+        "passed": True,
+        "skipped": "one class only (every row is class 0)",
+    }
+    assert "value" in result["checks"]["slice:gender=female:roc_auc"]
+    assert report["eligible"] == [] and f"precision undefined ({reason})" in summary(report)
+    json.dumps(report, allow_nan=False)

@@ -44,18 +44,25 @@ def _change(before: Any, after: Any) -> str:
 
 
 def selection_section(base: dict[str, Any] | None, head: dict[str, Any]) -> str:
-    """The selected model and the ranking of the candidates on the valid split, base beside head."""
-    base_scores = {row["family"]: row["valid"] for row in (base or {}).get("ranking", [])}
+    """The selected model and the ranking of the candidates on the valid split (or, after small-data
+    tuning, on out-of-fold predictions), base beside head."""
+    on = head.get("evaluated_on", "valid")
+    base_on = (base or {}).get("evaluated_on", "valid")
+    base_scores = {row["family"]: row[base_on] for row in (base or {}).get("ranking", [])}
     lines = [
         "### Model selection",
         "",
         f"Selected: **{head['model']}** (base: {base['model'] if base else 'none'}) - {head['reason']}.",
         "",
-        f"| candidate | valid {head['metric']} | base | change |",
+        f"| candidate | {on.replace('_', '-')} {head['metric']} | base | change |",
         "| --- | ---: | ---: | ---: |",
     ]
+    if base and base_on != on:
+        lines.insert(
+            4, f"The base judged on {base_on.replace('_', '-')}, this branch on {on.replace('_', '-')}.\n"
+        )
     for row in head["ranking"]:
-        before, after = base_scores.get(row["family"]), row["valid"]  # None: none, or undefined on valid
+        before, after = base_scores.get(row["family"]), row[on]  # None: none, or undefined where judged
         change = "-" if after is None else ("new" if before is None else f"{after - before:+.4f}")
         shown_before = f"{before:.4f}" if before is not None else "-"
         shown_after = f"{after:.4f}" if after is not None else "undefined (see model_validation.json)"

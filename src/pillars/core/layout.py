@@ -77,6 +77,11 @@ def candidate_model(family: str) -> Path:
     return CANDIDATES_DIR / f"{family}.pkl"
 
 
+def candidate_oof(family: str) -> Path:
+    """Small-data tuning: the out-of-fold predictions of one family's chosen configuration on train + valid."""
+    return CANDIDATES_DIR / f"{family}.oof.parquet"
+
+
 def trials_table(family: str) -> Path:
     """The finished trials of one family's study (CSV, plotted by `dvc plots`)."""
     return TRIALS_DIR / f"{family}_trials.csv"

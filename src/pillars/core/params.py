@@ -179,10 +179,16 @@ class SplitFractions(Section):
 
 
 class CurateParams(Section):
-    """The split and the column selection; every dropped column needs a reason."""
+    """The split and the column selection; every dropped column needs a reason.
+
+    `method`: `hash` (a seeded hash of each row: append-stable, stratified in expectation), `stratified`
+    (exact per-class counts, classification only) or `time` (rows ordered by the column `by`: the earliest
+    to train, then valid, test and holdout)."""
 
     seed: int = Field(ge=0)
     split: SplitFractions
+    method: Literal["hash", "stratified", "time"] = "hash"
+    by: ColumnName | None = None  # method time: the column that orders the rows (numbers or datetimes)
     drop: dict[ColumnName, str] = {}
     near_constant_share: Share = 0.995
     max_unique_share: Share = 0.9
@@ -236,6 +242,14 @@ class PrunerParams(Section):
 FamilyName = Literal["xgboost", "linear", "hist_gradient_boosting"]
 
 
+class SmallDataParams(Section):
+    """Small data: when train + valid have at most `max_rows` rows (0: never), each trial is scored by
+    k-fold cross-validation on train + valid, and the chosen configuration is refit on train + valid."""
+
+    max_rows: int = Field(default=2000, ge=0)
+    folds: int = Field(default=5, ge=2, le=20)
+
+
 class TrainParams(Section):
     """The Optuna studies: one per candidate family, seeded, pruned, resumable."""
 
@@ -249,6 +263,7 @@ class TrainParams(Section):
     warm_start_step: int = Field(default=25, ge=1)
     patience: int = Field(default=3, ge=1)
     pruner: PrunerParams = PrunerParams()
+    small_data: SmallDataParams = SmallDataParams()
     families: dict[FamilyName, FamilyParams]
 
     @model_validator(mode="after")
@@ -424,6 +439,23 @@ class Params(Section):
                     )
         return self
 
+    @model_validator(mode="after")
+    def _split_method_fits(self) -> "Params":
+        curate = self.curate
+        if curate.method == "time" and curate.by is None:
+            raise ValueError(
+                "curate.by: required when curate.method is time "
+                "(the column whose values order the rows: numbers or datetimes)"
+            )
+        if curate.method != "time" and curate.by is not None:
+            raise ValueError(f"curate.by: only used when curate.method is time (it is {curate.method})")
+        if curate.method == "stratified" and self.dataset.task == "regression":
+            raise ValueError(
+                "curate.method: stratified needs a classification task (dataset.task is regression); "
+                "use hash or time"
+            )
+        return self
+
     def column_references(self) -> dict[str, list[str]]:
         """Every params key that names a data column, so the loader can check it against the schema."""
         return {
@@ -434,6 +466,7 @@ class Params(Section):
             "standardize.aliases": list(self.standardize.aliases),
             "standardize.units": list(self.standardize.units),
             "curate.drop": list(self.curate.drop),
+            "curate.by": [self.curate.by] if self.curate.by is not None else [],
             "validate_model.slices.columns": list(self.validate_model.slices.columns),
             "monitor.replay.shift": list(self.monitor.replay.shift),
         }

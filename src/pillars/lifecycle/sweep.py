@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import write_text
 from pillars.core.metrics import METRICS
@@ -23,7 +24,7 @@ from pillars.core.process import run
 
 SWEEP_TARGET = "assess"  # the last stage a sweep runs
 
-SORT_KEY = "metrics/selection.json:valid"
+SORT_KEY = "metrics/selection.json:valid"  # after small-data tuning: :out_of_fold (see sort_key)
 # Columns left out of the comparison: file hashes of deps and outs, and bookkeeping
 HIDDEN_COLUMNS = r"^(data/.*|models/.*|metrics/[a-z_]+\.json|Created|Executor|reason)$"
 
@@ -119,6 +120,15 @@ def main() -> None:
         raise PillarsError(f"sweep(s) {failed} failed; their logs: `dvc queue logs NAME`")
 
 
+def sort_key() -> str:
+    """The selection score's column: `valid`, or `out_of_fold` when the workspace's selection judged
+    out-of-fold predictions (small-data tuning)."""
+    if layout.SELECTION_REPORT.exists():
+        on = json.loads(layout.SELECTION_REPORT.read_text(encoding="utf-8")).get("evaluated_on", "valid")
+        return f"{layout.SELECTION_REPORT.as_posix()}:{on}"
+    return SORT_KEY
+
+
 def experiments_table(params: Params) -> str:
     """The experiments of HEAD beside it, as Markdown, best selected model first."""
     order = "desc" if METRICS[params.dataset.task][params.train.metric].greater_is_better else "asc"
@@ -133,7 +143,7 @@ def experiments_table(params: Params) -> str:
         "--drop",
         HIDDEN_COLUMNS,
         "--sort-by",
-        SORT_KEY,
+        sort_key(),
         "--sort-order",
         order,
     ]

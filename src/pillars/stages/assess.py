@@ -136,13 +136,23 @@ def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.
     train_summary = inputs.train_summary["candidates"][chosen]
     best_params = inputs.best_params[chosen]
     test, names, metric = report["test"], list(METRICS[params.dataset.task]), params.train.metric
+    tuning = inputs.train_summary["tuning"]
+    if tuning["method"] == "cv":
+        tuned_on = (
+            f"{tuning['folds']}-fold cross-validation on train + valid ({tuning['rows']} rows, small data: "
+            f"at most {tuning['max_rows']}), then refit on train + valid"
+        )
+        selected_on = "out-of-fold predictions of train + valid"
+    else:
+        tuned_on = "the valid split (holdout)"
+        selected_on = "the valid split"
     lines = [
         f"# Model card: {params.dataset.name} / {chosen}",
         "",
         f"- Task: {params.dataset.task}, target `{params.dataset.target}`"
         + (f" (positive label `{params.dataset.positive_label}`)" if params.dataset.positive_label else ""),
-        f"- Selected on the valid split by {selection['metric']}: {selection['reason']}.",
-        f"- Tuned by Optuna: {train_summary['trials']} trials ({train_summary['pruned']} pruned), seed {params.train.seed}.",
+        f"- Selected on {selected_on} by {selection['metric']}: {selection['reason']}.",
+        f"- Tuned by Optuna on {tuned_on}: {train_summary['trials']} trials ({train_summary['pruned']} pruned), seed {params.train.seed}.",
         "- Rows: " + ", ".join(f"{split} {rows}" for split, rows in inputs.split_rows.items()) + ".",
         "",
         "## Hyperparameters",
@@ -160,7 +170,7 @@ def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.
         "|---|---:|",
         *[f"| {name} | {shown(test['metrics'][name], test['undefined'].get(name))} |" for name in names],
         "",
-        "## Candidates on the test split (for information; selection used the valid split)",
+        f"## Candidates on the test split (for information; selection used {selected_on})",
         "",
         "| family | eligible | " + " | ".join(names) + " |",
         "|---|---|" + "---:|" * len(names),

@@ -1,14 +1,24 @@
 """Pillar 5, curate: a deterministic train / valid / test / holdout split and the column selection.
 
-A row's split depends only on its own content and the seed (a hash), so a row keeps its split when data is
-appended. Hash buckets are independent of the label, so every split gets each class in the same proportion
-up to sampling noise (stratified in expectation, not by exact counts, which would move rows between splits
-whenever data is appended). The per-split class shares and their largest gap are reported, and a class that
-misses a split stops the run.
+Three split methods (`curate.method`):
+- `hash` (the default): a row's split depends only on its own content and the seed (a hash), so a row keeps
+  its split when data is appended. Hash buckets are independent of the label, so every split gets each class
+  in the same proportion up to sampling noise (stratified in expectation, not by exact counts, which would
+  move rows between splits whenever data is appended).
+- `stratified` (classification): exact per-class counts. Every class is divided between the splits as
+  closely to the fractions as rounding allows (largest remainders), after a seeded shuffle of the rows in
+  an order fixed by their content, so the split does not depend on the input's row order. For small data,
+  where the hash's noise matters; appending data may move rows between splits.
+- `time`: rows ordered by the column `curate.by`; the earliest go to train, then valid, test and holdout, so
+  no model is assessed on the past. Rows without a `by` value cannot be placed in time and go to train.
+
+The per-split class shares and their largest gap are reported, and a class that misses a split stops the
+run. Every split method returns the same thing: a categorical split name per row.
 """
 
 import numpy as np
 import pandas as pd
+from pandas.api import types
 
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
@@ -19,17 +29,118 @@ from pillars.core.schema import ROW_COLUMN, canonical_name, is_lineage
 HASH_BITS = 53
 
 
+def row_hash(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """A 64-bit content hash of every row over `columns` (independent of the index and of row order)."""
+    return pd.util.hash_pandas_object(frame[columns], index=False).to_numpy()
+
+
 def split_assignment(
     frame: pd.DataFrame, key_columns: list[str], seed: int, fractions: dict[str, float]
 ) -> pd.Series:
     """The split of every row, from a seeded hash of its key columns."""
-    row_hash = pd.util.hash_pandas_object(frame[key_columns], index=False).to_numpy()
-    salted = pd.util.hash_array(row_hash ^ np.uint64(seed))
+    salted = pd.util.hash_array(row_hash(frame, key_columns) ^ np.uint64(seed))
     position = (salted >> np.uint64(64 - HASH_BITS)).astype("float64") / float(2**HASH_BITS)
     edges = np.cumsum(list(fractions.values()))
     edges[-1] = 1.0  # rounding must never leave a row without a split
     codes = np.searchsorted(edges, position, side="right")
-    return pd.Series(pd.Categorical.from_codes(codes, categories=list(fractions)), index=frame.index)
+    return _named(codes, fractions, frame.index)
+
+
+def _named(codes: np.ndarray, fractions: dict[str, float], index: pd.Index) -> pd.Series:
+    return pd.Series(pd.Categorical.from_codes(codes, categories=list(fractions)), index=index)
+
+
+def allocate(totals: np.ndarray, fractions: dict[str, float]) -> np.ndarray:
+    """Rows per split for each total (one per class, or one in all): the floor of total x fraction, and the
+    rows left over to the largest remainders (ties to the earlier split), so every count is within one row
+    of its ideal and the counts add up to the total. Shape: (totals, splits)."""
+    ideal = np.outer(totals, np.fromiter(fractions.values(), dtype="float64"))
+    counts = np.floor(ideal + 1e-9).astype("int64")  # 1e-9: 0.7 x 10 is 6.999... in floating point
+    short = totals - counts.sum(axis=1)
+    remainders = np.round(ideal - counts, 9)  # equal remainders tie exactly, whatever the float noise
+    remainder_rank = np.argsort(np.argsort(-remainders, axis=1, kind="stable"), axis=1)
+    return counts + (remainder_rank < short[:, None])
+
+
+def _codes_by_rank(rank: np.ndarray, group: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The split code of each row from its rank within its group and its group's counts per split."""
+    edges = np.cumsum(counts, axis=1)[group]  # (rows, splits): where each split ends in the row's group
+    return (rank[:, None] >= edges).sum(axis=1)
+
+
+def canonical_order(frame: pd.DataFrame, key_columns: list[str]) -> np.ndarray:
+    """Row positions in an order fixed by content: by the key hash, then by the hash of the whole row."""
+    return np.lexsort((row_hash(frame, list(frame.columns)), row_hash(frame, key_columns)))
+
+
+def stratified_assignment(
+    frame: pd.DataFrame, key_columns: list[str], target: str, seed: int, fractions: dict[str, float]
+) -> pd.Series:
+    """Exact stratification: each class divided between the splits by `allocate`, its rows drawn by a seeded
+    permutation of the rows in content order (so the input's row order does not matter)."""
+    order = canonical_order(frame, key_columns)[np.random.default_rng(seed).permutation(len(frame))]
+    classes, group = np.unique(frame[target].to_numpy()[order], return_inverse=True)
+    by_class = np.argsort(group, kind="stable")  # shuffled rows, grouped by class
+    sizes = np.bincount(group, minlength=len(classes))
+    rank = np.empty(len(frame), dtype="int64")
+    rank[by_class] = np.arange(len(frame)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    codes = np.empty(len(frame), dtype="int64")
+    codes[order] = _codes_by_rank(rank, group, allocate(sizes, fractions))
+    return _named(codes, fractions, frame.index)
+
+
+def time_values(frame: pd.DataFrame, by: str) -> pd.Series:
+    """The column that orders the rows in time: numbers or datetimes (time zones compared in UTC)."""
+    if by not in frame:
+        raise PillarsError(f"params.yaml: curate.by: column {by!r} is not in the standardized data")
+    values = frame[by]
+    if types.is_datetime64_any_dtype(values):
+        return values.dt.tz_convert("UTC").dt.tz_localize(None) if values.dt.tz is not None else values
+    if types.is_numeric_dtype(values) and not types.is_bool_dtype(values):
+        return values
+    raise PillarsError(
+        f"params.yaml: curate.by: column {by!r} has dtype {values.dtype}; a time order needs numbers "
+        "or datetimes"
+    )
+
+
+def time_assignment(
+    frame: pd.DataFrame, key_columns: list[str], by: str, fractions: dict[str, float]
+) -> pd.Series:
+    """The earliest rows (by `by`) to train, then valid, test and holdout, by the fractions of the rows that
+    have a `by` value; rows with the same value are ordered by their content hash. Rows without a `by` value
+    cannot be placed in time: they go to train."""
+    values = time_values(frame, by)
+    timed = np.flatnonzero(values.notna().to_numpy())
+    present = values.iloc[timed]
+    key = present.to_numpy(dtype=getattr(present.dtype, "numpy_dtype", None))
+    tie = canonical_order(frame.iloc[timed], key_columns)
+    tie_rank = np.empty(len(timed), dtype="int64")
+    tie_rank[tie] = np.arange(len(timed))
+    in_time = np.lexsort((tie_rank, key))
+    rank = np.empty(len(timed), dtype="int64")
+    rank[in_time] = np.arange(len(timed))
+    counts = allocate(np.array([len(timed)]), fractions)
+    codes = np.zeros(len(frame), dtype="int64")  # 0 = train: where rows without a time go
+    codes[timed] = _codes_by_rank(rank, np.zeros(len(timed), dtype="int64"), counts)
+    return _named(codes, fractions, frame.index)
+
+
+def time_report(values: pd.Series, assignment: pd.Series, by: str) -> dict:
+    """Each split's time range (earliest and latest `by` value) and the rows without a time (in train)."""
+    ranges = {}
+    for split in assignment.cat.categories:
+        present = values[(assignment == split).to_numpy()].dropna()
+        if len(present):
+            ranges[split] = {"min": _plain(present.min()), "max": _plain(present.max())}
+    return {"by": by, "time_range": ranges, "missing_by_in_train": int(values.isna().sum())}
+
+
+def _plain(value: object) -> object:
+    """A JSON value for a time: ISO 8601 for datetimes, a Python number otherwise."""
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def select_columns(train: pd.DataFrame, roles: dict[str, str], settings: CurateParams) -> tuple[dict, dict]:
@@ -69,14 +180,28 @@ def curate(
         name for name, role in roles.items() if role not in ("target", "lineage")
     ]
     fractions = settings.split.model_dump()
-    assignment = split_assignment(standard, keys, settings.seed, fractions)
+    method: dict = {"method": settings.method}  # reported for every method but the default hash
+    if settings.method == "stratified":
+        assignment = stratified_assignment(standard, keys, target, settings.seed, fractions)
+    elif settings.method == "time":
+        by = canonical_name(settings.by or "")
+        assignment = time_assignment(standard, keys, by, fractions)
+        method |= time_report(standard[by], assignment, by)
+    else:
+        assignment, method = split_assignment(standard, keys, settings.seed, fractions), {}
+    empty = [split for split in ("train", "valid", "test") if not (assignment == split).any()]
+    if empty:
+        raise PillarsError(
+            f"curate: the {' and '.join(empty)} split(s) got none of the {len(standard)} rows; "
+            "add data or change curate.split"
+        )
     features, dropped = select_columns(standard[assignment == "train"], roles, settings)
     lineage = [name for name, role in roles.items() if role == "lineage"]
     times = [name for name, role in roles.items() if role == "datetime"]  # kept: split order, monitoring
     keep = [*features, target, *times, *lineage]
     splits = {split: standard.loc[assignment == split, keep].reset_index(drop=True) for split in fractions}
     selection = {"target": target, "features": features, "dropped": dropped, "lineage": lineage}
-    return splits, selection, curation_report(splits, target, params.dataset.task)
+    return splits, selection, method | curation_report(splits, target, params.dataset.task)
 
 
 def curation_report(splits: dict[str, pd.DataFrame], target: str, task: str) -> dict:
@@ -137,7 +262,7 @@ def main() -> None:
         report | {"features": len(selection["features"]), "dropped": len(selection["dropped"])},
     )
     print(
-        f"curate: {report['rows']}, {len(selection['features'])} features, "
+        f"curate: {params.curate.method} split {report['rows']}, {len(selection['features'])} features, "
         f"dropped {sorted(selection['dropped'])}"
     )
 

@@ -3,6 +3,10 @@
 Candidates within `tie_tolerance` of the best primary metric are tied; the tie goes to the smallest model
 file (`tie_breaker: size`) or to the first in `train.candidates` (`order`). The test split is never read:
 assess runs after this stage, so the DAG itself shows that test results cannot influence the choice.
+
+After small-data tuning the candidates were refit on train + valid, and validate_model judged their
+out-of-fold predictions instead (`evaluated_on: out_of_fold`): select ranks on those, and its report names
+the value `out_of_fold` instead of `valid`.
 """
 
 from pillars.core import layout
@@ -14,12 +18,14 @@ from pillars.core.params import Params, load_params
 
 def rank(validation: dict, sizes: dict[str, int], params: Params) -> dict:
     """The ranking of eligible candidates and the choice, with the reason. A candidate whose primary metric
-    is undefined on valid (null, with the reason in the report) ranks after every measured one and is never
-    chosen; if no candidate has a value, there is nothing to choose on."""
+    is undefined where it was judged (valid or out-of-fold: null, with the reason in the report) ranks after
+    every measured one and is never chosen; if no candidate has a value, there is nothing to choose on."""
     metric_name = params.train.metric
     metric = METRICS[params.dataset.task][metric_name]
+    on = validation.get("evaluated_on", "valid")  # valid, or out_of_fold after small-data tuning
+    judged = "valid" if on == "valid" else "out-of-fold (train + valid)"
     values: dict[str, float | None] = {
-        family: validation["candidates"][family]["valid"][metric_name] for family in validation["eligible"]
+        family: validation["candidates"][family][on][metric_name] for family in validation["eligible"]
     }
     measured = {family: value for family, value in values.items() if value is not None}
     if not measured:
@@ -28,7 +34,7 @@ def rank(validation: dict, sizes: dict[str, int], params: Params) -> dict:
             for family in values
         ]
         raise PillarsError(
-            f"select: valid {metric_name} is undefined for every eligible candidate ({'; '.join(reasons)})"
+            f"select: {judged} {metric_name} is undefined for every eligible candidate ({'; '.join(reasons)})"
         )
     order = {family: position for position, family in enumerate(params.train.candidates)}
     ranked = sorted(
@@ -45,21 +51,19 @@ def rank(validation: dict, sizes: dict[str, int], params: Params) -> dict:
         chosen = min(tied, key=lambda family: (sizes[family], order[family]))
     else:
         chosen = min(tied, key=order.__getitem__)
-    reason = f"best valid {metric_name} ({measured[chosen]:.4f}) of {len(values)} eligible"
+    reason = f"best {judged} {metric_name} ({measured[chosen]:.4f}) of {len(values)} eligible"
     if len(tied) > 1:
-        reason = f"tied within {params.select.tie_tolerance} on valid {metric_name} with {sorted(set(tied) - {chosen})}; chosen by {params.select.tie_breaker}"
+        reason = f"tied within {params.select.tie_tolerance} on {judged} {metric_name} with {sorted(set(tied) - {chosen})}; chosen by {params.select.tie_breaker}"
     ineligible = sorted(set(validation["candidates"]) - set(values))
     return {
         "model": chosen,
         "metric": metric_name,
-        "valid": values[chosen],
+        on: values[chosen],
         "eligible": len(values),
         "reason": reason,
-        "ranking": [
-            {"family": family, "valid": values[family], "size_bytes": sizes[family]} for family in ranked
-        ],
+        "ranking": [{"family": family, on: values[family], "size_bytes": sizes[family]} for family in ranked],
         "not_eligible": ineligible,
-    }
+    } | ({} if on == "valid" else {"evaluated_on": on})
 
 
 def main() -> None:

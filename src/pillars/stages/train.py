@@ -6,6 +6,11 @@ feature data, so an interrupted run resumes where it stopped and a changed setup
 Trial k is proposed by a TPE sampler seeded with `seed + k` from the k finished trials before it, so a
 study that was killed and resumed proposes exactly what an uninterrupted one would: same data and params
 give the same models, byte for byte.
+
+Small data (train + valid at most `train.small_data.max_rows` rows, see `pillars.training.cv`): every trial is
+scored by k-fold cross-validation on train + valid, the chosen configuration is refit on train + valid, and
+its out-of-fold predictions are written beside the model for validate_model and select. metrics/train.json
+says which tuning ran.
 """
 
 import hashlib
@@ -13,6 +18,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import optuna
 import pandas as pd
@@ -23,10 +29,12 @@ from threadpoolctl import threadpool_limits
 
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import read_json, read_parquet, write_bytes, write_json, write_pickle
+from pillars.core.io import read_json, read_parquet, write_bytes, write_json, write_parquet, write_pickle
 from pillars.core.metrics import METRICS
 from pillars.core.params import FamilyParams, Params, SearchDimension, TrainParams, load_params
+from pillars.training.cv import Pooled, cross_validate, pool, refit, tuning_summary, uses_cv
 from pillars.training.families import FAMILIES, TrainingData
+from pillars.training.oof import oof_table
 
 logger = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -55,8 +63,9 @@ def open_storage(url: str) -> str | BaseStorage:
     return url
 
 
-def study_name(family: str, settings: TrainParams, data_fingerprint: str) -> str:
-    """Names a study by what decides its trials (not by its budget, so raising n_trials continues it)."""
+def study_name(family: str, settings: TrainParams, data_fingerprint: str, folds: int | None = None) -> str:
+    """Names a study by what decides its trials (not by its budget, so raising n_trials continues it);
+    `folds` when the trials are scored by cross-validation (small data)."""
     config = settings.families[family]
     identity = {
         "family": family,
@@ -68,6 +77,8 @@ def study_name(family: str, settings: TrainParams, data_fingerprint: str) -> str
         "steps": [settings.cv_folds, settings.warm_start_step, settings.patience],
         "data": data_fingerprint,
     }
+    if folds is not None:  # holdout studies keep the names they always had
+        identity["tuning"] = {"method": "cv", "folds": folds}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
     return f"{family}-{digest}"
 
@@ -90,9 +101,15 @@ def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 
 def run_study(
-    family: str, data: TrainingData, settings: TrainParams, storage: str | BaseStorage, name: str
+    family: str,
+    data: TrainingData,
+    settings: TrainParams,
+    storage: str | BaseStorage,
+    name: str,
+    pooled: Pooled | None = None,
 ) -> optuna.Study:
-    """Run trials until `n_trials` have finished (complete or pruned), resuming what storage already has."""
+    """Run trials until `n_trials` have finished (complete or pruned), resuming what storage already has.
+    With `pooled` (small data), a trial's value is its mean score over the folds of train + valid."""
     config: FamilyParams = settings.families[family]
     fit = FAMILIES[family]
     direction = METRICS[data.task][settings.metric].direction
@@ -115,6 +132,8 @@ def run_study(
 
         hyper = {**config.fixed, **suggest(trial, config.space)}
         try:
+            if pooled is not None:
+                return cross_validate(family, hyper, pooled, settings, report).value
             return fit(hyper, data, settings, report).value
         except TypeError as error:  # an argument the estimator does not take: a params mistake
             raise PillarsError(f"params.yaml: train.families.{family}: {error}") from error
@@ -157,16 +176,41 @@ def trial_table(study: optuna.Study, direction: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def train(params: Params, data: TrainingData, data_fingerprint: str) -> tuple[dict, dict, dict]:
+class Trained(NamedTuple):
+    """What train returns: per family the model, the trial table, the summary (metrics/train.json) and, for
+    small-data tuning, the out-of-fold predictions; and how the tuning was done."""
+
+    models: dict
+    tables: dict[str, pd.DataFrame]
+    summary: dict
+    tuning: dict
+    out_of_fold: dict[str, pd.DataFrame]
+
+
+def _ignore(step: int, value: float) -> None:
+    """A report that goes nowhere: refits and final runs are not trials."""
+
+
+def train(params: Params, data: TrainingData, data_fingerprint: str) -> Trained:
     """Tune and fit every candidate family; return the models, trial tables and the summary metrics."""
     settings = params.train
     storage = open_storage(settings.storage)
-    models, tables, summary = {}, {}, {}
+    models, tables, summary, out_of_fold = {}, {}, {}, {}
+    tuning = tuning_summary(data, settings)
+    pooled = pool(data, settings) if uses_cv(data, settings) else None
+    if pooled is not None:
+        logger.info(
+            "train: small data (%d rows in train + valid, at most %d): %d-fold cross-validation",
+            len(pooled.y),
+            settings.small_data.max_rows,
+            pooled.k,
+        )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with threadpool_limits(settings.n_jobs):
         for family in settings.candidates:
-            name = study_name(family, settings, data_fingerprint)
-            study = run_study(family, data, settings, storage, name)
+            folds = pooled.k if pooled is not None else None
+            name = study_name(family, settings, data_fingerprint, folds)
+            study = run_study(family, data, settings, storage, name, pooled)
             completed = [trial for trial in finished_trials(study) if trial.state == TrialState.COMPLETE]
             if not completed:
                 raise PillarsError(
@@ -174,7 +218,6 @@ def train(params: Params, data: TrainingData, data_fingerprint: str) -> tuple[di
                 )
             best = study.best_trial
             hyper = {**settings.families[family].fixed, **best.params}
-            models[family] = FAMILIES[family](hyper, data, settings, lambda step, value: None).model
             tables[family] = trial_table(study, study.direction.name.lower())
             summary[family] = {
                 "best_value": round(float(best.value), 6),
@@ -182,6 +225,14 @@ def train(params: Params, data: TrainingData, data_fingerprint: str) -> tuple[di
                 "pruned": int((tables[family]["state"] == "pruned").sum()),
                 "best_params": {key: _plain(value) for key, value in sorted(best.params.items())},
             }
+            if pooled is None:
+                models[family] = FAMILIES[family](hyper, data, settings, _ignore).model
+            else:  # the chosen configuration once more over the folds: its out-of-fold predictions
+                checked = cross_validate(family, hyper, pooled, settings, _ignore)
+                models[family] = refit(family, hyper, pooled, settings, checked.refit_rounds)
+                out_of_fold[family] = oof_table(checked.out_of_fold, pooled.folds, len(data.y_train))
+                if checked.refit_rounds is not None:
+                    summary[family]["refit_rounds"] = checked.refit_rounds
             logger.info(
                 "train: %s: best %s %.4f after %d trials",
                 family,
@@ -189,7 +240,7 @@ def train(params: Params, data: TrainingData, data_fingerprint: str) -> tuple[di
                 best.value,
                 len(tables[family]),
             )
-    return models, tables, summary
+    return Trained(models, tables, summary, tuning, out_of_fold)
 
 
 def _plain(value: object) -> object:
@@ -207,14 +258,19 @@ def main() -> None:
     params = load_params()
     target = read_json(layout.FEATURE_MANIFEST)["target"]
     data = load_training_data(target, params.dataset.task)
-    models, tables, summary = train(params, data, data_fingerprint())
-    for family, model in models.items():
+    trained = train(params, data, data_fingerprint())
+    for family, model in trained.models.items():
         write_pickle(layout.candidate_model(family), model)
-        table = tables[family]
+        table = trained.tables[family]
         write_bytes(layout.trials_table(family), lambda path, table=table: table.to_csv(path, index=False))
-    best_params = {family: entry.pop("best_params") for family, entry in summary.items()}
+    for family, predictions in trained.out_of_fold.items():
+        write_parquet(layout.candidate_oof(family), predictions)
+    best_params = {family: entry.pop("best_params") for family, entry in trained.summary.items()}
     write_json(layout.BEST_PARAMS, best_params)
-    write_json(layout.TRAIN_REPORT, {"metric": params.train.metric, "candidates": summary})
+    write_json(
+        layout.TRAIN_REPORT,
+        {"metric": params.train.metric, "tuning": trained.tuning, "candidates": trained.summary},
+    )
 
 
 if __name__ == "__main__":

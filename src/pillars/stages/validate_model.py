@@ -6,6 +6,13 @@ the columns named in params. A candidate that fails a check is not eligible; if 
 stops with a summary of what failed. A metric undefined on the whole valid split is a failed check with the
 reason; a slice the shared rule skips (too few rows, one class) or whose metric is undefined is reported with
 the reason and not judged.
+
+After small-data tuning (metrics/train.json: `tuning.method` cv) the candidate was refit on train + valid, so
+the valid split is no longer unseen: the checks judge the out-of-fold predictions of its configuration on
+every train + valid row instead, and the champion is compared with the candidate on the valid rows only
+(where the out-of-fold predictions are out-of-sample for both). The report then says `evaluated_on:
+out_of_fold` and holds each candidate's metrics under `out_of_fold` instead of `valid`. The same rules for
+undefined metrics and skipped slices apply to those rows.
 """
 
 import numpy as np
@@ -14,8 +21,9 @@ import pandas as pd
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_json, read_parquet, read_pickle, write_json
-from pillars.core.metrics import METRICS, evaluate, measure, predict_scores
+from pillars.core.metrics import METRICS, Measurement, evaluate, measure, predict_scores
 from pillars.core.params import Bounds, Params, load_params
+from pillars.training.oof import oof_scores
 from pillars.training.slices import judged_slices
 
 
@@ -45,7 +53,8 @@ def slice_checks(frame: pd.DataFrame, y: np.ndarray, scores: np.ndarray, params:
 
 
 def threshold_check(value: float | None, undefined: str | None, limit: Bounds) -> dict:
-    """An absolute threshold on the whole valid split: a metric undefined there fails, with the reason."""
+    """An absolute threshold on all the judged rows (the valid split, or out-of-fold train + valid): a metric
+    undefined there fails, with the reason."""
     if value is None:
         return {"value": None, **limit.model_dump(exclude_none=True), "passed": False, "undefined": undefined}
     return {"value": value, **limit.model_dump(exclude_none=True), "passed": limit.holds(value)}
@@ -89,20 +98,36 @@ def validate_candidate(
     champion: tuple[float | None, str],
 ) -> dict:
     """Every check for one candidate, with the measured values (None where undefined, with the reason)."""
+    return validate_scores(predict_scores(model, x, params.dataset.task), y, frame, params, champion)
+
+
+def validate_scores(
+    scores: np.ndarray,
+    y: np.ndarray,
+    frame: pd.DataFrame,
+    params: Params,
+    champion: tuple[float | None, str],
+    champion_rows: np.ndarray | None = None,
+    on: str = "valid",
+) -> dict:
+    """Every check for one candidate's predictions, with the measured values under `on` (None where
+    undefined, the reasons under `undefined`); the champion comparison on `champion_rows` only (the rows the
+    champion was measured on; all rows when None)."""
     task, primary = params.dataset.task, params.train.metric
-    scores = predict_scores(model, x, task)
     measured = evaluate(task, y, scores)
     checks = {
         metric: threshold_check(measured.values[metric], measured.undefined.get(metric), limit)
         for metric, limit in params.validate_model.thresholds.items()
     }
-    checks["champion"] = champion_check(
-        measured.values[primary], champion[0], params, champion[1], measured.undefined.get(primary)
-    )
+    if champion_rows is None:
+        compared = Measurement(measured.values[primary], measured.undefined.get(primary))
+    else:
+        compared = measure(primary, task, y[champion_rows], scores[champion_rows])
+    checks["champion"] = champion_check(compared.value, champion[0], params, champion[1], compared.undefined)
     checks |= slice_checks(frame, y, scores, params)
     return {
         "passed": all(check["passed"] for check in checks.values()),
-        "valid": measured.values,
+        on: measured.values,
         "undefined": measured.undefined,
         "checks": checks,
     }
@@ -133,6 +158,32 @@ def champion_value(frame: pd.DataFrame, y: np.ndarray, params: Params) -> tuple[
     return value, "measured"
 
 
+def validate_out_of_fold(
+    out_of_fold: dict[str, np.ndarray],
+    y: dict[str, np.ndarray],
+    frames: dict[str, pd.DataFrame],
+    params: Params,
+    champion: tuple[float | None, str],
+    tuning: dict,
+) -> dict:
+    """The report after small-data tuning: every candidate judged on its out-of-fold predictions of
+    train + valid (`y` and `frames` per split), the champion comparison on the valid rows."""
+    pooled_y = np.concatenate([y["train"], y["valid"]])
+    pooled_frame = pd.concat([frames["train"], frames["valid"]], ignore_index=True)
+    valid_rows = np.arange(len(pooled_y)) >= len(y["train"])
+    candidates = {
+        family: validate_scores(scores, pooled_y, pooled_frame, params, champion, valid_rows, "out_of_fold")
+        for family, scores in out_of_fold.items()
+    }
+    return {
+        "metric": params.train.metric,
+        "evaluated_on": "out_of_fold",
+        "tuning": tuning,
+        "eligible": [family for family, result in candidates.items() if result["passed"]],
+        "candidates": candidates,
+    }
+
+
 def summary(report: dict) -> str:
     lines = []
     for family, result in report["candidates"].items():
@@ -147,6 +198,23 @@ def summary(report: dict) -> str:
     return "\n".join(lines)
 
 
+def out_of_fold_report(params: Params, target: str, champion: tuple[float | None, str], tuning: dict) -> dict:
+    """Read train + valid and every candidate's out-of-fold predictions, and judge them."""
+    features = {split: read_parquet(layout.feature_split(split)) for split in ("train", "valid")}
+    y = {split: frame[target].to_numpy() for split, frame in features.items()}
+    frames = {split: read_parquet(layout.curated_split(split)) for split in ("train", "valid")}
+    out_of_fold = {
+        family: oof_scores(
+            read_parquet(layout.candidate_oof(family)),
+            len(y["train"]),
+            len(y["valid"]),
+            str(layout.candidate_oof(family)),
+        )
+        for family in params.train.candidates
+    }
+    return validate_out_of_fold(out_of_fold, y, frames, params, champion, tuning)
+
+
 def main() -> None:
     params = load_params()
     target = read_json(layout.FEATURE_MANIFEST)["target"]
@@ -154,15 +222,21 @@ def main() -> None:
     x, y = valid.drop(columns=target).to_numpy(), valid[target].to_numpy()
     frame = read_parquet(layout.curated_split("valid"))
     champion = champion_value(frame, y, params)
-    candidates = {
-        family: validate_candidate(read_pickle(layout.candidate_model(family)), x, y, frame, params, champion)
-        for family in params.train.candidates
-    }
-    report = {
-        "metric": params.train.metric,
-        "eligible": [family for family, result in candidates.items() if result["passed"]],
-        "candidates": candidates,
-    }
+    tuning = read_json(layout.TRAIN_REPORT).get("tuning", {"method": "holdout"})
+    if tuning["method"] == "cv":
+        report = out_of_fold_report(params, target, champion, tuning)
+    else:
+        candidates = {
+            family: validate_candidate(
+                read_pickle(layout.candidate_model(family)), x, y, frame, params, champion
+            )
+            for family in params.train.candidates
+        }
+        report = {
+            "metric": params.train.metric,
+            "eligible": [family for family, result in candidates.items() if result["passed"]],
+            "candidates": candidates,
+        }
     if not report["eligible"]:
         raise PillarsError(f"validate_model: no candidate passed validation:\n{summary(report)}")
     write_json(layout.MODEL_VALIDATION_REPORT, report)
