@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 
 from pillars.core.errors import PillarsError
-from pillars.stages.curate import allocate, curate, split_assignment, stratified_assignment, time_assignment
+from pillars.stages.curate import (
+    allocate,
+    curate,
+    curation_report,
+    split_assignment,
+    stratified_assignment,
+    time_assignment,
+)
 
 FRACTIONS = {"train": 0.7, "valid": 0.1, "test": 0.1, "holdout": 0.1}
 
@@ -80,14 +87,18 @@ def test_params_drop_is_recorded(make_params) -> None:
     assert "age" not in selection["features"]
 
 
-def test_a_class_too_rare_to_split_stops_the_run(make_params) -> None:
-    frame = people(2_000).assign(label=0)
-    frame.loc[0, "label"] = 1
-    params = make_params(dataset={"target": "label", "key_columns": []}, curate={"drop": {}})
-    with pytest.raises(
-        PillarsError, match=r"class\(es\) \['1'\] have no row in the (valid|test|train) split"
-    ):
-        curate(frame, ROLES, params)
+def test_a_class_missing_from_train_stops_the_run_and_from_valid_or_test_is_recorded() -> None:
+    def split(*labels: int) -> pd.DataFrame:
+        return pd.DataFrame({"label": list(labels)})
+
+    with pytest.raises(PillarsError, match=r"class\(es\) \['1'\] have no row in the train split"):
+        curation_report({"train": split(0, 0), "valid": split(0, 1), "test": split(0, 1)}, "label", "binary")
+    report = curation_report(
+        {"train": split(0, 1, 2), "valid": split(0, 1), "test": split(0, 2), "holdout": split(0)},
+        "label",
+        "multiclass",
+    )
+    assert report["absent_classes"] == {"valid": ["2"], "test": ["1"]}  # metrics there name the gap
 
 
 def test_empty_data_stops_the_run(make_params) -> None:

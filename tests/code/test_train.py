@@ -10,7 +10,7 @@ import pytest
 from pillars.core.errors import PillarsError
 from pillars.core.params import TrainParams
 from pillars.stages.train import finished_trials, open_storage, run_study, study_name, train, trial_table
-from pillars.training.cv import FOLD_STEPS, cross_validate, pool
+from pillars.training.cv import FOLD_STEPS, cross_validate, pool, tuning_summary, uses_cv
 from pillars.training.families import FAMILIES, TrainingData, linear_model
 from pillars.training.oof import oof_scores
 
@@ -197,13 +197,19 @@ def test_study_name_says_when_trials_are_cross_validated(make_params, tmp_path: 
     )
 
 
-def test_folds_need_every_class_in_each(make_params, tmp_path: Path) -> None:
+def test_a_rare_class_means_fewer_folds_and_a_single_row_no_cross_validation(
+    make_params, tmp_path: Path
+) -> None:
     data = toy_data(rows=200)
-    y_train = data.y_train.copy()
-    y_train[:3] = 2  # a third class with 3 rows: too rare for 5 folds
     settings = small_settings(make_params, tmp_path, small_data={"folds": 5})
-    with pytest.raises(PillarsError, match=r"train\.small_data\.folds: 5 folds need at least 5 rows"):
-        pool(TrainingData(data.x_train, y_train, data.x_valid, data.y_valid, "multiclass"), settings)
+    y_train = data.y_train.copy()
+    y_train[:3] = 2  # a third class with 3 rows: every fold must hold it, so 3 folds
+    rare = TrainingData(data.x_train, y_train, data.x_valid, data.y_valid, "multiclass")
+    assert pool(rare, settings).k == 3 and tuning_summary(rare, settings)["folds"] == 3
+    y_train[:3] = data.y_train[:3]
+    y_train[0] = 2  # one row: no stratified fold can hold it, so the valid split tunes
+    single = TrainingData(data.x_train, y_train, data.x_valid, data.y_valid, "multiclass")
+    assert not uses_cv(single, settings) and tuning_summary(single, settings)["method"] == "holdout"
 
 
 def test_wrong_estimator_argument_names_the_family(make_params, tmp_path: Path) -> None:

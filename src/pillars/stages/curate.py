@@ -221,13 +221,19 @@ def curation_report(splits: dict[str, pd.DataFrame], target: str, task: str) -> 
         for name, frame in splits.items()
         if len(frame)
     }
-    for name in ("train", "valid", "test"):
-        absent = [str(label) for label, share in shares[name].items() if share == 0]
-        if absent:
-            raise PillarsError(
-                f"curate: class(es) {absent} have no row in the {name} split; "
-                "they are too rare to learn and evaluate: merge them or add data"
-            )
+    untrained = [str(label) for label, share in shares["train"].items() if share == 0]
+    if untrained:
+        raise PillarsError(
+            f"curate: class(es) {untrained} have no row in the train split; "
+            "they are too rare to learn: merge them or add data"
+        )
+    absent = {
+        name: [str(label) for label, share in shares[name].items() if share == 0]
+        for name in ("valid", "test")
+        if name in shares
+    }
+    if any(absent.values()):  # learnt, but not measurable there: those metrics are null with the reason
+        report["absent_classes"] = {name: labels for name, labels in absent.items() if labels}
     report["class_share"] = {
         name: {str(label): round(float(share), 6) for label, share in values.items()}
         for name, values in shares.items()

@@ -22,12 +22,24 @@ from pillars.core.metrics import Measurement
 from pillars.core.params import TrainParams
 from pillars.training.families import FOLD_FITS, REFITS, Report, TrainingData, fold_mean
 
+MIN_FOLDS = 2
 FOLD_STEPS = 1_000_000  # pruner steps per fold: more than any fold reports
 
 
+def fold_count(data: TrainingData, settings: TrainParams) -> int:
+    """The folds small-data CV can use: `train.small_data.folds`, fewer when a class has fewer rows in train
+    + valid (every fold holds every class), 0 when CV cannot run (a class with one row, or too few rows)."""
+    y = np.concatenate([data.y_train, data.y_valid])
+    k = min(settings.small_data.folds, len(y))
+    if data.task != "regression" and len(y):
+        k = min(k, int(np.unique(y, return_counts=True)[1].min()))
+    return k if k >= MIN_FOLDS else 0
+
+
 def uses_cv(data: TrainingData, settings: TrainParams) -> bool:
-    """Whether train + valid are small enough for cross-validated tuning."""
-    return len(data.y_train) + len(data.y_valid) <= settings.small_data.max_rows
+    """Whether train + valid are small enough for cross-validated tuning, and it can run on them."""
+    small = len(data.y_train) + len(data.y_valid) <= settings.small_data.max_rows
+    return small and fold_count(data, settings) > 0
 
 
 def tuning_summary(data: TrainingData, settings: TrainParams) -> dict:
@@ -36,7 +48,7 @@ def tuning_summary(data: TrainingData, settings: TrainParams) -> dict:
     if uses_cv(data, settings):
         return {
             "method": "cv",
-            "folds": settings.small_data.folds,
+            "folds": fold_count(data, settings),
             "rows": rows["train"] + rows["valid"],
             "max_rows": settings.small_data.max_rows,
         }
@@ -65,23 +77,13 @@ class Pooled:
 def pool(data: TrainingData, settings: TrainParams) -> Pooled:
     """Train + valid with a seeded fold for every row (stratified by class for classification)."""
     x, y = np.concatenate([data.x_train, data.x_valid]), np.concatenate([data.y_train, data.y_valid])
-    k = settings.small_data.folds
+    k = fold_count(data, settings)
+    if k < MIN_FOLDS:
+        raise PillarsError(f"train: cross-validation needs {MIN_FOLDS} rows of every class in train + valid")
     if data.task == "regression":
         splitter = KFold(k, shuffle=True, random_state=settings.seed)
     else:
-        labels, counts = np.unique(y, return_counts=True)
-        rare = {int(label): int(count) for label, count in zip(labels, counts, strict=True) if count < k}
-        if rare:
-            raise PillarsError(
-                f"params.yaml: train.small_data.folds: {k} folds need at least {k} rows of every class in "
-                f"train + valid; class code(s) with fewer (code: rows): {rare}. Lower the folds, or merge "
-                "rare classes"
-            )
         splitter = StratifiedKFold(k, shuffle=True, random_state=settings.seed)
-    if len(y) < k:
-        raise PillarsError(
-            f"params.yaml: train.small_data.folds: {k} folds need {k} rows, train + valid has {len(y)}"
-        )
     folds = np.empty(len(y), dtype="int64")
     for index, (_, held) in enumerate(splitter.split(x, y)):
         folds[held] = index
