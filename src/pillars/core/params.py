@@ -225,11 +225,27 @@ class SearchDimension(Section):
 
 
 class FamilyParams(Section):
-    """One candidate family: its trial budget, fixed estimator arguments and search space."""
+    """One candidate family: its trial budget, fixed estimator arguments, search space, and the point of
+    the space tried first (the library's defaults), so tuning never ends below an untuned model on the
+    metric it tunes."""
 
     n_trials: int = Field(ge=1)
     fixed: dict[str, str | float | int | bool | None] = {}
     space: dict[str, SearchDimension] = {}
+    start: dict[str, str | float | int | bool] = {}
+
+    @model_validator(mode="after")
+    def _start_is_in_the_space(self) -> "FamilyParams":
+        for name, value in self.start.items():
+            dimension = self.space.get(name)
+            if dimension is None:
+                raise ValueError(f"start.{name}: not a dimension of the search space {sorted(self.space)}")
+            if dimension.type == "categorical":
+                if value not in (dimension.choices or []):
+                    raise ValueError(f"start.{name}: {value!r} is not one of the choices {dimension.choices}")
+            elif not dimension.low <= float(value) <= dimension.high:  # numeric: low and high are set
+                raise ValueError(f"start.{name}: {value!r} is outside [{dimension.low}, {dimension.high}]")
+        return self
 
 
 class PrunerParams(Section):

@@ -22,7 +22,7 @@ from ruamel.yaml import YAML
 
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import SUFFIX_FORMATS, read_file, write_bytes
-from pillars.core.params import PARAMS_FILE, parse_params
+from pillars.core.params import PARAMS_FILE, Params, parse_params
 from pillars.core.process import run
 from pillars.core.schema import canonical_name, dump_schema, infer_schema
 from pillars.init.profile import Profile, profile
@@ -110,17 +110,20 @@ def check_target(frame: pd.DataFrame, target: str) -> None:
 
 
 def summary(
-    found: Profile, params_path: Path, schema_path: Path, source: str, rows: int, frame: pd.DataFrame
+    found: Profile, params: Params, params_path: Path, schema_path: Path, source: str, frame: pd.DataFrame
 ) -> str:
     """What init decided, and what a person should review before committing."""
+    rows = len(frame)
+    split = {"time": f"time-ordered by {params.curate.by!r}", "stratified": "exact stratified by class"}.get(
+        params.curate.method, "by a seeded hash of each row"
+    )
     lines = [
         f"init: {rows} rows, {len(frame.columns)} columns from {source}",
         f"  task: {found.task}"
         + (f", labels {found.labels}" if found.labels else "")
         + (f", positive label {found.positive_label!r}" if found.positive_label else ""),
         f"  placeholders (read as missing): {found.placeholders or 'none found'}",
-        f"  dates: {found.dates or 'none'}; split: "
-        + (f"time-ordered by {found.time_column!r}" if found.time_column else "see curate in params.yaml"),
+        f"  dates: {found.dates or 'none'}; split: {split}",
         f"  slices: {found.slices or 'none'}",
         "  columns a model should not use (curate.drop):",
         *([f"    - {name}: {reason}" for name, reason in found.drops.items()] or ["    (none)"]),
@@ -180,7 +183,7 @@ def main() -> None:
     schema_text = dump_schema(schema, source)
     write_bytes(schema_path, lambda path: path.write_text(schema_text, encoding="utf-8"))
     run(["dvc", "add", "--quiet", str(folder)])
-    print(summary(found, PARAMS_FILE, schema_path, source, len(frame), frame))
+    print(summary(found, params, PARAMS_FILE, schema_path, source, frame))
 
 
 if __name__ == "__main__":

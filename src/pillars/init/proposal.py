@@ -59,8 +59,8 @@ def split_method(profile: Profile, rows: int) -> dict[str, Any]:
     if profile.time_column is not None:
         return {"method": "time", "by": profile.time_column}
     if profile.task != "regression" and rows <= STRATIFIED_MAX_ROWS:
-        return {"method": "stratified"}
-    return {"method": "hash"}
+        return {"method": "stratified", "by": None}
+    return {"method": "hash", "by": None}
 
 
 def propose(
@@ -83,8 +83,6 @@ def propose(
     template["standardize"]["units"] = {}
     curate = template["curate"]
     curate["drop"] = dict(profile.drops)
-    for key in ("method", "by"):
-        curate.pop(key, None)
     curate.update(split_method(profile, rows))
     train = template["train"]
     train["metric"] = METRICS[profile.task]

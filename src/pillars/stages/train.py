@@ -71,6 +71,7 @@ def study_name(family: str, settings: TrainParams, data_fingerprint: str, folds:
         "family": family,
         "fixed": config.fixed,
         "space": {name: dimension.model_dump() for name, dimension in config.space.items()},
+        "start": config.start,
         "metric": settings.metric,
         "seed": settings.seed,
         "pruner": settings.pruner.model_dump(),
@@ -122,6 +123,8 @@ def run_study(
         logger.info(
             "train: %s: resuming study %s with %d of %d trials finished", family, name, done, config.n_trials
         )
+    if config.start and not study.get_trials(deepcopy=False):
+        study.enqueue_trial(config.start)  # the first trial: the library's defaults
     started = time.monotonic()
 
     def objective(trial: optuna.Trial) -> float:
