@@ -48,6 +48,14 @@ def _sklearn(name: str, *, labels: bool = False, **fixed: object) -> Compute:
     return compute
 
 
+def _log_loss(y: np.ndarray, predicted: np.ndarray, classes: np.ndarray) -> float:
+    """Log loss of class probabilities rescaled to sum to one in float64: models give float32 ones whose sums
+    miss 1 by more than scikit-learn's float64 tolerance (it warns), not by enough to matter."""
+    if predicted.ndim == 2:
+        predicted = predicted / predicted.sum(axis=1, keepdims=True)
+    return _sklearn("log_loss", labels=True)(y, predicted, classes)
+
+
 def _rmse(y: np.ndarray, predicted: np.ndarray, classes: np.ndarray) -> float:
     return float(np.sqrt(_sklearn("mean_squared_error")(y, predicted, classes)))
 
@@ -110,7 +118,7 @@ METRICS: dict[Task, dict[str, Metric]] = {
     "binary": {
         "roc_auc": Metric(_sklearn("roc_auc_score"), True, requires=_two_classes),
         "average_precision": Metric(_sklearn("average_precision_score"), True, requires=_a_positive),
-        "log_loss": Metric(_sklearn("log_loss", labels=True), False),
+        "log_loss": Metric(_log_loss, False),
         "brier": Metric(_sklearn("brier_score_loss", labels=True), False),
         "accuracy": Metric(_sklearn("accuracy_score"), True, uses_labels=True),
         "f1": Metric(_sklearn("f1_score"), True, uses_labels=True, requires=_a_positive_either_way),
@@ -120,7 +128,7 @@ METRICS: dict[Task, dict[str, Metric]] = {
         "recall": Metric(_sklearn("recall_score"), True, uses_labels=True, requires=_a_positive),
     },
     "multiclass": {
-        "log_loss": Metric(_sklearn("log_loss", labels=True), False),
+        "log_loss": Metric(_log_loss, False),
         "roc_auc_ovr": Metric(
             _sklearn("roc_auc_score", labels=True, multi_class="ovr"), True, requires=_every_class
         ),
