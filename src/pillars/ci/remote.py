@@ -35,7 +35,8 @@ def pull() -> None:
         return
     # a partial cache is fine (--allow-missing); a remote we cannot reach or read is not
     pulled = run(
-        ["dvc", "pull", "--allow-missing"], describe=lambda said: f"from the {URL_ENV} remote: {said}"
+        ["dvc", "pull", "--allow-missing"],
+        describe=lambda said: f"dvc pull from the {URL_ENV} remote failed: {said}",
     )
     logger.info("%s", pulled.stdout.strip())
     logger.info("ci-pull: pulled from the %s remote (what it lacks, dvc repro recomputes)", URL_ENV)

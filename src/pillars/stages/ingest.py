@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 from glob import glob
 from http import HTTPStatus
 from pathlib import Path
@@ -20,7 +21,12 @@ from pillars.core.io import first_line, frame_fingerprint, read_file, write_json
 from pillars.core.params import FileSource, HttpSource, IngestParams, SqlSource, load_params
 
 SOURCE_COLUMN = "_source"
-RETRIED_STATUSES = (429, 500, 502, 503, 504)  # a client error does not go away by asking again
+RETRIED_STATUSES = (429, 500, 502, 503, 504)
+# urllib3 names its connection object before the cause ("HTTPConnection(host=..., port=...): ..."): the URL
+# is in our message already
+CONNECTION_PREFIX = re.compile(
+    r"^\S*\((host=[^)]*)\): (Failed to establish a new connection: )?"
+)  # a client error does not go away by asking again
 
 
 def read_file_source(source: FileSource) -> tuple[pd.DataFrame, str]:
@@ -89,7 +95,7 @@ def _fetch(source: HttpSource, headers: dict[str, str]) -> bytes:
             "GET", source.url, headers=headers, timeout=source.timeout_s, retries=retry, preload_content=True
         )
     except urllib3.exceptions.HTTPError as error:
-        reason = getattr(error, "reason", None) or error
+        reason = CONNECTION_PREFIX.sub("", str(getattr(error, "reason", None) or error))
         raise PillarsError(
             f"source {source.name!r} ({source.url}): failed after {source.retries + 1} attempt(s): {reason}"
         ) from None
