@@ -67,8 +67,8 @@ def test_killed_study_resumes_where_it_stopped(repo_copy: Path) -> None:
     assert not (repo_copy / "models/candidates/xgboost.pkl").exists()
 
     resumed = run(["dvc", "repro", "train"], repo_copy)
-    assert "resuming study xgboost-" in resumed.stdout
-    assert f"with {done_before} of {BUDGET} trials finished" in resumed.stdout
+    assert "resuming study xgboost-" in resumed.stderr  # progress is logged to the terminal (stderr)
+    assert f"with {done_before} of {BUDGET} trials finished" in resumed.stderr
     assert finished_trials(repo_copy) == BUDGET  # no finished trial was run again
     after_resume = outputs(repo_copy)
 

@@ -160,7 +160,9 @@ def test_smoke_passes_when_the_image_serves_the_packaged_model(
     port = free_port()
     result = smoke(reproduced, docker_env, "--image", str(context), "--port", str(port))
     assert result.returncode == 0, result.stderr
-    assert "20 held-out rows answered like models/service.bento" in result.stdout
+    assert (
+        "20 held-out rows answered like models/service.bento" in result.stderr
+    )  # logged, as every progress line
     assert len(removed(docker_env)) == 1
     assert not listening(port)
 
