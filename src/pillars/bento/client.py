@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 
 from pillars.core.errors import PillarsError
+from pillars.core.rules import DATETIME_KINDS
 
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%S"
 OVERLOAD_RETRIES = 5  # of a request answered 503, waiting 0.05, 0.1, 0.2 ... s in between
 OVERLOAD_BACKOFF_S = 0.05
 
@@ -42,13 +44,17 @@ class Client:
 
 
 def as_json_columns(columns: dict[str, np.ndarray], start: int, stop: int) -> dict[str, list]:
-    """A slice of typed columns as JSON values: NaN and None become null, whole floats of integer fields stay."""
+    """A slice of typed columns as JSON values: NaN and None become null, whole floats of integer fields
+    stay, dates and times become ISO 8601 text (which the service always reads)."""
     return {
-        name: pd.Series(values[start:stop], dtype=object)
-        .pipe(lambda part: part.where(part.notna(), None))
-        .tolist()
-        for name, values in columns.items()
+        name: _json_values(pd.Series(values[start:stop], dtype=object)) for name, values in columns.items()
     }
+
+
+def _json_values(part: pd.Series) -> list:
+    if pd.api.types.infer_dtype(part, skipna=True) in DATETIME_KINDS:
+        part = pd.to_datetime(part, utc=True).dt.tz_localize(None).dt.strftime(ISO_FORMAT).astype(object)
+    return part.where(part.notna(), None).tolist()
 
 
 def as_records(columns: dict[str, list]) -> list[dict[str, Any]]:
