@@ -13,7 +13,7 @@ from pillars.init.profile import Profile
 
 PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 STRATIFIED_MAX_ROWS = 20_000  # classification data up to this size gets the exact stratified split
-MIN_SLICE_ROWS = 30
+MIN_SLICE_ROWS = 100  # smaller slices are reported as skipped: their metric is mostly noise
 # Gates a useful model passes on any data: better than chance, or than predicting the mean
 METRICS = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 SLICE_METRICS = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "r2"}
