@@ -13,12 +13,8 @@ import sys
 from pathlib import Path
 
 AUDIT_DIR = os.environ.get("PILLARS_AUDIT_DIR")
-COMMAND = sys.orig_argv
-STAGE = (
-    "-m" in COMMAND
-    and COMMAND[COMMAND.index("-m") + 1 :][:1] != []
-    and COMMAND[COMMAND.index("-m") + 1].startswith("pillars.stages.")
-)
+MODULE = sys.orig_argv[sys.orig_argv.index("-m") + 1] if "-m" in sys.orig_argv[:-1] else ""
+STAGE = MODULE.startswith("pillars.stages.")
 if AUDIT_DIR and STAGE:  # stage processes only: an audit hook slows every process it is in
     _read: set[str] = set()
 

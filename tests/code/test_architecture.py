@@ -7,7 +7,7 @@ import pytest
 
 from pillars.bento.build import included_files
 from pillars.ci.stage_deps import (
-    closures,
+    code_deps,
     import_closure,
     imported_modules,
     problems,
@@ -116,7 +116,7 @@ def test_closure_follows_function_level_relative_and_transitive_imports(toy_proj
 
 
 def test_a_folder_is_declared_only_when_every_module_in_it_is_imported(toy_project: Path) -> None:
-    assert closures(toy_project / "dvc.yaml") == {
+    assert code_deps(toy_project / "dvc.yaml") == {
         "a": [
             "src/pillars/__init__.py",
             "src/pillars/core/__init__.py",
@@ -133,7 +133,7 @@ def test_missing_deps_are_named_then_rewritten_keeping_the_rest(toy_project: Pat
     assert (
         "stage a: src/pillars/core/c.py is imported (from pillars.stages.a) but not a declared dep" in found
     )
-    dvc_yaml.write_text(rewritten(dvc_yaml.read_text(), closures(dvc_yaml)))
+    dvc_yaml.write_text(rewritten(dvc_yaml.read_text(), code_deps(dvc_yaml)))
     assert problems(dvc_yaml) == []
     assert "- data/x   # data" in dvc_yaml.read_text() and "# stage a" in dvc_yaml.read_text()
     assert stage_modules(dvc_yaml) == {"a": "pillars.stages.a"}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pillars.ci.stage_deps import closures, covered, stage_modules
+from pillars.ci.stage_deps import code_deps, covered, stage_modules
 from tests.conftest import audit_dir
 from tests.helpers import ROOT, committed_copy, run
 
@@ -75,7 +75,7 @@ def test_editing_a_shared_module_changes_exactly_the_stages_that_import_it(
 ) -> None:
     repo = committed_copy(reproduced, tmp_path / "copy")
     module = "src/pillars/core/rules.py"
-    importers = {stage for stage, deps in closures(repo / "dvc.yaml").items() if covered(module, deps)}
+    importers = {stage for stage, deps in code_deps(repo / "dvc.yaml").items() if covered(module, deps)}
     assert {"cleanse", "standardize", "package"} <= importers < set(stage_modules(repo / "dvc.yaml"))
     with (repo / module).open("a", encoding="utf-8") as source:
         source.write("\n# an edit\n")

@@ -127,13 +127,15 @@ def covered(path: str, deps: list[str]) -> bool:
     return any(path == dep or path.startswith(f"{dep.rstrip('/')}/") for dep in deps)
 
 
-def closures(dvc_yaml: Path = DVC_YAML) -> dict[str, list[str]]:
+def closures(dvc_yaml: Path = DVC_YAML) -> dict[str, set[Path]]:
+    """Each stage's import closure (the files, under the project's src/)."""
+    source = dvc_yaml.parent / SOURCE_ROOT
+    return {stage: import_closure(module, source) for stage, module in stage_modules(dvc_yaml).items()}
+
+
+def code_deps(dvc_yaml: Path = DVC_YAML) -> dict[str, list[str]]:
     """Each stage's import closure as the deps it must declare."""
-    project = dvc_yaml.parent
-    return {
-        stage: declared_paths(import_closure(module, project / SOURCE_ROOT), project)
-        for stage, module in stage_modules(dvc_yaml).items()
-    }
+    return {stage: declared_paths(closure, dvc_yaml.parent) for stage, closure in closures(dvc_yaml).items()}
 
 
 def problems(dvc_yaml: Path = DVC_YAML) -> list[str]:
@@ -142,17 +144,14 @@ def problems(dvc_yaml: Path = DVC_YAML) -> list[str]:
     project = dvc_yaml.parent
     declared = declared_deps(dvc_yaml)
     modules = stage_modules(dvc_yaml)
-    for stage, expected in closures(dvc_yaml).items():
+    for stage, closure in closures(dvc_yaml).items():
         deps = declared[stage]
-        imported = sorted(
-            path.relative_to(project).as_posix()
-            for path in import_closure(modules[stage], project / SOURCE_ROOT)
-        )
         found += [
             f"stage {stage}: {path} is imported (from {modules[stage]}) but not a declared dep"
-            for path in imported
+            for path in sorted(path.relative_to(project).as_posix() for path in closure)
             if not covered(path, deps)
         ]
+        expected = declared_paths(closure, project)
         found += [
             f"stage {stage}: dep {dep} is code the stage does not import"
             for dep in deps
@@ -196,10 +195,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="rewrite the src/ deps in dvc.yaml")
     args = parser.parse_args()
     if args.write:
-        closures = {
-            stage: declared_paths(import_closure(module)) for stage, module in stage_modules().items()
-        }
-        DVC_YAML.write_text(rewritten(DVC_YAML.read_text(encoding="utf-8"), closures), encoding="utf-8")
+        DVC_YAML.write_text(rewritten(DVC_YAML.read_text(encoding="utf-8"), code_deps()), encoding="utf-8")
     found = problems()
     if found:
         print("\n".join(found), file=sys.stderr)
