@@ -67,10 +67,11 @@ format: setup
 	ruff format .
 	ruff check --fix .
 
-bench: setup  ## benchmarks: stages 1-6 (default and 100x data), the whole pipeline, the served model; tests/benchmarks/results
+bench: setup  ## benchmarks: stages 1-6 (default and 100x data), the whole pipeline, the served model, your own data; tests/benchmarks/results
 	python tests/benchmarks/bench_data_pillars.py
 	python tests/benchmarks/bench_pipeline.py
 	python tests/benchmarks/bench_service.py
+	python tests/benchmarks/bench_own_data.py
 
 # One lock for Python 3.11-3.13 (--universal). --fork-strategy fewest: one version of each package for all
 # three, so the pipeline's outputs do not depend on the interpreter; the check below fails if one forks.
