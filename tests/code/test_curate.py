@@ -113,10 +113,10 @@ def classes(rows: int, seed: int = 0) -> pd.DataFrame:
     return frame.assign(label=generator.choice([0, 1, 2], rows, p=[0.5, 0.35, 0.15]))
 
 
-def stratified_params(make_params, **curate_settings: object):
+def stratified_params(make_params):
     return make_params(
         dataset={"task": "multiclass", "target": "label", "positive_label": None, "key_columns": []},
-        curate={"drop": {}, "method": "stratified", **curate_settings},
+        curate={"drop": {}, "split": {"method": "stratified"}},
     )
 
 
@@ -159,7 +159,7 @@ def timed(rows: int, missing: int = 0) -> pd.DataFrame:
 def time_params(make_params, by: str = "signed_up"):
     return make_params(
         dataset={"target": "label", "key_columns": []},
-        curate={"drop": {}, "method": "time", "by": by},
+        curate={"drop": {}, "split": {"by": by}},  # naming `by` alone means method time
     )
 
 
@@ -195,9 +195,13 @@ def test_time_split_is_independent_of_row_order(make_params) -> None:
 
 
 def test_time_split_needs_numbers_or_datetimes(make_params) -> None:
-    with pytest.raises(PillarsError, match=r"curate\.by: column 'city' has dtype .*numbers or datetimes"):
+    with pytest.raises(
+        PillarsError, match=r"curate\.split\.by: column 'city' has dtype .*numbers or datetimes"
+    ):
         curate(timed(100), ROLES, time_params(make_params, by="city"))
-    with pytest.raises(PillarsError, match=r"curate\.by: column 'joined' is not in the standardized data"):
+    with pytest.raises(
+        PillarsError, match=r"curate\.split\.by: column 'joined' is not in the standardized data"
+    ):
         curate(timed(100), ROLES, time_params(make_params, by="Joined"))
 
 

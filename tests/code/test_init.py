@@ -109,12 +109,12 @@ def test_proposed_params_fit_the_data_and_pass_the_params_checks(tmp_path) -> No
         "key_columns": [],
     }
     assert credit["validate_model"]["thresholds"] == {"roc_auc": {"min": 0.5}}
-    assert credit["curate"]["method"] == "stratified"
+    assert credit["curate"]["split"]["method"] == "stratified"
     assert credit["cleanse"]["impossible"] == {} and credit["monitor"]["replay"]["shift"] == {}
     assert "Housing" in credit["validate_model"]["slices"]["columns"]
     parse_params(credit)
     days = proposed(read_back(count_regression(np.random.default_rng(3)), tmp_path), "cnt", quick=True)
     assert (days["dataset"]["task"], days["train"]["metric"]) == ("regression", "rmse")
-    assert (days["curate"]["method"], days["curate"]["by"]) == ("time", "dteday")
+    assert (days["curate"]["split"]["method"], days["curate"]["split"]["by"]) == ("time", "dteday")
     assert days["train"]["families"]["xgboost"]["n_trials"] == 3
     parse_params(days)

@@ -73,12 +73,18 @@ def test_committed_params_load() -> None:
         ),
         ({"select": {"tie_breaker": "latency"}}, "select.tie_breaker: Input should be 'size' or 'order'"),
         (
-            {"curate": {"method": "random"}},
-            "curate.method: Input should be 'hash', 'stratified' or 'time'",
+            {"curate": {"split": {"method": "random"}}},
+            "curate.split.method: Input should be 'hash', 'stratified' or 'time'",
         ),
-        ({"curate": {"method": "time"}}, "curate.by: required when curate.method is time"),
-        ({"curate": {"by": "age"}}, "curate.by: only used when curate.method is time (it is hash)"),
-        ({"curate": {"method": "time", "by": ""}}, "curate.by: String should have at least 1 character"),
+        ({"curate": {"split": {"method": "time"}}}, "curate.split: method time needs `by`"),
+        (
+            {"curate": {"split": {"method": "hash", "by": "age"}}},
+            "curate.split: `by` orders the rows for method time, but the method is hash",
+        ),
+        (
+            {"curate": {"split": {"by": ""}}},
+            "curate.split.by: String should have at least 1 character",
+        ),
         (
             {"train": {"small_data": {"folds": 1}}},
             "train.small_data.folds: Input should be greater than or equal to 2",
@@ -104,21 +110,21 @@ def test_stratified_split_needs_a_classification_task(default_params_raw: dict) 
     )
     parse_params(raw)  # the regression profile itself is fine
     with pytest.raises(
-        PillarsError, match=r"^params.yaml: curate.method: stratified needs a classification task"
+        PillarsError, match=r"^params.yaml: curate.split.method: stratified needs a classification task"
     ):
-        parse_params(deep_merge(raw, {"curate": {"method": "stratified"}}))
-    parse_params(deep_merge(default_params_raw, {"curate": {"method": "stratified"}}))  # binary: fine
+        parse_params(deep_merge(raw, {"curate": {"split": {"method": "stratified"}}}))
+    parse_params(deep_merge(default_params_raw, {"curate": {"split": {"method": "stratified"}}}))
 
 
 def test_time_column_must_be_a_schema_column_of_numbers_or_datetimes(make_params, adult_schema) -> None:
-    check_params_columns(make_params(curate={"method": "time", "by": "age"}), adult_schema)
+    check_params_columns(make_params(curate={"split": {"by": "age"}}), adult_schema)
     with pytest.raises(PillarsError) as caught:
-        check_params_columns(make_params(curate={"method": "time", "by": "workclass"}), adult_schema)
-    assert "curate.by: column 'workclass' is string; a time order needs numbers or datetimes" in str(
+        check_params_columns(make_params(curate={"split": {"by": "workclass"}}), adult_schema)
+    assert "curate.split.by: column 'workclass' is string; a time order needs numbers or datetimes" in str(
         caught.value
     )
-    with pytest.raises(PillarsError, match=r"curate\.by: column 'joined' is not in the schema"):
-        check_params_columns(make_params(curate={"method": "time", "by": "joined"}), adult_schema)
+    with pytest.raises(PillarsError, match=r"curate\.split\.by: column 'joined' is not in the schema"):
+        check_params_columns(make_params(curate={"split": {"by": "joined"}}), adult_schema)
 
 
 def test_every_problem_is_listed_at_once(default_params_raw: dict) -> None:

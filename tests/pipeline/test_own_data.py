@@ -49,7 +49,7 @@ def test_count_regression_with_leaky_components_in_date_order(repo_copy: Path, t
     drops = params["curate"]["drop"]
     assert drops["casual"].startswith("leakage") and drops["registered"].startswith("leakage")
     assert drops["instant"].startswith("identifier")
-    assert params["curate"]["method"] == "time" and params["curate"]["by"] == "dteday"
+    assert params["curate"]["split"]["method"] == "time" and params["curate"]["split"]["by"] == "dteday"
     curation = report(repo_copy, "curation.json")
     assert curation["method"] == "time"
     assert report(repo_copy, "assess.json")["test"]["r2"] > 0.5

@@ -5,7 +5,7 @@ e.g. ``params.yaml: curate.split.train: must be at most 1 (got 1.5)``.
 """
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -160,35 +160,55 @@ class StandardizeParams(Section):
     units: dict[ColumnName, UnitConversion] = {}
 
 
-class SplitFractions(Section):
-    """Shares of rows per split; `holdout` is kept back from training for batch inference."""
+class Split(Section):
+    """How curate splits the rows: each split's share, and the method that assigns rows to splits.
+
+    `method`: `hash` (a seeded hash of each row: append-stable, stratified in expectation), `stratified`
+    (exact per-class counts, classification only) or `time` (rows ordered by the column `by`: the earliest
+    to train, then valid, test and holdout). Left out or null: `time` when `by` names a column, else `hash`."""
 
     train: Share
     valid: Share
     test: Share
     holdout: Share = 0.0
+    method: Literal["hash", "stratified", "time"] = "hash"
+    by: ColumnName | None = None  # method time: the column that orders the rows (numbers or datetimes)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _by_means_time(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("method") is None:  # left out or null
+            return {**data, "method": "hash" if data.get("by") is None else "time"}
+        return data
 
     @model_validator(mode="after")
-    def _sum_to_one(self) -> "SplitFractions":
+    def _consistent(self) -> "Split":
         total = self.train + self.valid + self.test + self.holdout
         if abs(total - 1.0) > 1e-9:
             raise ValueError(f"train + valid + test + holdout must be 1 (got {total:g})")
         if min(self.train, self.valid, self.test) == 0:
             raise ValueError("train, valid and test must each be larger than 0")
+        if self.method == "time" and self.by is None:
+            raise ValueError(
+                "method time needs `by`, the column whose values order the rows (numbers or datetimes)"
+            )
+        if self.method != "time" and self.by is not None:
+            raise ValueError(
+                f"`by` orders the rows for method time, but the method is {self.method}: "
+                "remove `by` or the method"
+            )
         return self
+
+    def fractions(self) -> dict[str, float]:
+        """Each split's share of the rows, in split order."""
+        return {"train": self.train, "valid": self.valid, "test": self.test, "holdout": self.holdout}
 
 
 class CurateParams(Section):
-    """The split and the column selection; every dropped column needs a reason.
-
-    `method`: `hash` (a seeded hash of each row: append-stable, stratified in expectation), `stratified`
-    (exact per-class counts, classification only) or `time` (rows ordered by the column `by`: the earliest
-    to train, then valid, test and holdout)."""
+    """The split and the column selection; every dropped column needs a reason."""
 
     seed: int = Field(ge=0)
-    split: SplitFractions
-    method: Literal["hash", "stratified", "time"] = "hash"
-    by: ColumnName | None = None  # method time: the column that orders the rows (numbers or datetimes)
+    split: Split
     drop: dict[ColumnName, str] = {}
     near_constant_share: Share = 0.995
     max_unique_share: Share = 0.9
@@ -457,17 +477,9 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _split_method_fits(self) -> "Params":
-        curate = self.curate
-        if curate.method == "time" and curate.by is None:
+        if self.curate.split.method == "stratified" and self.dataset.task == "regression":
             raise ValueError(
-                "curate.by: required when curate.method is time "
-                "(the column whose values order the rows: numbers or datetimes)"
-            )
-        if curate.method != "time" and curate.by is not None:
-            raise ValueError(f"curate.by: only used when curate.method is time (it is {curate.method})")
-        if curate.method == "stratified" and self.dataset.task == "regression":
-            raise ValueError(
-                "curate.method: stratified needs a classification task (dataset.task is regression); "
+                "curate.split.method: stratified needs a classification task (dataset.task is regression); "
                 "use hash or time"
             )
         return self
@@ -482,7 +494,7 @@ class Params(Section):
             "standardize.aliases": list(self.standardize.aliases),
             "standardize.units": list(self.standardize.units),
             "curate.drop": list(self.curate.drop),
-            "curate.by": [self.curate.by] if self.curate.by is not None else [],
+            "curate.split.by": [self.curate.split.by] if self.curate.split.by is not None else [],
             "validate_model.slices.columns": list(self.validate_model.slices.columns),
             "monitor.replay.shift": list(self.monitor.replay.shift),
         }

@@ -152,10 +152,11 @@ def check_params_columns(params: Params, schema: DataSchema) -> None:
         problems.append(
             f"dataset.target: regression needs a numeric target, {params.dataset.target!r} is not"
         )
-    order = schema.columns.get(params.curate.by) if params.curate.by is not None else None
+    by = params.curate.split.by
+    order = schema.columns.get(by) if by is not None else None
     if order is not None and not (order.is_numeric or order.dtype == "datetime"):
         problems.append(
-            f"curate.by: column {params.curate.by!r} is {order.dtype}; a time order needs numbers or datetimes"
+            f"curate.split.by: column {by!r} is {order.dtype}; a time order needs numbers or datetimes"
         )
     if problems:
         raise PillarsError(

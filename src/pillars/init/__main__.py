@@ -114,8 +114,9 @@ def summary(
 ) -> str:
     """What init decided, and what a person should review before committing."""
     rows = len(frame)
-    split = {"time": f"time-ordered by {params.curate.by!r}", "stratified": "exact stratified by class"}.get(
-        params.curate.method, "by a seeded hash of each row"
+    how = params.curate.split
+    split = {"time": f"time-ordered by {how.by!r}", "stratified": "exact stratified by class"}.get(
+        how.method, "by a seeded hash of each row"
     )
     lines = [
         f"init: {rows} rows, {len(frame.columns)} columns from {source}",

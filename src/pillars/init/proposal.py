@@ -83,7 +83,7 @@ def propose(
     template["standardize"]["units"] = {}
     curate = template["curate"]
     curate["drop"] = dict(profile.drops)
-    curate.update(split_method(profile, rows))
+    curate["split"].update(split_method(profile, rows))
     train = template["train"]
     train["metric"] = METRICS[profile.task]
     if quick:

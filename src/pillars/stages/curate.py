@@ -1,6 +1,6 @@
 """Pillar 5, curate: a deterministic train / valid / test / holdout split and the column selection.
 
-Three split methods (`curate.method`):
+Three split methods (`curate.split.method`):
 - `hash` (the default): a row's split depends only on its own content and the seed (a hash), so a row keeps
   its split when data is appended. Hash buckets are independent of the label, so every split gets each class
   in the same proportion up to sampling noise (stratified in expectation, not by exact counts, which would
@@ -9,7 +9,7 @@ Three split methods (`curate.method`):
   closely to the fractions as rounding allows (largest remainders), after a seeded shuffle of the rows in
   an order fixed by their content, so the split does not depend on the input's row order. For small data,
   where the hash's noise matters; appending data may move rows between splits.
-- `time`: rows ordered by the column `curate.by`; the earliest go to train, then valid, test and holdout, so
+- `time`: rows ordered by the column `curate.split.by`; the earliest go to train, then valid, test and holdout, so
   no model is assessed on the past. Rows without a `by` value cannot be placed in time and go to train.
 
 The per-split class shares and their largest gap are reported, and a class that misses a split stops the
@@ -92,14 +92,14 @@ def stratified_assignment(
 def time_values(frame: pd.DataFrame, by: str) -> pd.Series:
     """The column that orders the rows in time: numbers or datetimes (time zones compared in UTC)."""
     if by not in frame:
-        raise PillarsError(f"params.yaml: curate.by: column {by!r} is not in the standardized data")
+        raise PillarsError(f"params.yaml: curate.split.by: column {by!r} is not in the standardized data")
     values = frame[by]
     if types.is_datetime64_any_dtype(values):
         return values.dt.tz_convert("UTC").dt.tz_localize(None) if values.dt.tz is not None else values
     if types.is_numeric_dtype(values) and not types.is_bool_dtype(values):
         return values
     raise PillarsError(
-        f"params.yaml: curate.by: column {by!r} has dtype {values.dtype}; a time order needs numbers "
+        f"params.yaml: curate.split.by: column {by!r} has dtype {values.dtype}; a time order needs numbers "
         "or datetimes"
     )
 
@@ -179,12 +179,12 @@ def curate(
     keys = [canonical_name(name) for name in params.dataset.key_columns] or [
         name for name, role in roles.items() if role not in ("target", "lineage")
     ]
-    fractions = settings.split.model_dump()
-    method: dict = {"method": settings.method}  # reported for every method but the default hash
-    if settings.method == "stratified":
+    fractions = settings.split.fractions()
+    method: dict = {"method": settings.split.method}  # reported for every method but the default hash
+    if settings.split.method == "stratified":
         assignment = stratified_assignment(standard, keys, target, settings.seed, fractions)
-    elif settings.method == "time":
-        by = canonical_name(settings.by or "")
+    elif settings.split.method == "time":
+        by = canonical_name(settings.split.by or "")
         assignment = time_assignment(standard, keys, by, fractions)
         method |= time_report(standard[by], assignment, by)
     else:
@@ -268,7 +268,7 @@ def main() -> None:
         report | {"features": len(selection["features"]), "dropped": len(selection["dropped"])},
     )
     print(
-        f"curate: {params.curate.method} split {report['rows']}, {len(selection['features'])} features, "
+        f"curate: {params.curate.split.method} split {report['rows']}, {len(selection['features'])} features, "
         f"dropped {sorted(selection['dropped'])}"
     )
 
