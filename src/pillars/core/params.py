@@ -273,6 +273,7 @@ class PrunerParams(Section):
 
     n_startup_trials: int = Field(default=5, ge=0)
     n_warmup_steps: int = Field(default=10, ge=0)
+    round_interval: int = Field(default=10, ge=1)  # XGBoost reports to the pruner every this many rounds
 
 
 FamilyName = Literal["xgboost", "linear", "hist_gradient_boosting"]

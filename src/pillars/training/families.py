@@ -1,8 +1,8 @@
 """Candidate model families: how each is built from hyperparameters and trained while reporting progress.
 
 Every family trains in steps and reports the validation score after each step, which is what Optuna's
-pruner needs: XGBoost after every boosting round, HistGradientBoosting after every `warm_start_step`
-iterations, and the linear model after every cross-validation fold on train.
+pruner needs: XGBoost every `train.pruner.round_interval` boosting rounds, HistGradientBoosting after every
+`warm_start_step` iterations, and the linear model after every cross-validation fold on train.
 
 For small data (`training.cv`), each family also fits one fold (`FOLD_FITS`: fit on the fold's training
 rows, score its held-out rows) and refits a chosen configuration on train + valid (`REFITS`) with the
@@ -56,14 +56,16 @@ class TrainingData:
 
 
 class _RoundReporter(xgb.callback.TrainingCallback):
-    """Hands XGBoost's per-round validation score to the pruner."""
+    """Hands XGBoost's validation score to the pruner every `interval` rounds: a report writes to the study's
+    storage and the pruning check reads every trial back, which costs more than a round on small data."""
 
-    def __init__(self, report: Report, eval_metric: str) -> None:
+    def __init__(self, report: Report, eval_metric: str, interval: int) -> None:
         super().__init__()
-        self.report, self.eval_metric = report, eval_metric
+        self.report, self.eval_metric, self.interval = report, eval_metric, interval
 
     def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
-        self.report(epoch, float(evals_log["validation_0"][self.eval_metric][-1]))
+        if (epoch + 1) % self.interval == 0:
+            self.report(epoch, float(evals_log["validation_0"][self.eval_metric][-1]))
         return False
 
 
@@ -105,9 +107,10 @@ def _xgboost(hyper: dict, task: str, settings: TrainParams, **extra: object) -> 
 
 
 def fit_xgboost(hyper: dict, data: TrainingData, settings: TrainParams, report: Report) -> Fitted:
-    """Boost on train with early stopping on valid; every round's valid score goes to the pruner."""
+    """Boost on train with early stopping on valid; the valid score goes to the pruner as it boosts."""
     eval_metric = XGBOOST_EVAL_METRIC[data.task, settings.metric]
-    model = _xgboost(hyper, data.task, settings, callbacks=[_RoundReporter(report, eval_metric)])
+    reporter = _RoundReporter(report, eval_metric, settings.pruner.round_interval)
+    model = _xgboost(hyper, data.task, settings, callbacks=[reporter])
     model.fit(data.x_train, data.y_train, eval_set=[(data.x_valid, data.y_valid)], verbose=False)
     model.set_params(callbacks=None)  # the reporter holds the Optuna trial: keep it out of the saved model
     early_stopped = model.get_params().get("early_stopping_rounds") is not None
