@@ -43,6 +43,15 @@ def test_the_task_follows_the_target(values: list, task: str) -> None:
     assert infer_task(pd.Series(values)) == task
 
 
+def test_whole_numbers_taken_as_classes_are_pointed_out() -> None:
+    """A count with a few values (0, 1, 2, 3, 7, 12) looks like classes: init says how to choose regression."""
+    frame = pd.DataFrame({"affairs": [0, 1, 2, 3, 7, 12] * 5, "age": range(30)})
+    noted = profile(frame, "affairs", None, seed=0)
+    assert noted.task == "multiclass"
+    assert any("TASK=regression" in note for note in noted.notes)
+    assert not any("TASK=" in note for note in profile(frame, "affairs", "multiclass", seed=0).notes)
+
+
 def test_placeholders_are_the_tokens_standing_for_missing_values() -> None:
     frame = pd.DataFrame(
         {

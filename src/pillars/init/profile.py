@@ -231,7 +231,13 @@ def ordering_date(frame: pd.DataFrame, dates: dict[str, str | None]) -> str | No
 def profile(frame: pd.DataFrame, target: str, task: Task | None, seed: int) -> Profile:
     """Everything `make init` decides from the data, with reasons."""
     notes = []
-    task = task or infer_task(frame[target])
+    if task is None:
+        task = infer_task(frame[target])
+        if task == "multiclass" and pd.to_numeric(frame[target].dropna(), errors="coerce").notna().all():
+            notes.append(
+                f"{target}: {frame[target].nunique()} whole-number values, taken as classes; if it is a count "
+                "or an amount, run make init again with TASK=regression FORCE=1"
+            )
     labels = class_labels(frame[target]) if task != "regression" else []
     positive = labels[-1] if task == "binary" else None  # the minority class
     found_placeholders = placeholders(frame)
