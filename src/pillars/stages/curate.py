@@ -9,11 +9,12 @@ Three split methods (`curate.split.method`):
   closely to the fractions as rounding allows (largest remainders), after a seeded shuffle of the rows in
   an order fixed by their content, so the split does not depend on the input's row order. For small data,
   where the hash's noise matters; appending data may move rows between splits.
-- `time`: rows ordered by the column `curate.split.by`; the earliest go to train, then valid, test and holdout, so
-  no model is assessed on the past. Rows without a `by` value cannot be placed in time and go to train.
+- `time`: rows ordered by the column `curate.split.by`; the earliest go to train, then valid, test and
+  holdout, so no model is assessed on the past. Rows without a `by` value cannot be placed in time and go to
+  train.
 
-The per-split class shares and their largest gap are reported, and a class that misses a split stops the
-run. Every split method returns the same thing: a categorical split name per row.
+The per-split class shares and their largest gap are reported; a class missing from train stops the run, one
+missing from valid or test is recorded (`absent_classes`). Every split method returns the same thing: a categorical split name per row.
 """
 
 import numpy as np
