@@ -17,7 +17,7 @@ export BENTOML_DO_NOT_TRACK := true
 .PHONY: serve setup run repro deps init schema test test-fast lint format bench lock push pull clean sweep sweep-show \
 	register promote registry which champion monitor monitor-demo retrain \
 	ci-pull pr-report pr-comment sweep-report exp-push release-version release-publish bento-context \
-	container-smoke deploy-resolve rollout monitor-alert retrain-pr
+	container-smoke deploy-resolve rollout monitor-alert retrain-pr fuzz
 
 setup: $(VENV)/.installed  ## virtual environment from the pinned lock, on Python 3.11-3.13 (PYTHON=... to choose)
 
@@ -66,6 +66,9 @@ lint: setup  ## ruff: lint and format check
 format: setup
 	ruff format .
 	ruff check --fix .
+
+fuzz: setup  ## schemathesis against the served models/service.bento: EXAMPLES cases per operation (1000), no 5xx
+	python -m pillars.bento.fuzz --examples $(or $(EXAMPLES),1000)
 
 bench: setup  ## benchmarks: stages 1-6 (default and 100x data), the whole pipeline, the served model, your own data; tests/benchmarks/results
 	python tests/benchmarks/bench_data_pillars.py

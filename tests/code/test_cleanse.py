@@ -1,5 +1,6 @@
 """Pillar 3, cleanse: nothing is lost - every removed row is quarantined with a reason, and counts reconcile."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -103,3 +104,25 @@ def test_wrong_types_stop_cleanse(raw, schema, make_params) -> None:
             schema,
             params_for(make_params),
         )
+
+
+def test_broken_values_are_quarantined_with_their_reason(raw, schema, make_params) -> None:
+    """With validate_data.broken_values: quarantine, the rows validate_data let through leave here, named."""
+    strict = schema.model_copy(
+        update={
+            "columns": schema.columns | {"age": schema.columns["age"].model_copy(update={"nullable": False})}
+        }
+    )
+    broken = raw.astype({"age": "float64"})
+    broken.loc[5, "pay"] = np.inf
+    broken.loc[6, "pay"] = -np.inf
+    broken.loc[7, "age"] = np.nan
+    clean, removed, report = cleanse(broken, strict, params_for(make_params))
+    reasons = dict(zip(removed[ROW_COLUMN], removed[REASON_COLUMN], strict=True))
+    assert {row: reasons[row] for row in (5, 6, 7)} == {
+        5: "not_finite:pay",
+        6: "not_finite:pay",
+        7: "missing_required:age",
+    }
+    assert np.isfinite(clean["pay"]).all() and clean["age"].notna().all()
+    assert report["rows"]["reconciled"]

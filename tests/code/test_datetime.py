@@ -105,13 +105,15 @@ def test_serving_parses_and_expands_dates_as_training_does(params) -> None:
             ("logged", "logged", schema.columns["logged"]),
         ]
     )
-    serving = ServingModel("v", "binary", ("a", "b"), fields, (), "lower", None, None, {}, 1)  # inputs only
+    serving = ServingModel(
+        "v", "binary", ("a", "b"), fields, (), "lower", None, None, {}, 1, 1, 1
+    )  # inputs only
     raw = {name: raw_frame()[name].to_numpy(dtype=object) for name in ("Sale Date", "logged")}
     served = serving.standardized(serving.typed(raw))
     for name in [*calendar_names("sale_date", False), *calendar_names("logged", True)]:
         np.testing.assert_array_equal(served[name], standard[name].to_numpy(dtype="float64"))
     with pytest.raises(
-        ValueError, match=r"Sale Date: 'yesterday' \(row 1\) is not a date in the format %m/%d/%Y"
+        ValueError, match=r'Sale Date: "yesterday" \(row 1\) is not a date in the format %m/%d/%Y'
     ):
         serving.typed({**raw, "Sale Date": np.array(["01/02/2024", "yesterday", None, None], dtype=object)})
     iso = serving.typed({**raw, "Sale Date": np.array(["2024-03-28", None, None, None], dtype=object)})

@@ -308,3 +308,21 @@ def test_postgresql_query(postgres_url: str) -> None:
     )
     assert raw["age"].tolist() == [25, 28, 38]
     assert manifest["sources"][0]["location"].startswith("postgresql+psycopg://postgres@127.0.0.1:")
+
+
+def test_a_column_named_twice_is_named_as_such(tmp_path: Path) -> None:
+    """pandas reads a repeated CSV header as `age.1`, which the schema would report as a missing column."""
+    (tmp_path / "people.csv").write_text("age,job,age\n25,Private,26\n")
+    with pytest.raises(PillarsError, match=r"people.csv: .*the column\(s\) \['age'\] more than once"):
+        ingest(sources(file_source(tmp_path / "people.csv")))
+    database = tmp_path / "people.db"
+    with sqlite3.connect(database) as connection:
+        FRAME.to_sql("people", connection, index=False)
+    query = {
+        "kind": "sql",
+        "name": "db",
+        "url": f"sqlite:///{database}",
+        "query": "SELECT age, job, age FROM people",
+    }
+    with pytest.raises(PillarsError, match=r"source 'db' .*columns \['age'\] appear more than once"):
+        ingest(sources(query))

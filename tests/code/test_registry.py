@@ -15,9 +15,11 @@ from tests.helpers import run
 DVC_YAML = {"artifacts": {"model": {"path": "models/service.bento", "type": "model"}}}
 
 
-def lock_text(md5: str) -> str:
-    """A small dvc.lock: data outputs, a data dependency, the feature pipeline and candidates."""
+def lock_text(md5: str, checked: str | None = None) -> str:
+    """A small dvc.lock: data outputs, a data dependency, the feature pipeline, candidates, the archive, and
+    the archive the deploy stage passed (`checked`, default: the packaged one)."""
     out = {"hash": "md5", "md5": md5}
+    archive = {"path": "models/service.bento", "hash": "md5"}
     stages = {
         "ingest": {
             "cmd": "python -m pillars.stages.ingest",
@@ -29,6 +31,11 @@ def lock_text(md5: str) -> str:
             "outs": [{"path": "data/features", **out}, {"path": "models/feature_pipeline.pkl", **out}],
         },
         "train": {"cmd": "python -m pillars.stages.train", "outs": [{"path": "models/candidates", **out}]},
+        "package": {"cmd": "python -m pillars.stages.package", "outs": [archive | {"md5": f"bento-{md5}"}]},
+        "deploy": {
+            "cmd": "python -m pillars.stages.deploy",
+            "deps": [archive | {"md5": checked or f"bento-{md5}"}],
+        },
     }
     return yaml.safe_dump({"schema": "2.0", "stages": stages})
 
@@ -42,11 +49,15 @@ def commit(repo: Path, message: str, files: dict[str, str]) -> str:
     return run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
 
 
-def pipeline_files(md5: str, seed: int) -> dict[str, str]:
+def pipeline_files(md5: str, seed: int, deployed: bool = True) -> dict[str, str]:
+    """A pipeline's committed files; `deployed` False: a run whose deploy check failed on its new archive."""
     return {
         "dvc.yaml": yaml.safe_dump(DVC_YAML),
-        "dvc.lock": lock_text(md5),
+        "dvc.lock": lock_text(md5, checked=None if deployed else "bento-older"),
         "params.yaml": yaml.safe_dump({"train": {"seed": seed}}),
+        "metrics/deploy_check.json": json.dumps(
+            {"passed": deployed, "checks": {"parity_bulk": True, "throughput": deployed}}
+        ),
     }
 
 
@@ -71,6 +82,7 @@ def git_repo(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     repo.mkdir()
     run(["git", "init", "-q", "-b", "main"], repo)
+    (repo / "metrics").mkdir()
     return repo
 
 
@@ -219,6 +231,25 @@ def test_release_registers_only_a_new_model_and_publishes_its_tag(git_repo: Path
     assert release(git_repo, "publish").stdout.strip() == "pushed model@v0.2.0 to origin"
     tags = run(["git", "ls-remote", "--tags", "--refs", "origin"], git_repo).stdout.split()[1::2]
     assert tags == ["refs/tags/model@v0.2.0"], "only the new version's tag is pushed"
+
+
+@pytest.mark.slow
+def test_release_refuses_an_archive_the_deploy_check_failed(git_repo: Path, tmp_path: Path) -> None:
+    """`dvc repro` wrote a new archive, then the deploy check failed: dvc.lock's deploy stage still names the
+    older archive and the report says failed. Neither release nor the container build context ships it."""
+    commit(git_repo, "model that failed its deploy check", pipeline_files("a" * 32, seed=1, deployed=False))
+    said = refused(git_repo, "version", command=release)
+    assert "not shippable" in said
+    assert "is not the archive the deploy stage last passed (md5 bento-older)" in said
+    assert "the deploy check failed: ['throughput']" in said
+    assert not run(["git", "tag"], git_repo).stdout.strip(), "nothing registered"
+    context = run(
+        [sys.executable, "-m", "pillars.ci.container", "context", "--out", str(tmp_path / "ctx")],
+        git_repo,
+        check=False,
+    )
+    assert context.returncode == 2 and "not shippable" in context.stderr
+    assert not (tmp_path / "ctx").exists()
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """Pillar 2, validate_data: hard failures stop the run, soft findings are counted."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -63,3 +64,29 @@ def test_unexpected_columns(sample, adult_schema: DataSchema, make_params, polic
     findings = by_check(validate(sample.assign(extra=1, _source="a"), adult_schema, params))
     assert findings[("extra", "unexpected_column")].hard is hard
     assert ("_source", "unexpected_column") not in findings
+
+
+def broken_sample(sample: pd.DataFrame) -> pd.DataFrame:
+    """Infinity in a numeric column (twice) and a missing age, which the schema says is never missing."""
+    broken = sample.astype({"capital-gain": "float64", "age": "float64"})
+    broken.loc[[5, 9], "capital-gain"] = np.inf
+    broken.loc[11, "age"] = np.nan
+    return broken
+
+
+def test_broken_values_are_hard_failures_naming_the_column_and_rule(
+    sample, adult_schema: DataSchema, make_params
+) -> None:
+    findings = by_check(validate(broken_sample(sample), adult_schema, make_params()))
+    infinite = findings[("capital-gain", "not_finite")]
+    assert infinite.hard and infinite.rows == [5, 9] and infinite.count == 2
+    assert "column 'capital-gain': not_finite x2" in infinite.describe()
+    missing = findings[("age", "missing_value")]
+    assert missing.hard and missing.rows == [11]
+
+
+def test_broken_values_can_go_to_quarantine_instead(sample, adult_schema: DataSchema, make_params) -> None:
+    params = make_params(validate_data={"broken_values": "quarantine"})
+    findings = by_check(validate(broken_sample(sample), adult_schema, params))
+    assert not findings[("capital-gain", "not_finite")].hard
+    assert not findings[("age", "missing_value")].hard

@@ -44,8 +44,8 @@ class Client:
 
 
 def as_json_columns(columns: dict[str, np.ndarray], start: int, stop: int) -> dict[str, list]:
-    """A slice of typed columns as JSON values: NaN and None become null, whole floats of integer fields
-    stay, dates and times become ISO 8601 text (which the service always reads)."""
+    """A slice of typed columns as JSON values: NaN and None become null, dates and times become ISO 8601
+    text (which the service always reads)."""
     return {
         name: _json_values(pd.Series(values[start:stop], dtype=object)) for name, values in columns.items()
     }

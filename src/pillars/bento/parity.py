@@ -13,10 +13,23 @@ from pillars.core.schema import ROW_COLUMN, DataSchema, parse_types
 def raw_rows(
     raw: pd.DataFrame, split: pd.DataFrame, schema: DataSchema, placeholders: list[str]
 ) -> dict[str, np.ndarray]:
-    """The raw input rows behind a curated split, typed as the service receives them."""
+    """The raw input rows behind a curated split, typed as the service receives them: integer fields as
+    integers (the service's types are strict: 44.0 is no integer), missing values as None."""
     rows = raw.iloc[split[ROW_COLUMN].to_numpy()].reset_index(drop=True)
     typed, _ = parse_types(rows, schema, placeholders)
-    return {name: typed[name].to_numpy(dtype=object) for name in typed.columns}
+    dtypes = {name: column.dtype for name, column in schema.columns.items()}
+    return {name: as_sent(typed[name], dtypes.get(name)) for name in typed.columns}
+
+
+def as_sent(values: pd.Series, dtype: str | None) -> np.ndarray:
+    """Typed values as a client sends them: whole numbers of an integer field as integers, missing as None."""
+    if dtype == "integer":
+        present = values.dropna()
+        if (
+            present == present.round()
+        ).all():  # else sent as they are, and refused: the data breaks its schema
+            values = values.astype("Int64")
+    return values.astype(object).where(values.notna(), None).to_numpy(dtype=object)
 
 
 def offline_predictions(frame: pd.DataFrame, scores: np.ndarray, task: str) -> pd.DataFrame:

@@ -40,6 +40,7 @@ from pillars.core.io import read_parquet
 from pillars.core.params import load_params
 from pillars.core.process import run
 from pillars.core.schema import load_checked
+from pillars.lifecycle.registry import check_deployable
 from pillars.serve.capture import DIR_ENV
 from pillars.serve.model import Scored, ServingModel
 
@@ -248,6 +249,7 @@ def main() -> None:
     check.add_argument("--timeout", type=float, default=180, help="seconds allowed until /readyz answers 200")
     args = parser.parse_args()
     if args.command == "context":
+        check_deployable()  # the archive leaves here for the image: only one the deploy check passed
         tag = extract_context(layout.SERVICE_ARCHIVE, args.out)
         print(f"dockerfile={args.out / DOCKERFILE}\nbento={tag}")
     else:

@@ -1,6 +1,7 @@
 """File I/O at the stage edges: atomic writes (no half-written output) and content fingerprints."""
 
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -99,8 +100,22 @@ def frame_fingerprint(frame: pd.DataFrame) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
+def read_csv(source: Path | bytes) -> pd.DataFrame:
+    """A CSV file or body. A header that names a column twice is an error: pandas would rename the second
+    one (`age.1`), and the schema would then report a missing column somewhere else."""
+
+    def opened() -> Path | io.BytesIO:
+        return io.BytesIO(source) if isinstance(source, bytes) else source
+
+    header = pd.read_csv(opened(), header=None, nrows=1, dtype=str, skipinitialspace=True).iloc[0].tolist()
+    repeated = sorted({str(name) for name in header if header.count(name) > 1})
+    if repeated:
+        raise ValueError(f"the header names the column(s) {repeated} more than once")
+    return pd.read_csv(opened(), skipinitialspace=True)
+
+
 FILE_READERS = {
-    "csv": lambda path: pd.read_csv(path, skipinitialspace=True),
+    "csv": read_csv,
     "parquet": pd.read_parquet,
     "jsonl": lambda path: pd.read_json(path, lines=True),
 }

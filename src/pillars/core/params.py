@@ -97,6 +97,9 @@ class ValidateDataParams(Section):
     """How strict the raw-data check is beyond the committed schema."""
 
     unexpected_columns: Literal["fail", "report"] = "report"
+    # a non-finite number, or a missing value where the schema allows none: stop the run, or let cleanse
+    # quarantine the row with the reason
+    broken_values: Literal["fail", "quarantine"] = "fail"
     max_categories: int = Field(default=100, ge=1)
     examples: int = Field(default=5, ge=1, le=100)
 
@@ -355,6 +358,8 @@ class PackageParams(Section):
     """The model service: limits that travel inside the Bento."""
 
     max_request_mb: float = Field(default=32, gt=0)  # larger request bodies get 413
+    max_records: int = Field(default=1000, ge=1)  # more records in one /predict request get 413
+    max_bulk_rows: int = Field(default=100_000, ge=1)  # more rows in one /predict_bulk request get 413
 
 
 class LatencyBudget(Section):
@@ -373,14 +378,16 @@ class DeployParams(Section):
     latency_requests: int = Field(default=300, ge=10)  # single-row requests timed at concurrency 1
     throughput_requests: int = Field(default=1000, ge=10)
     concurrency: int = Field(default=32, ge=1)
+    min_throughput_rps: float = Field(default=50, gt=0)  # single-row requests/s at `concurrency`: fail below
     budget: LatencyBudget
 
 
 class InferParams(Section):
-    """Batch inference: which files to score."""
+    """Batch inference: which files to score, on how many threads."""
 
     inputs: str = Field(default="data/inference", min_length=1)  # every CSV/Parquet/JSONL file in it
     format: Literal["auto", "csv", "parquet", "jsonl"] = "auto"
+    threads: int = Field(default=1, ge=1)  # the model predicts on these (each native thread pool pinned)
 
 
 class DriftLimits(Section):

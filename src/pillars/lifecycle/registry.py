@@ -16,7 +16,7 @@ import yaml
 
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import write_bytes
-from pillars.core.layout import CHAMPION_DIR, FEATURE_PIPELINE, SELECTED_MODEL
+from pillars.core.layout import CHAMPION_DIR, DEPLOY_REPORT, FEATURE_PIPELINE, SELECTED_MODEL, SERVICE_ARCHIVE
 from pillars.core.process import run
 
 GTO = Path(sys.executable).parent / "gto"
@@ -26,7 +26,7 @@ STAGES = ("dev", "staging", "prod")
 # The first version, when there is nothing to bump yet (GTO refuses a bump then)
 FIRST_VERSION = {"major": "v1.0.0", "minor": "v0.1.0", "patch": "v0.0.1"}
 # A registered commit must be the one that produced the model: these must be committed as they are
-PIPELINE_FILES = ("dvc.yaml", "dvc.lock", "params.yaml")
+PIPELINE_FILES = ("dvc.yaml", "dvc.lock", "params.yaml", str(DEPLOY_REPORT))
 # Model outputs whose hashes `which` reports beside the data/ outputs
 LINEAGE_MODELS = (str(FEATURE_PIPELINE), "models/selected")
 # What `champion` copies: the file at the version's commit -> the file in models/champion/
@@ -145,10 +145,53 @@ def model_hashes(lock_text: str) -> dict[str, str]:
     return {path: hashes.get(path, "") for path in LINEAGE_MODELS}
 
 
+def deploy_problems(lock_text: str, verdicts: dict | None) -> list[str]:
+    """Why the archive in a dvc.lock is not the one a passed deploy check served (empty: it is).
+
+    DVC writes the package stage's archive whatever the deploy stage then finds, and records the deploy stage
+    in dvc.lock only when it passes: a failed check leaves a lock whose deploy stage names an older archive
+    (or none), and a report that says failed."""
+    stages = (yaml.safe_load(lock_text) or {}).get("stages") or {}
+    archive = str(SERVICE_ARCHIVE)
+
+    def md5_of(stage: str, kind: str) -> str | None:
+        entries = (stages.get(stage) or {}).get(kind) or []
+        return next((entry.get("md5") for entry in entries if entry["path"] == archive), None)
+
+    packaged, checked = md5_of("package", "outs"), md5_of("deploy", "deps")
+    problems = []
+    if packaged is None:
+        problems.append(f"dvc.lock records no {archive} from the package stage")
+    elif checked != packaged:
+        problems.append(
+            f"dvc.lock: {archive} (md5 {packaged}) is not the archive the deploy stage last passed "
+            f"(md5 {checked or 'none'})"
+        )
+    if verdicts is None:
+        problems.append(f"{DEPLOY_REPORT} is missing")
+    elif not verdicts.get("passed"):
+        failed = [check for check, passed in (verdicts.get("checks") or {}).items() if not passed]
+        problems.append(f"{DEPLOY_REPORT}: the deploy check failed: {failed}")
+    return problems
+
+
+def check_deployable() -> None:
+    """Refuse to ship an archive the deploy check did not pass (release, and the container build context)."""
+    verdicts = json.loads(DEPLOY_REPORT.read_text(encoding="utf-8")) if DEPLOY_REPORT.is_file() else None
+    problems = deploy_problems(DVC_LOCK.read_text(encoding="utf-8"), verdicts)
+    if problems:
+        raise PillarsError(
+            "not shippable: " + "; ".join(problems) + ". Fix what the deploy check found, run `dvc repro` "
+            "until it passes, and commit dvc.lock and the metrics"
+        )
+
+
 def release(name: str) -> tuple[str, bool]:
     """HEAD's version, registering HEAD (minor bump) only when its model differs from the newest version's:
-    every push to main releases, but only a new model makes a new version. Returns (version, new)."""
+    every push to main releases, but only a new model makes a new version, and never one whose archive failed
+    the deploy check. Returns (version, new)."""
     check_committed()
+    check_deployable()
     versions = registered(name)
     if versions:
         newest = versions[0]

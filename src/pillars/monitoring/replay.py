@@ -21,7 +21,7 @@ import pandas as pd
 
 from pillars.bento.archive import packaged_model
 from pillars.bento.client import Client, as_json_columns, as_records
-from pillars.bento.parity import raw_rows
+from pillars.bento.parity import as_sent, raw_rows
 from pillars.bento.server import import_archive, served
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
@@ -57,7 +57,9 @@ def shifted(
             raise PillarsError(f"monitor.replay.shift: {name!r} is not a numeric input of the model")
         low, high = fields[name].limits
         values = (pd.to_numeric(pd.Series(columns[name]), errors="coerce") + amount).clip(low, high)
-        moved[name] = (values.round() if fields[name].dtype == "integer" else values).to_numpy(dtype=object)
+        moved[name] = as_sent(
+            values.round() if fields[name].dtype == "integer" else values, fields[name].dtype
+        )
     return moved
 
 

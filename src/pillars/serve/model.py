@@ -19,16 +19,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import threadpoolctl
 
 from pillars.core import pickles
 from pillars.core.metrics import labels_from_scores, predict_scores
 from pillars.core.rules import apply_outlier_rule, calendar_features, outside, parse_datetimes, spelling
+from pillars.serve.gate import shown
 
 FEATURE_DTYPE = np.float32
 MODEL_NAME = "pillars-model"  # in the BentoML model store; versions are content hashes
 SERVING_FILE = "serving_model.pkl"  # the pickled ServingModel inside the BentoML model
 Columns = Mapping[str, Sequence[Any] | np.ndarray]
-SHOWN_CHARACTERS = 40  # of a bad value quoted in an error
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class InputField:
     def limits(self) -> tuple[float | None, float | None]:
         """Values outside these cannot be scored: impossible values, or outliers that cleanse quarantines."""
         if self.outlier is not None and self.outlier[0] == "quarantine":
-            return _narrowest(self.impossible, self.outlier[1])
+            return narrowest(self.impossible, self.outlier[1])
         return self.impossible
 
 
@@ -69,17 +70,17 @@ def _datetimes(item: InputField, values: Sequence[Any] | np.ndarray) -> np.ndarr
     unreadable = np.flatnonzero(given & np.isnat(parsed))
     if len(unreadable):
         row = int(unreadable[0])
-        shown = str(values[row])[:SHOWN_CHARACTERS]
         raise ValueError(
-            f"{item.name}: {shown!r} (row {row}) is not a date in the format {item.date_format or 'ISO8601'}"
+            f"{item.name}: {shown(values[row])} (row {row}) is not a date in the format {item.date_format or 'ISO8601'}"
             + (f"; {len(unreadable)} such values" if len(unreadable) > 1 else "")
         )
     return parsed
 
 
-def _narrowest(
+def narrowest(
     first: tuple[float | None, float | None], second: tuple[float | None, float | None]
 ) -> tuple[float | None, float | None]:
+    """The intersection of two ranges (None: unbounded on that side)."""
     lows = [value for value in (first[0], second[0]) if value is not None]
     highs = [value for value in (first[1], second[1]) if value is not None]
     return (max(lows) if lows else None, min(highs) if highs else None)
@@ -218,7 +219,9 @@ class ServingModel:
     features: CompiledFeatures
     model: Any
     metadata: Mapping[str, Any]
-    max_request_bytes: int
+    max_request_bytes: int  # the service's limits: body size, records per /predict, rows per /predict_bulk
+    max_records: int
+    max_bulk_rows: int
 
     def typed(self, columns: Columns) -> dict[str, np.ndarray]:
         """The input columns as arrays: floats (NaN for missing), or objects (None for missing)."""
@@ -271,7 +274,8 @@ class ServingModel:
                     {
                         "row": int(row),
                         "field": item.name,
-                        "reason": f"unknown category {values[row]!r}: scored like a category unseen in training",
+                        "reason": f"unknown category {shown(values[row])}: scored like a category unseen "
+                        "in training",
                     }
                     for row in np.flatnonzero(unknown)
                 ]
@@ -322,6 +326,24 @@ class ServingModel:
         labels = np.asarray(self.labels, dtype=object)[labels_from_scores(scores, self.task)]
         probabilities = {label: by_class[:, code] for code, label in enumerate(self.labels)}
         return Scored(scores, labels.tolist(), probabilities, self.warnings(typed))
+
+
+def pin_threads(model: Any, threads: int) -> None:
+    """Every thread pool the model predicts with, pinned to `threads` in this process: the model's own
+    (`n_jobs`: XGBoost) and the native ones (OpenMP, BLAS: scikit-learn's histogram gradient boosting). A
+    served HistGradientBoosting model left on its default OpenMP threads fell to 3-40 requests/s at
+    concurrency 32 on two cores, every worker's threads fighting for them; pinned, 134."""
+    if hasattr(model, "get_params") and "n_jobs" in model.get_params():
+        model.set_params(n_jobs=threads)
+    threadpoolctl.threadpool_limits(limits=threads)
+
+
+def thread_counts() -> dict[str, int]:
+    """The threads of each native thread pool loaded in this process (`/model` reports them)."""
+    return {
+        f"{pool['internal_api']}:{pool['prefix']}": pool["num_threads"]
+        for pool in threadpoolctl.threadpool_info()
+    }
 
 
 def content_version(*payloads: bytes) -> str:

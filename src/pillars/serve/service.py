@@ -1,40 +1,57 @@
 """The model service (pillar 11): the packaged model behind HTTP, built into a Bento from bentofile.yaml.
 
 - `POST /predict` takes `{"records": [...]}`, one object per row keyed by the raw column names of the
-  committed schema. The record type is generated from the schema inside the packaged model, so types,
-  nullability and impossible-value limits are checked before any row reaches the model: a bad request is a
-  400 naming the record, the field and the reason. Concurrent requests are batched together.
+  committed schema. The record type is generated from the schema inside the packaged model, so types
+  (strictly: no `true` or `"39"` for a number), nullability and impossible-value limits are checked before
+  any row reaches the model. Concurrent requests are batched together.
 - `POST /predict_bulk` takes `{"columns": {name: [values...]}}`: many rows in one call, column by column, so
   no per-row objects are built.
+- Every request passes the gate first (`pillars.serve.gate`): JSON only, a body and row limit (`package`
+  params), strict JSON without repeated keys, and every row checked before batching, so a bad request is a
+  4xx naming the record, the field and the reason, alone: it never fails the requests batched with it.
+  When `PILLARS_API_TOKEN` is set, every path but the health checks, `/metrics` and the OpenAPI document
+  needs `Authorization: Bearer <token>`.
 - Every answer carries a `request_id` (per record; per call for bulk, whose rows are keyed by position):
   every scored row is logged with its inputs, outputs and model version (see `pillars.serve.capture`;
   `PILLARS_MONITOR_DIR`, default ./monitoring, "off" to disable) for the monitor stage, and ground truth
-  that arrives later is joined on that id.
+  that arrives later is joined on that id. `pillars_rows_scored_total` counts rows once they are logged.
 - Unknown categories and values outside the schema's range are scored as in training and returned as
-  warnings. Bodies over `package.max_request_mb` get 413. When `PILLARS_API_TOKEN` is set, every path but
-  the health checks, `/metrics` and the OpenAPI document needs `Authorization: Bearer <token>`.
+  warnings naming the field, with the value cut short.
+- Each worker (one per core) predicts on one thread: more only oversubscribe the cores.
 
 Serve the current model with `make serve`; the model comes from the BentoML store (`PILLARS_MODEL_TAG`,
 default: the latest `pillars-model`).
 """
 
-import hmac
 import inspect
-import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import bentoml
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from pillars.serve.capture import log_from_environment, log_line, new_request_ids, utc_now
-from pillars.serve.model import MODEL_NAME, SERVING_FILE, InputField, Scored, ServingModel, loads
+from pillars.serve.gate import RefusedRequestError, RequestGate, problems_of
+from pillars.serve.model import (
+    MODEL_NAME,
+    SERVING_FILE,
+    InputField,
+    Scored,
+    ServingModel,
+    loads,
+    narrowest,
+    pin_threads,
+    thread_counts,
+)
 
 Documented = TypeVar("Documented")
 MODEL_TAG = os.environ.get("PILLARS_MODEL_TAG", f"{MODEL_NAME}:latest")
-TOKEN_ENV = "PILLARS_API_TOKEN"
-OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json"})
+# Numbers beyond +-2**53 are refused: float64, which scoring uses, holds every integer only up to there, and
+# the prediction log (orjson) cannot write integers of 2**64 and more
+NUMBER_LIMIT = 2**53
+THREADS_PER_WORKER = 1  # one worker process per core: more threads per worker only oversubscribe the cores
 PYTHON_TYPES: dict[str, type] = {
     "integer": int,
     "float": float,
@@ -45,13 +62,14 @@ PYTHON_TYPES: dict[str, type] = {
 
 MODEL_REFERENCE = bentoml.models.BentoModel(MODEL_TAG)
 SERVING: ServingModel = loads(Path(MODEL_REFERENCE.resolve().path_of(SERVING_FILE)).read_bytes())
+pin_threads(SERVING.model, THREADS_PER_WORKER)  # after loading: it pins the thread pools the model loaded
 
 
 def field_annotation(item: InputField) -> Any:
     """The pydantic type of one input field: its schema type, limits and nullability."""
     annotation: Any = PYTHON_TYPES[item.dtype]
     if item.is_numeric:
-        low, high = item.limits
+        low, high = narrowest(item.limits, (-NUMBER_LIMIT, NUMBER_LIMIT))
         annotation = Annotated[annotation, Field(ge=low, le=high)]
     return annotation | None if item.nullable else annotation
 
@@ -62,7 +80,8 @@ def attribute(item: InputField, position: int) -> str:
 
 
 def record_type(fields: tuple[InputField, ...]) -> type[BaseModel]:
-    """One row: every input field required (null allowed where the schema allows missing values)."""
+    """One row: every input field required (null allowed where the schema allows missing values), strictly
+    typed (no `true` or `"39"` for a number, no number for a text); other keys are ignored."""
     definitions: dict[str, Any] = {
         attribute(item, position): (
             field_annotation(item),
@@ -70,13 +89,13 @@ def record_type(fields: tuple[InputField, ...]) -> type[BaseModel]:
         )
         for position, item in enumerate(fields)
     }
-    return create_model("Record", __config__=ConfigDict(extra="ignore"), **definitions)
+    return create_model("Record", __config__=ConfigDict(extra="ignore", strict=True), **definitions)
 
 
 class EqualLengths(BaseModel):
     """Base of the bulk request type: every column must have one value per row."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     @model_validator(mode="after")
     def _equal_lengths(self) -> "EqualLengths":
@@ -111,69 +130,49 @@ Columns = columns_type(SERVING.fields)
 ATTRIBUTES = [(item.name, attribute(item, position)) for position, item in enumerate(SERVING.fields)]
 
 
-class RequestGuard:
-    """ASGI middleware: optional bearer-token auth and a request size limit (BentoML has neither)."""
-
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        token = os.environ.get(TOKEN_ENV)
-        self.expected = f"Bearer {token}".encode() if token else None
-
-    def needs_token(self, path: str) -> bool:
-        return self.expected is not None and path not in OPEN_PATHS
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        if self.needs_token(scope["path"]) and not hmac.compare_digest(
-            headers.get(b"authorization", b""), self.expected or b""
-        ):
-            await _reject(send, 401, f"missing or wrong bearer token (Authorization: Bearer <{TOKEN_ENV}>)")
-            return
-        declared = headers.get(b"content-length")
-        if declared is not None:  # the server holds the body to this length
-            if not declared.isdigit():
-                await _reject(send, 400, "Content-Length is not a number")
-            elif int(declared) > self.max_bytes:
-                await _reject(
-                    send, 413, f"request body of {int(declared)} bytes is over the limit of {self.max_bytes}"
-                )
-            else:
-                await self.app(scope, receive, send)
-            return
-        # A chunked body declares no length: read it here, up to the limit, and hand it on. (Raising from
-        # inside the app's receive would reach BentoML's endpoint wrapper, which answers 500.)
-        messages: list[dict] = []
-        received = 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                await _reject(send, 413, f"request body is over the limit of {self.max_bytes} bytes")
-                return
-            if not message.get("more_body", False):
-                break
-        buffered = iter(messages)
-
-        async def replayed_receive() -> dict:
-            return next(buffered, None) or await receive()
-
-        await self.app(scope, replayed_receive, send)
+def record_columns(records: list[BaseModel]) -> dict[str, list]:
+    """Validated records as columns, keyed by the raw field names."""
+    return {name: [getattr(record, key) for record in records] for name, key in ATTRIBUTES}
 
 
-async def _reject(send: Any, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if status == 401:
-        headers.append((b"www-authenticate", b"Bearer"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+def bulk_columns(columns: BaseModel) -> dict[str, list]:
+    """A validated bulk request's columns, keyed by the raw field names."""
+    return {name: getattr(columns, key) for name, key in ATTRIBUTES}
+
+
+def _records_in(payload: Any) -> int:
+    records = payload.get("records") if isinstance(payload, dict) else None
+    return len(records) if isinstance(records, list) else 0
+
+
+def _bulk_rows_in(payload: Any) -> int:
+    columns = payload.get("columns") if isinstance(payload, dict) else None
+    values = columns.values() if isinstance(columns, dict) else ()
+    return max((len(column) for column in values if isinstance(column, list)), default=0)
+
+
+def request_check(
+    api: str, count_rows: Callable[[Any], int], limit: int, columns_of: Callable[[Any], dict[str, list]]
+) -> Callable[[Any], None]:
+    """The gate's check of one API's parsed body: its row limit, its input type, and the model's reading of
+    the values (dates), which would otherwise fail inside a batch of other requests."""
+    input_type = PillarsService.apis[api].input_spec
+    field_name = next(iter(input_type.model_fields))
+
+    def check(payload: Any) -> None:
+        rows = count_rows(payload)
+        if rows > limit:
+            raise RefusedRequestError(413, f"{rows} rows in one request to /{api}: the limit is {limit}")
+        try:
+            request = input_type.model_validate(payload)
+        except ValidationError as error:
+            raise problems_of(error) from None
+        try:
+            SERVING.typed(columns_of(getattr(request, field_name)))
+        except ValueError as error:
+            raise RefusedRequestError(400, f"1 problem(s) in the request: {error}") from None
+
+    return check
 
 
 def same_doc_everywhere(documented: Documented) -> Documented:
@@ -205,14 +204,9 @@ class PillarsService:
         self.log = log_from_environment()
 
     def _score(self, columns: dict[str, list], api: str, request_ids: list[str], rows: list[int]) -> Scored:
-        """Score, count, and log every scored row before the answer leaves."""
-        try:
-            scored = self.serving.score(self.serving.typed(columns))
-        except ValueError as error:
-            raise bentoml.exceptions.InvalidArgument(str(error)) from error
-        self.served.labels(api=api).inc(len(scored.predictions))
-        for warning in scored.warnings:
-            self.warned.labels(field=warning["field"]).inc()
+        """Score, log and count every scored row before the answer leaves. The gate has checked every row
+        already, so nothing here depends on what a request holds: a batch is scored whole or not at all."""
+        scored = self.serving.score(self.serving.typed(columns))
         if self.log is not None:
             self.log.write(
                 log_line(
@@ -226,6 +220,9 @@ class PillarsService:
                     time_utc=utc_now(),
                 )
             )
+        self.served.labels(api=api).inc(len(scored.predictions))  # after the log: counted = logged
+        for warning in scored.warnings:
+            self.warned.labels(field=warning["field"]).inc()
         return scored
 
     # The APIs are async: scoring takes about a millisecond, less than handing it to a thread pool costs;
@@ -238,7 +235,7 @@ class PillarsService:
 
         Plain dicts, not a pydantic response model: BentoML rebuilds a model's JSON schema on every answer,
         which cost about 2 ms of a 5 ms single-row request."""
-        columns = {name: [getattr(record, key) for record in records] for name, key in ATTRIBUTES}
+        columns = record_columns(records)
         request_ids = new_request_ids(len(records))
         scored = self._score(columns, "predict", request_ids, [0] * len(records))
         probabilities = (
@@ -267,7 +264,7 @@ class PillarsService:
     async def predict_bulk(self, columns: Columns) -> dict[str, Any]:  # type: ignore[valid-type]
         """Many rows in one call, column by column: predictions and probabilities as columns too; one
         request_id for the call (feedback names rows by request_id and position)."""
-        values = {name: getattr(columns, key) for name, key in ATTRIBUTES}
+        values = bulk_columns(columns)
         rows = len(next(iter(values.values())))
         (request_id,) = new_request_ids(1)
         scored = self._score(values, "predict_bulk", [request_id] * rows, list(range(rows)))
@@ -290,8 +287,16 @@ class PillarsService:
         return {
             "model_version": self.serving.version,
             "labels": list(self.serving.labels),
+            "threads": thread_counts(),
             **self.serving.metadata,
         }
 
 
-PillarsService.add_asgi_middleware(RequestGuard, max_bytes=SERVING.max_request_bytes)
+PillarsService.add_asgi_middleware(
+    RequestGate,
+    max_bytes=SERVING.max_request_bytes,
+    checks={
+        "/predict": request_check("predict", _records_in, SERVING.max_records, record_columns),
+        "/predict_bulk": request_check("predict_bulk", _bulk_rows_in, SERVING.max_bulk_rows, bulk_columns),
+    },
+)

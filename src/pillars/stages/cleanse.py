@@ -1,4 +1,4 @@
-"""Pillar 3, cleanse: placeholders to missing, duplicates, impossible values and outliers.
+"""Pillar 3, cleanse: placeholders to missing, broken values, duplicates, impossible values and outliers.
 
 Every row that leaves the data goes to data/quarantine/ with its original values, its raw row number and a
 reason code, and the counts reconcile: raw rows = clean rows + quarantined rows. Clean rows keep their raw row
@@ -6,6 +6,7 @@ number too (lineage column `_row`), so any later split can be traced back to the
 outlier limits are recorded in the report: serving applies the same flags and clips to new rows.
 """
 
+import numpy as np
 import pandas as pd
 
 from pillars.core import layout
@@ -58,6 +59,15 @@ def cleanse(raw: pd.DataFrame, schema: DataSchema, params: Params) -> tuple[pd.D
 
     quarantine = Quarantine(typed.index)
     quarantine.add(typed[dataset.target].isna(), "missing_target")
+    for name in data_columns:  # validate_data stops on these unless validate_data.broken_values: quarantine
+        column = schema.columns[name]
+        if column.is_numeric:
+            quarantine.add(
+                pd.Series(np.isinf(typed[name].to_numpy(dtype="float64")), index=typed.index),
+                f"not_finite:{name}",
+            )
+        if not column.nullable:
+            quarantine.add(typed[name].isna(), f"missing_required:{name}")
     for name, bounds in settings.impossible.items():
         quarantine.add(outside(typed[name], bounds.min, bounds.max), f"impossible:{name}")
     if settings.exact_duplicates:

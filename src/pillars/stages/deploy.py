@@ -3,8 +3,10 @@
 Beyond TFX's InfraValidator (does it load and answer?): the exported archive is imported into a fresh
 BentoML home and served; the whole test split goes through both APIs (bulk, and batched records) and must give
 the labels of `assess` exactly and its probabilities within `deploy.tolerance`; single-row latency is measured
-at concurrency 1 (p50/p95/p99) and throughput at `deploy.concurrency`. The stage fails when parity breaks or
-the latency budget is exceeded. metrics/deploy_check.json holds the verdicts and the budget (the same on every passing run);
+at concurrency 1 (p50/p95/p99) and throughput at `deploy.concurrency`. The stage fails when parity breaks,
+the latency budget is exceeded or throughput falls below `deploy.min_throughput_rps` (a model that collapses
+under concurrent load fails here, before release: `make release-version` and the container build context
+refuse an archive whose deploy check did not pass). metrics/deploy_check.json holds the verdicts and the budget (the same on every passing run);
 the measurements behind them (timings, differences, counts) go to the untracked build/deploy_check.json.
 """
 
@@ -175,6 +177,7 @@ def reports(measured: Served, offline: pd.DataFrame, settings: DeployParams) -> 
         "parity_records": parity_records["passed"],
         "capture": measured.served_rows == measured.logged_rows,
         "latency": single["p50_ms"] <= settings.budget.p50_ms and single["p99_ms"] <= settings.budget.p99_ms,
+        "throughput": measured.throughput_rps >= settings.min_throughput_rps,
     }
     verdicts = {
         "bento": measured.bento,
@@ -182,6 +185,7 @@ def reports(measured: Served, offline: pd.DataFrame, settings: DeployParams) -> 
         "rows": parity_bulk["rows"],
         "tolerance": settings.tolerance,
         "budget": settings.budget.model_dump(),
+        "min_throughput_rps": settings.min_throughput_rps,
         "checks": passed,
         "passed": all(passed.values()),
     }

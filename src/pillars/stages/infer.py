@@ -23,7 +23,7 @@ from pillars.core.io import SUFFIX_FORMATS, read_file, write_json, write_parquet
 from pillars.core.params import load_params
 from pillars.core.schema import DataSchema, load_checked, parse_types
 from pillars.serve.capture import LOG_SUFFIX, log_line
-from pillars.serve.model import ServingModel
+from pillars.serve.model import ServingModel, pin_threads
 
 ROW_COLUMN = "_row"  # the row's position in its input file
 REASON_COLUMN = "_reason"
@@ -115,6 +115,7 @@ def main() -> None:
     params = load_params()
     schema = load_checked(params)
     serving = packaged_model(layout.SERVICE_ARCHIVE)
+    pin_threads(serving.model, params.infer.threads)
     files = input_files(Path(params.infer.inputs))
     report: dict[str, Any] = {"model_version": serving.version, "files": {}}
     for path in files:

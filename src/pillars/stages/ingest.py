@@ -1,6 +1,5 @@
 """Pillar 1, ingest: read every source named in params and union them into data/raw/ with a manifest."""
 
-import io
 import json
 import os
 import re
@@ -17,7 +16,7 @@ from urllib3.util import Retry
 
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import first_line, frame_fingerprint, read_file, write_json, write_parquet
+from pillars.core.io import first_line, frame_fingerprint, read_csv, read_file, write_json, write_parquet
 from pillars.core.params import FileSource, HttpSource, IngestParams, SqlSource, load_params
 
 SOURCE_COLUMN = "_source"
@@ -65,7 +64,7 @@ def read_http_source(source: HttpSource) -> tuple[pd.DataFrame, str]:
     body = _fetch(source, headers)
     try:
         if source.format == "csv":
-            return pd.read_csv(io.BytesIO(body), skipinitialspace=True), source.url
+            return read_csv(body), source.url
         payload = json.loads(body)
         records = (
             payload.get(source.records_key) if source.records_key and isinstance(payload, dict) else payload
@@ -146,6 +145,11 @@ def ingest(params: IngestParams) -> tuple[pd.DataFrame, dict]:
         if bad_names or SOURCE_COLUMN in frame.columns:
             raise PillarsError(
                 f"source {source.name!r} ({location}): bad column names {bad_names or [SOURCE_COLUMN]}"
+            )
+        repeated = sorted(set(frame.columns[frame.columns.duplicated()]))
+        if repeated:
+            raise PillarsError(
+                f"source {source.name!r} ({location}): columns {repeated} appear more than once"
             )
         frames[source.name] = frame
         entries.append(

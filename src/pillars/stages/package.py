@@ -137,6 +137,8 @@ def serving_model(params: Params, schema: DataSchema, inputs: PackageInputs) -> 
         model=single_threaded(pickle.loads(inputs.model_bytes)),
         metadata=metadata,
         max_request_bytes=int(params.package.max_request_mb * 2**20),
+        max_records=params.package.max_records,
+        max_bulk_rows=params.package.max_bulk_rows,
     )
 
 

@@ -1,12 +1,15 @@
 """Pillar 2, validate_data: check the raw data against the committed schema with pandera.
 
-Hard failures (empty data, a missing column, a value of the wrong type, an unknown target label) stop the
-pipeline with a readable summary. Soft findings (placeholders, new categories, out-of-range values, missing
-values where the schema has none) are counted in metrics/data_validation.json for the next stages to handle.
+Hard failures (empty data, a missing column, a value of the wrong type, an unknown target label, and, unless
+`validate_data.broken_values` is `quarantine`, a non-finite number or a missing value in a column the schema
+says is not nullable) stop the pipeline with a readable summary naming the column, the rule and example rows.
+Soft findings (placeholders, new categories, out-of-range values; broken values to quarantine) are counted in
+metrics/data_validation.json for the next stages to handle.
 """
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -77,14 +80,24 @@ def validate(raw: pd.DataFrame, schema: DataSchema, params: Params) -> list[Find
         _finding(name, f"not_{schema.columns[name].dtype}", True, raw[name][bad], settings.examples)
         for name, bad in unparsable.items()
     ]
+    broken_is_hard = settings.broken_values == "fail"
+    for name, column in schema.columns.items():
+        if column.is_numeric and name in typed:
+            infinite = np.isinf(typed[name].to_numpy(dtype="float64"))
+            if infinite.any():
+                findings.append(
+                    _finding(name, "not_finite", broken_is_hard, raw[name][infinite], settings.examples)
+                )
     try:
         pandera_schema(schema).validate(typed, lazy=True)
     except pa.errors.SchemaErrors as errors:
-        findings += _pandera_findings(errors.failure_cases, dataset.target, settings.examples)
+        findings += _pandera_findings(errors.failure_cases, dataset.target, broken_is_hard, settings.examples)
     return sorted(findings, key=lambda finding: (not finding.hard, finding.column, finding.check))
 
 
-def _pandera_findings(cases: pd.DataFrame, target: str, examples: int) -> list[Finding]:
+def _pandera_findings(
+    cases: pd.DataFrame, target: str, missing_is_hard: bool, examples: int
+) -> list[Finding]:
     findings = []
     for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=True):
         kind = PANDERA_CHECKS.get(str(check), str(check))
@@ -92,9 +105,12 @@ def _pandera_findings(cases: pd.DataFrame, target: str, examples: int) -> list[F
             for name in group["failure_case"]:
                 findings.append(Finding(str(name), kind, True, 0))
             continue
-        hard = column == target and kind == "new_category"  # an unknown label cannot be learned or scored
+        if column == target and kind == "new_category":  # an unknown label cannot be learned or scored
+            kind = "unknown_label"
+        # a missing value where the schema allows none breaks what the service promises its clients
+        hard = kind == "unknown_label" or (kind == "missing_value" and missing_is_hard)
         values = pd.Series(group["failure_case"].to_numpy(), index=group["index"].astype("int64").to_numpy())
-        findings.append(_finding(str(column), "unknown_label" if hard else kind, hard, values, examples))
+        findings.append(_finding(str(column), kind, hard, values, examples))
     return findings
 
 
