@@ -112,9 +112,12 @@ def test_serving_parses_and_expands_dates_as_training_does(params) -> None:
     served = serving.standardized(serving.typed(raw))
     for name in [*calendar_names("sale_date", False), *calendar_names("logged", True)]:
         np.testing.assert_array_equal(served[name], standard[name].to_numpy(dtype="float64"))
-    with pytest.raises(
-        ValueError, match=r'Sale Date: "yesterday" \(row 1\) is not a date in the format %m/%d/%Y'
-    ):
-        serving.typed({**raw, "Sale Date": np.array(["01/02/2024", "yesterday", None, None], dtype=object)})
+    undated = {**raw, "Sale Date": np.array(["01/02/2024", "yesterday", None, None], dtype=object)}
+    for read in (serving.typed, serving.read_dates):  # read_dates: the service's gate, before batching
+        with pytest.raises(
+            ValueError, match=r'Sale Date: "yesterday" \(row 1\) is not a date in the format %m/%d/%Y'
+        ):
+            read(undated)
+    serving.read_dates(raw)
     iso = serving.typed({**raw, "Sale Date": np.array(["2024-03-28", None, None, None], dtype=object)})
     assert iso["Sale Date"][0] == np.datetime64("2024-03-28")  # ISO 8601 is always accepted

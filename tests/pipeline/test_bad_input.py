@@ -36,6 +36,28 @@ def wrong_type(repo: Path) -> None:
     frame.to_parquet(repo / SOURCE)
 
 
+def infinite_values(repo: Path) -> None:
+    frame = pd.read_parquet(repo / SOURCE).astype({"capital-gain": "float64"})
+    frame.loc[[3, 5], "capital-gain"] = float("inf")
+    frame.to_parquet(repo / SOURCE)
+
+
+def null_where_the_schema_allows_none(repo: Path) -> None:
+    frame = pd.read_parquet(repo / SOURCE).astype({"age": "float64"})
+    frame.loc[7, "age"] = None
+    frame.to_parquet(repo / SOURCE)
+
+
+def column_named_twice(repo: Path) -> None:
+    """A CSV source whose header names `age` twice (pandas would read the second as `age.1`)."""
+    frame = pd.read_parquet(repo / SOURCE).head(50)
+    frame.insert(3, "age", frame.pop("education"), allow_duplicates=True)
+    frame.to_csv(repo / "data/external/adult/adult.csv", index=False)
+    write_params(
+        repo, ingest={"sources": [{"kind": "file", "name": "adult", "path": "data/external/adult/adult.csv"}]}
+    )
+
+
 def empty_source(repo: Path) -> None:
     pd.read_parquet(repo / SOURCE).head(0).to_parquet(repo / SOURCE)
 
@@ -66,8 +88,32 @@ def unreachable_url(repo: Path) -> None:
             "column 'age': not_integer x1: e.g. ['forty'] at rows [10]",
             ["metrics/data_validation.json"],
         ),
+        (
+            infinite_values,
+            "column 'capital-gain': not_finite x2: e.g. ['inf'] at rows [3, 5]",
+            ["metrics/data_validation.json"],
+        ),
+        (
+            null_where_the_schema_allows_none,
+            "column 'age': missing_value x1: e.g. ['nan'] at rows [7]",
+            ["metrics/data_validation.json"],
+        ),
+        (
+            column_named_twice,
+            "adult.csv: not a readable csv file: the header names the column(s) ['age'] more than once",
+            ["data/raw"],
+        ),
     ],
-    ids=["corrupt-file", "empty-source", "unreachable-url", "missing-column", "wrong-type"],
+    ids=[
+        "corrupt-file",
+        "empty-source",
+        "unreachable-url",
+        "missing-column",
+        "wrong-type",
+        "infinite-values",
+        "null-in-non-nullable",
+        "column-named-twice",
+    ],
 )
 def test_bad_input_stops_cleanly(
     repo_copy: Path, damage: Callable[[Path], None], message: str, failed_outputs: list[str]

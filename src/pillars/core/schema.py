@@ -164,6 +164,16 @@ def check_params_columns(params: Params, schema: DataSchema) -> None:
         )
 
 
+def required_columns(schema: DataSchema, params: Params) -> list[str]:
+    """The columns that must never be missing: the schema says they are not nullable, and the model uses them
+    (a column in `curate.drop` never reaches the model or the service, e.g. one a retrain source lacks)."""
+    return [
+        name
+        for name, column in schema.columns.items()
+        if not column.nullable and name not in params.curate.drop
+    ]
+
+
 def load_checked(params: Params) -> DataSchema:
     """The schema named in params, after checking that params only name columns it has."""
     schema = load_schema(Path(params.dataset.schema_path))

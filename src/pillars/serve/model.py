@@ -245,6 +245,13 @@ class ServingModel:
                 typed[item.name] = text
         return typed
 
+    def read_dates(self, columns: Columns) -> None:
+        """Parse every datetime field, as `typed` will: text that is no date is a ValueError naming the field,
+        the row and the value (the service's gate calls this per request, before requests are batched)."""
+        for item in self.fields:
+            if item.dtype == "datetime":
+                _datetimes(item, columns[item.name])
+
     def rejections(self, typed: Mapping[str, np.ndarray]) -> pd.Series:
         """Why each row cannot be scored (None where it can): a missing required value, an impossible value."""
         reasons = pd.Series(None, index=range(len(next(iter(typed.values())))), dtype=object)

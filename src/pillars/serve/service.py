@@ -168,7 +168,7 @@ def request_check(
         except ValidationError as error:
             raise problems_of(error) from None
         try:
-            SERVING.typed(columns_of(getattr(request, field_name)))
+            SERVING.read_dates(columns_of(getattr(request, field_name)))
         except ValueError as error:
             raise RefusedRequestError(400, f"1 problem(s) in the request: {error}") from None
 

@@ -14,7 +14,15 @@ from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_parquet, write_json, write_parquet
 from pillars.core.params import OutlierRule, Params, load_params
 from pillars.core.rules import apply_outlier_rule, outside
-from pillars.core.schema import FLAG_SUFFIX, ROW_COLUMN, DataSchema, is_lineage, load_checked, parse_types
+from pillars.core.schema import (
+    FLAG_SUFFIX,
+    ROW_COLUMN,
+    DataSchema,
+    is_lineage,
+    load_checked,
+    parse_types,
+    required_columns,
+)
 
 REASON_COLUMN = "_reason"
 
@@ -59,14 +67,13 @@ def cleanse(raw: pd.DataFrame, schema: DataSchema, params: Params) -> tuple[pd.D
 
     quarantine = Quarantine(typed.index)
     quarantine.add(typed[dataset.target].isna(), "missing_target")
-    for name in data_columns:  # validate_data stops on these unless validate_data.broken_values: quarantine
-        column = schema.columns[name]
-        if column.is_numeric:
-            quarantine.add(
-                pd.Series(np.isinf(typed[name].to_numpy(dtype="float64")), index=typed.index),
-                f"not_finite:{name}",
-            )
-        if not column.nullable:
+    # validate_data stops on these unless validate_data.broken_values: quarantine
+    for name in data_columns:
+        if schema.columns[name].is_numeric:
+            infinite = np.isinf(typed[name].to_numpy(dtype="float64"))
+            quarantine.add(pd.Series(infinite, index=typed.index), f"not_finite:{name}")
+    for name in required_columns(schema, params):
+        if name in typed:
             quarantine.add(typed[name].isna(), f"missing_required:{name}")
     for name, bounds in settings.impossible.items():
         quarantine.add(outside(typed[name], bounds.min, bounds.max), f"impossible:{name}")

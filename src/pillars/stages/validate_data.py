@@ -2,7 +2,7 @@
 
 Hard failures (empty data, a missing column, a value of the wrong type, an unknown target label, and, unless
 `validate_data.broken_values` is `quarantine`, a non-finite number or a missing value in a column the schema
-says is not nullable) stop the pipeline with a readable summary naming the column, the rule and example rows.
+says is not nullable and the model uses, i.e. not in `curate.drop`) stop the pipeline with a readable summary naming the column, the rule and example rows.
 Soft findings (placeholders, new categories, out-of-range values; broken values to quarantine) are counted in
 metrics/data_validation.json for the next stages to handle.
 """
@@ -17,7 +17,14 @@ from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_parquet, write_json
 from pillars.core.params import Params, load_params
-from pillars.core.schema import DataSchema, is_lineage, load_checked, pandera_schema, parse_types
+from pillars.core.schema import (
+    DataSchema,
+    is_lineage,
+    load_checked,
+    pandera_schema,
+    parse_types,
+    required_columns,
+)
 
 PANDERA_CHECKS = {
     "column_in_dataframe": "missing_column",
@@ -91,13 +98,16 @@ def validate(raw: pd.DataFrame, schema: DataSchema, params: Params) -> list[Find
     try:
         pandera_schema(schema).validate(typed, lazy=True)
     except pa.errors.SchemaErrors as errors:
-        findings += _pandera_findings(errors.failure_cases, dataset.target, broken_is_hard, settings.examples)
+        findings += _pandera_findings(
+            errors.failure_cases,
+            dataset.target,
+            required_columns(schema, params) if broken_is_hard else [],
+            settings.examples,
+        )
     return sorted(findings, key=lambda finding: (not finding.hard, finding.column, finding.check))
 
 
-def _pandera_findings(
-    cases: pd.DataFrame, target: str, missing_is_hard: bool, examples: int
-) -> list[Finding]:
+def _pandera_findings(cases: pd.DataFrame, target: str, required: list[str], examples: int) -> list[Finding]:
     findings = []
     for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=True):
         kind = PANDERA_CHECKS.get(str(check), str(check))
@@ -107,8 +117,8 @@ def _pandera_findings(
             continue
         if column == target and kind == "new_category":  # an unknown label cannot be learned or scored
             kind = "unknown_label"
-        # a missing value where the schema allows none breaks what the service promises its clients
-        hard = kind == "unknown_label" or (kind == "missing_value" and missing_is_hard)
+        # a missing value in a required column breaks what the service promises its clients
+        hard = kind == "unknown_label" or (kind == "missing_value" and column in required)
         values = pd.Series(group["failure_case"].to_numpy(), index=group["index"].astype("int64").to_numpy())
         findings.append(_finding(str(column), kind, hard, values, examples))
     return findings
