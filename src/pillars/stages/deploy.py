@@ -10,21 +10,17 @@ refuse an archive whose deploy check did not pass). metrics/deploy_check.json ho
 the measurements behind them (timings, differences, counts) go to the untracked build/deploy_check.json.
 """
 
-import json
 import re
 import tempfile
-import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from pillars.bento.client import Client, as_json_columns, as_records
+from pillars.bento.client import Client, as_json_columns, as_records, bulk_rate, latency, throughput
 from pillars.bento.parity import parity, raw_rows
 from pillars.bento.server import import_archive, served
 from pillars.core import layout
@@ -59,56 +55,6 @@ def served_scores(client: Client, columns: dict[str, np.ndarray], params: Deploy
             pd.DataFrame([row["probabilities"] for row in answer]) if answer[0]["probabilities"] else None
         )
     return bulk, records
-
-
-def seconds_of(call: Callable[[], Any], repeats: int, warmup: int = 0) -> np.ndarray:
-    """Wall seconds of each of `repeats` calls, after `warmup` untimed ones."""
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return np.array(times)
-
-
-def percentiles_ms(seconds: np.ndarray) -> dict[str, float]:
-    """p50, p95 and p99 of timings, in milliseconds."""
-    p50, p95, p99 = np.percentile(seconds * 1000, [50, 95, 99])
-    return {"p50_ms": round(float(p50), 3), "p95_ms": round(float(p95), 3), "p99_ms": round(float(p99), 3)}
-
-
-def latency(url: str, record: dict[str, Any], requests: int) -> dict[str, float]:
-    """Single-row request latency at concurrency 1, in milliseconds (after a short warm-up)."""
-    client = Client(url)
-    body = json.dumps({"records": [record]}).encode()
-    return percentiles_ms(seconds_of(lambda: client.post("/predict", body), requests, warmup=20))
-
-
-def throughput(url: str, record: dict[str, Any], requests: int, concurrency: int) -> float:
-    """Single-row requests per second with `concurrency` requests in flight."""
-    per_worker = max(1, requests // concurrency)
-
-    def worker() -> None:
-        client = Client(url)
-        for _ in range(per_worker):
-            client.post("/predict", {"records": [record]})
-
-    with ThreadPoolExecutor(concurrency) as pool:
-        started = time.perf_counter()
-        list(pool.map(lambda _: worker(), range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return round(per_worker * concurrency / elapsed, 1)
-
-
-def bulk_rate(url: str, columns: dict[str, np.ndarray], rows: int) -> float:
-    """Rows per second through the bulk API, `rows` rows per request (test rows repeated as needed)."""
-    client = Client(url)
-    repeated = {name: np.resize(values, rows) for name, values in columns.items()}
-    body = json.dumps({"columns": as_json_columns(repeated, 0, rows)}).encode()  # the client's cost, once
-    seconds = seconds_of(lambda: client.post("/predict_bulk", body), 3, warmup=1).min()
-    return round(rows / float(seconds), 1)
 
 
 def rows_served(url: str) -> int:
