@@ -71,7 +71,10 @@ def test_committed_params_load() -> None:
             {"validate_model": {"thresholds": {"f1": {"min": None}}}},
             "validate_model.thresholds.f1: give min, max or both",
         ),
-        ({"select": {"tie_breaker": "latency"}}, "select.tie_breaker: Input should be 'size' or 'order'"),
+        (
+            {"select": {"tie_breaker": "latency"}},
+            "select.tie_breaker: Input should be 'cost', 'size' or 'order'",
+        ),
         (
             {"curate": {"split": {"method": "random"}}},
             "curate.split.method: Input should be 'hash', 'stratified' or 'time'",

@@ -117,8 +117,16 @@ def test_context_refuses_incomplete_or_unsafe_archives(context: Path, tmp_path: 
     escaping = tmp_path / "escaping.bento"
     with tarfile.open(escaping, "w:xz") as bento:
         bento.add(context / "bento.yaml", arcname="../bento.yaml")
-    with pytest.raises(PillarsError, match="cannot extract it"):
+    with pytest.raises(PillarsError, match=r"refusing to extract '\.\./bento\.yaml'"):
         extract_context(escaping, out)
+    linked = tmp_path / "linked.bento"
+    link = tarfile.TarInfo("env/docker/Dockerfile")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    with tarfile.open(linked, "w:xz") as bento:
+        bento.addfile(link)
+    with pytest.raises(PillarsError, match="refusing to extract 'env/docker/Dockerfile': not a plain file"):
+        extract_context(linked, out)
+    linked.unlink()
     with pytest.raises(PillarsError, match="missing"):
         extract_context(tmp_path / "absent.bento", out)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["bento", "escaping.bento", "incomplete.bento"]

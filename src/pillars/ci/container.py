@@ -24,7 +24,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
@@ -81,6 +81,19 @@ def read_manifest(context: Path, archive: Path) -> dict[str, Any]:
     return manifest
 
 
+def plain_members(bento: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
+    """The archive's members, all plain files and folders inside it: no absolute path, no `..`, no link or
+    device (tarfile's "data" filter, which Python 3.11.0-3.11.3 lack, checks the same)."""
+    members = bento.getmembers()
+    for member in members:
+        name = PurePosixPath(member.name)
+        if name.is_absolute() or ".." in name.parts or not (member.isfile() or member.isdir()):
+            raise PillarsError(
+                f"{archive}: refusing to extract {member.name!r}: not a plain file or folder inside it"
+            )
+    return members
+
+
 def extract_context(archive: Path, out: Path) -> str:
     """Extract an exported Bento into `out`, replacing it whole (never half-written); the Bento's tag."""
     if not archive.is_file():
@@ -92,7 +105,11 @@ def extract_context(archive: Path, out: Path) -> str:
     try:
         try:
             with tarfile.open(archive) as bento:
-                bento.extractall(staged, filter="data")  # no absolute paths, links or devices out of it
+                members = plain_members(bento, archive)
+                if hasattr(tarfile, "data_filter"):  # Python 3.11.4 and later: also drops special permissions
+                    bento.extractall(staged, members, filter="data")
+                else:
+                    bento.extractall(staged, members)
         except (OSError, tarfile.TarError) as error:
             raise PillarsError(f"{archive}: cannot extract it as a Bento ({error})") from error
         tag = bento_tag(read_manifest(staged, archive))

@@ -343,7 +343,7 @@ class SelectParams(Section):
     """How the top model is chosen among the candidates that passed validation."""
 
     tie_tolerance: float = Field(default=0.0, ge=0)
-    tie_breaker: Literal["size", "order"] = "size"
+    tie_breaker: Literal["cost", "size", "order"] = "cost"
 
 
 class AssessParams(Section):

@@ -1,7 +1,8 @@
 """Pillar 10, select: the top model among the validated candidates, on the valid split only.
 
-Candidates within `tie_tolerance` of the best primary metric are tied; the tie goes to the smallest model
-file (`tie_breaker: size`) or to the first in `train.candidates` (`order`). The test split is never read:
+Candidates within `tie_tolerance` of the best primary metric are tied; the tie goes to the model that is
+cheapest to serve (`tie_breaker: cost`: node tests or multiply-adds per row, counted, see
+`pillars.training.cost`), the smallest model file (`size`) or the first in `train.candidates` (`order`). The test split is never read:
 assess runs after this stage, so the DAG itself shows that test results cannot influence the choice.
 
 After small-data tuning the candidates were refit on train + valid, and validate_model judged their
@@ -9,14 +10,27 @@ out-of-fold predictions instead (`evaluated_on: out_of_fold`): select ranks on t
 the value `out_of_fold` instead of `valid`.
 """
 
+import pickle
+from typing import NamedTuple
+
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_json, write_bytes, write_json
 from pillars.core.metrics import METRICS
 from pillars.core.params import Params, load_params
+from pillars.training.cost import prediction_cost
+
+TIE_BREAKERS = {"cost": "cost_per_row", "size": "size_bytes"}  # the footprint each one compares
 
 
-def rank(validation: dict, sizes: dict[str, int], params: Params) -> dict:
+class Footprint(NamedTuple):
+    """What a candidate costs beyond its score: its file, and the work of scoring one row."""
+
+    size_bytes: int
+    cost_per_row: int
+
+
+def rank(validation: dict, footprints: dict[str, Footprint], params: Params) -> dict:
     """The ranking of eligible candidates and the choice, with the reason. A candidate whose primary metric
     is undefined where it was judged (valid or out-of-fold: null, with the reason in the report) ranks after
     every measured one and is never chosen; if no candidate has a value, there is nothing to choose on."""
@@ -47,10 +61,16 @@ def rank(validation: dict, sizes: dict[str, int], params: Params) -> dict:
     ranked += sorted(set(values) - set(measured), key=order.__getitem__)
     best = measured[ranked[0]]
     tied = [family for family, value in measured.items() if abs(value - best) <= params.select.tie_tolerance]
-    if params.select.tie_breaker == "size":
-        chosen = min(tied, key=lambda family: (sizes[family], order[family]))
-    else:
+    if params.select.tie_breaker == "order":
         chosen = min(tied, key=order.__getitem__)
+    else:  # cost or size
+        chosen = min(
+            tied,
+            key=lambda family: (
+                getattr(footprints[family], TIE_BREAKERS[params.select.tie_breaker]),
+                order[family],
+            ),
+        )
     reason = f"best {judged} {metric_name} ({measured[chosen]:.4f}) of {len(values)} eligible"
     if len(tied) > 1:
         reason = f"tied within {params.select.tie_tolerance} on {judged} {metric_name} with {sorted(set(tied) - {chosen})}; chosen by {params.select.tie_breaker}"
@@ -61,16 +81,25 @@ def rank(validation: dict, sizes: dict[str, int], params: Params) -> dict:
         on: values[chosen],
         "eligible": len(values),
         "reason": reason,
-        "ranking": [{"family": family, on: values[family], "size_bytes": sizes[family]} for family in ranked],
+        "ranking": [
+            {"family": family, on: values[family], **footprints[family]._asdict()} for family in ranked
+        ],
         "not_eligible": ineligible,
     } | ({} if on == "valid" else {"evaluated_on": on})
+
+
+def footprint(family: str) -> Footprint:
+    """A candidate's file size and prediction cost (the pickle is this pipeline's own train output)."""
+    path = layout.candidate_model(family)
+    payload = path.read_bytes()
+    return Footprint(len(payload), prediction_cost(pickle.loads(payload)))
 
 
 def main() -> None:
     params = load_params()
     validation = read_json(layout.MODEL_VALIDATION_REPORT)
-    sizes = {family: layout.candidate_model(family).stat().st_size for family in validation["eligible"]}
-    selection = rank(validation, sizes, params)
+    footprints = {family: footprint(family) for family in validation["eligible"]}
+    selection = rank(validation, footprints, params)
     payload = layout.candidate_model(selection["model"]).read_bytes()
     write_bytes(layout.SELECTED_MODEL, lambda path: path.write_bytes(payload))
     write_json(layout.SELECTION_REPORT, selection)
