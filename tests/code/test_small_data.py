@@ -55,7 +55,8 @@ def small_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_par
     folds = np.arange(len(pooled)) % 5
     for family, scores in predictions.items():
         write_parquet(layout.candidate_oof(family), oof_table(scores, folds, TRAIN_ROWS))
-        write_pickle(layout.candidate_model(family), LogisticRegression(C=1.0 if family == "linear" else 2.0))
+        stand_in = LogisticRegression(C=1.0 if family == "linear" else 2.0).fit([[0.0], [1.0]], [0, 1])
+        write_pickle(layout.candidate_model(family), stand_in)  # fitted: select counts its serving cost
     tuning = {"method": "cv", "folds": 5, "rows": TRAIN_ROWS + VALID_ROWS, "max_rows": 2000}
     write_json(layout.TRAIN_REPORT, {"metric": "roc_auc", "tuning": tuning, "candidates": {}})
     return tmp_path

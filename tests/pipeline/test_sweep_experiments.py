@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pillars.lifecycle.sweep import SWEEP_TARGET
 from tests.helpers import QUICK_TRAINING, make, run, write_params
 
 pytestmark = pytest.mark.slow
@@ -22,7 +23,7 @@ def test_sweeps_run_as_named_experiments(repo_copy: Path) -> None:
         "too-strict": {"validate_model.thresholds.roc_auc.min": 0.99},  # no candidate can pass
     }
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["dvc", "repro"], repo_copy)
+    run(["dvc", "repro", SWEEP_TARGET], repo_copy)  # the stages a sweep runs: not package, deploy and on
     run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qam", "quick budgets"],
         repo_copy,
