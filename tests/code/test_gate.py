@@ -1,5 +1,7 @@
 """The request gate's pure parts: strict JSON, capped problems, values cut short (tests/service serves it)."""
 
+import time
+
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -84,3 +86,12 @@ def test_shown_cuts_long_values_and_quotes_text() -> None:
 )
 def test_only_json_content_types_pass(content_type: bytes | None, expected: bool) -> None:
     assert is_json(content_type) is expected
+
+
+def test_an_object_with_a_million_keys_and_one_repeat_is_refused_quickly() -> None:
+    """Repeats are counted in linear time: a quadratic count of a 1,000,000-key object would never end."""
+    body = b'{"records": [{' + b", ".join(b'"k%d": 1' % key for key in range(1_000_000)) + b', "k7": 2}]}'
+    started = time.perf_counter()
+    with pytest.raises(RefusedRequestError, match='repeats the key\\(s\\) "k7"'):
+        parse_json(body)
+    assert time.perf_counter() - started < 10

@@ -21,6 +21,7 @@ and pydantic only.
 import hmac
 import json
 import os
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,13 +61,15 @@ def shown(value: Any) -> str:
 
 
 def _refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) < len(keys):
-        repeated = sorted({key for key in keys if keys.count(key) > 1})
+    found = dict(pairs)
+    if len(found) < len(pairs):  # counted only then, in linear time: an object may have a million keys
+        repeated = sorted(key for key, times in Counter(key for key, _ in pairs).items() if times > 1)[
+            :MAX_PROBLEMS
+        ]
         raise RefusedRequestError(
             400, f"the body repeats the key(s) {', '.join(shown(key) for key in repeated)} in one object"
         )
-    return dict(pairs)
+    return found
 
 
 def parse_json(body: bytes) -> Any:
@@ -83,11 +86,11 @@ def parse_json(body: bytes) -> Any:
     return payload
 
 
-def problems_of(error: ValidationError, prefix: str = "") -> RefusedRequestError:
+def problems_of(error: ValidationError) -> RefusedRequestError:
     """A 400 listing the first `MAX_PROBLEMS` validation errors as `where: what (got value)`."""
     problems = []
     for item in error.errors(include_url=False)[:MAX_PROBLEMS]:
-        where = prefix + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"])
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"])
         got = "" if item["type"] == "missing" else f" (got {shown(item['input'])})"
         problems.append(f"{where.lstrip('.')}: {item['msg']}{got}")
     count = error.error_count()
@@ -104,8 +107,8 @@ def is_json(content_type: bytes | None) -> bool:
 
 @dataclass
 class RequestGate:
-    """The middleware. `checks` maps a route to the check of its parsed body (raising `RefusedRequestError`); a route
-    without one (e.g. /model) gets the token, Content-Type and size checks only."""
+    """The middleware. `checks` maps a route to the check of its parsed body (raising
+    `RefusedRequestError`); a route without one (e.g. /model) gets the token, type and size checks only."""
 
     app: Any
     max_bytes: int
