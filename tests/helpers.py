@@ -86,6 +86,8 @@ def committed_copy(repo: Path, destination: Path) -> Path:
 QUICK_TRAINING = {
     "families": {
         "xgboost": {"n_trials": 2, "fixed": {"n_estimators": 60, "early_stopping_rounds": 10}},
+        "lightgbm": {"n_trials": 2, "fixed": {"n_estimators": 60, "early_stopping_rounds": 10}},
+        "catboost": {"n_trials": 1, "fixed": {"iterations": 60, "early_stopping_rounds": 10}},
         "linear": {"n_trials": 1},
         "hist_gradient_boosting": {"n_trials": 1, "fixed": {"max_iter": 50}},
     }

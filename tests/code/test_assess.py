@@ -22,14 +22,16 @@ from pillars.stages.assess import (
 
 def test_binary_curves() -> None:
     y = np.array([0, 0, 1, 1, 0, 1])
-    tables = curves(y, np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9]), "binary", bins=3)
+    tables = curves(y, np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9]), "binary", bins=3, threshold=0.5)
     assert set(tables) == {"confusion", "roc", "pr", "calibration"}
     assert tables["roc"][["fpr", "tpr"]].iloc[-1].tolist() == [1.0, 1.0]
     assert tables["confusion"]["predicted"].tolist() == [0, 0, 0, 1, 0, 1]
+    lower = curves(y, np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9]), "binary", bins=3, threshold=0.3)
+    assert lower["confusion"]["predicted"].tolist() == [0, 1, 1, 1, 0, 1], "decisions at the tuned threshold"
 
 
 def test_regression_gets_residuals_only() -> None:
-    tables = curves(np.array([1.0, 2.0]), np.array([1.5, 1.0]), "regression", bins=3)
+    tables = curves(np.array([1.0, 2.0]), np.array([1.5, 1.0]), "regression", bins=3, threshold=0.5)
     assert list(tables) == ["residuals"]
     assert tables["residuals"]["residual"].tolist() == [-0.5, 1.0]
 
@@ -59,7 +61,7 @@ def binary_slices() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
 def test_slices_too_small_or_with_one_class_are_skipped_with_the_reason(make_params) -> None:
     frame, y, scores = binary_slices()
     params = make_params(validate_model={"slices": {"columns": ["gender"], "min_rows": 5}})
-    report = slice_metrics(frame, y, scores, params)
+    report = slice_metrics(frame, y, scores, params, threshold=0.5)
     assert report["gender=male"] == {"rows": 6, "skipped": "one class only (every row is class 1)"}
     assert report["gender=other"] == {"rows": 4, "skipped": "fewer than 5 rows"}
     female = report["gender=female"]
@@ -89,7 +91,7 @@ def test_multiclass_slice_with_two_of_three_classes_gets_its_metrics(make_params
         train={"metric": "roc_auc_ovr"},
         validate_model={"slices": {"columns": ["gender"], "min_rows": 2}},
     )
-    report = slice_metrics(frame, y, scores, params)
+    report = slice_metrics(frame, y, scores, params, threshold=0.5)
     female_slice = report["gender=female"]  # classes 0 and 1 only
     assert female_slice["metrics"]["accuracy"] == 1.0
     assert female_slice["metrics"]["log_loss"] == pytest.approx(
@@ -115,7 +117,7 @@ def test_the_model_card_shows_undefined_metrics_and_skipped_slices(make_params) 
         "model": "linear",
         "test": block(evaluate("binary", y, scores)),
         "candidates": {"linear": block(evaluate("binary", y, scores)), "xgboost": one_class},
-        "slices": slice_metrics(frame, y, scores, params),
+        "slices": slice_metrics(frame, y, scores, params, threshold=0.5),
     }
     inputs = CardInputs(
         selection={"model": "linear", "metric": "roc_auc", "reason": "best valid roc_auc"},

@@ -36,11 +36,14 @@ def test_best_eligible_candidate_wins(make_params) -> None:
 
 
 def test_ties_go_to_the_cheapest_or_smallest_model_or_the_first(make_params) -> None:
+    order = {"candidates": ["xgboost", "linear", "hist_gradient_boosting"]}  # train.candidates
     report = validation(
         {"xgboost": 0.930, "linear": 0.9290, "hist_gradient_boosting": 0.9299},
         ["xgboost", "linear", "hist_gradient_boosting"],
     )
-    by_cost = rank(report, FOOTPRINTS, make_params(select={"tie_tolerance": 0.0005, "tie_breaker": "cost"}))
+    by_cost = rank(
+        report, FOOTPRINTS, make_params(train=order, select={"tie_tolerance": 0.0005, "tie_breaker": "cost"})
+    )
     assert by_cost["model"] == "xgboost", "linear is cheapest but not tied; hist_gradient_boosting costs more"
     assert "tied within 0.0005" in by_cost["reason"] and "chosen by cost" in by_cost["reason"]
     assert by_cost["ranking"][0] == {
@@ -49,11 +52,15 @@ def test_ties_go_to_the_cheapest_or_smallest_model_or_the_first(make_params) -> 
         "size_bytes": 500_000,
         "cost_per_row": 600,
     }
-    by_size = rank(report, FOOTPRINTS, make_params(select={"tie_tolerance": 0.0005, "tie_breaker": "size"}))
+    by_size = rank(
+        report, FOOTPRINTS, make_params(train=order, select={"tie_tolerance": 0.0005, "tie_breaker": "size"})
+    )
     assert by_size["model"] == "hist_gradient_boosting"
-    by_order = rank(report, FOOTPRINTS, make_params(select={"tie_tolerance": 0.001, "tie_breaker": "order"}))
+    by_order = rank(
+        report, FOOTPRINTS, make_params(train=order, select={"tie_tolerance": 0.001, "tie_breaker": "order"})
+    )
     assert by_order["model"] == "xgboost"
-    all_tied = make_params(select={"tie_tolerance": 0.0015, "tie_breaker": "cost"})
+    all_tied = make_params(train=order, select={"tie_tolerance": 0.0015, "tie_breaker": "cost"})
     assert rank(report, FOOTPRINTS, all_tied)["model"] == "linear"
 
 

@@ -30,7 +30,7 @@ def small_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_par
     raw = deep_merge(
         default_params_raw,
         {
-            "train": {"candidates": ["xgboost", "linear"]},
+            "train": {"candidates": ["xgboost", "linear"], "ensemble": {"size": 0}},  # no ensemble stand-in
             "validate_model": {"thresholds": {"roc_auc": {"min": 0.7}}, "slices": {"min_rows": 50}},
             "select": {"tie_tolerance": 0.0},
         },

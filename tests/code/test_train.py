@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+from sklearn.metrics import f1_score
 
 from pillars.core.errors import PillarsError
+from pillars.core.metrics import measure, predict_scores
 from pillars.core.params import TrainParams
 from pillars.stages.train import finished_trials, open_storage, run_study, study_name, train, trial_table
 from pillars.training.cv import FOLD_STEPS, cross_validate, pool, tuning_summary, uses_cv
@@ -29,6 +31,8 @@ def toy_data(task: str = "binary", rows: int = 600) -> TrainingData:
 def small_settings(make_params, tmp_path: Path, task: str = "binary", **train: object) -> TrainParams:
     families = {
         "xgboost": {"n_trials": 6, "fixed": {"n_estimators": 60, "early_stopping_rounds": 10}},
+        "lightgbm": {"n_trials": 3, "fixed": {"n_estimators": 60, "early_stopping_rounds": 10}},
+        "catboost": {"n_trials": 3, "fixed": {"iterations": 60, "early_stopping_rounds": 10}},
         "linear": {"n_trials": 3},
         "hist_gradient_boosting": {"n_trials": 3, "fixed": {"max_iter": 50}},
     }
@@ -63,7 +67,8 @@ def test_every_family_reports_steps_and_fits(family: str, task: str, make_params
     hyper = dict(settings.families[family].fixed)
     fitted = FAMILIES[family](hyper, data, settings, lambda step, value: steps.append((step, value)))
     reported = [step for step, _ in steps]
-    every = settings.pruner.round_interval if family == "xgboost" else 1  # XGBoost: every few rounds
+    boosting = family in ("xgboost", "lightgbm", "catboost")
+    every = settings.pruner.round_interval if boosting else 1  # the boosting libraries: every few rounds
     assert reported and reported == [every - 1 + every * index for index in range(len(reported))]
     assert fitted.value > 0.8 if task == "binary" else fitted.value < 1.0
     assert hyper == dict(settings.families[family].fixed), "the hyperparameters passed in are left unchanged"
@@ -79,7 +84,9 @@ def test_resumed_study_matches_an_uninterrupted_one(make_params, tmp_path: Path)
     resumed = run_study("xgboost", data, settings, settings.storage, "resumed")
     straight = run_study("xgboost", data, settings, settings.storage, "straight")
     assert len(finished_trials(resumed)) == len(finished_trials(straight)) == 6
-    assert trial_table(resumed, "maximize").equals(trial_table(straight, "maximize"))
+    assert trial_table(finished_trials(resumed), "maximize").equals(
+        trial_table(finished_trials(straight), "maximize")
+    )
 
 
 def test_trial_table_tracks_the_best_value() -> None:
@@ -92,7 +99,7 @@ def test_trial_table_tracks_the_best_value() -> None:
                 value=value,
             )
         )
-    table = trial_table(study, "maximize")
+    table = trial_table(finished_trials(study), "maximize")
     assert table["best_value"].tolist() == [0.5, 0.7, 0.7]
     assert table.columns.tolist() == ["trial", "state", "value", "best_value", "param_x"]
 
@@ -105,9 +112,11 @@ def test_train_is_deterministic(make_params, tmp_path: Path) -> None:
         train={
             **HOLDOUT,
             "storage": f"sqlite:///{tmp_path}/a.db",
-            "candidates": ["xgboost", "linear"],
+            "candidates": ["xgboost", "lightgbm", "catboost", "linear"],
             "families": {
                 "xgboost": {"n_trials": 4, "fixed": {"n_estimators": 40}},
+                "lightgbm": {"n_trials": 3, "fixed": {"n_estimators": 40, "early_stopping_rounds": 10}},
+                "catboost": {"n_trials": 2, "fixed": {"iterations": 40, "early_stopping_rounds": 10}},
                 "linear": {"n_trials": 2},
             },
         }
@@ -117,6 +126,21 @@ def test_train_is_deterministic(make_params, tmp_path: Path) -> None:
     )
     a, b = train(first, data, "fingerprint"), train(second, data, "fingerprint")
     assert a.summary == b.summary
+    assert list(a.models) == ["xgboost", "lightgbm", "catboost", "linear", "ensemble"]
+    weights = a.summary["ensemble"]["weights"]
+    assert sum(weights.values()) == pytest.approx(1.0) and set(weights) <= set(first.train.candidates)
+    blended = sum(
+        weight * predict_scores(a.models[name], data.x_valid, "binary") for name, weight in weights.items()
+    )
+    assert np.allclose(predict_scores(a.models["ensemble"], data.x_valid, "binary"), blended)
+    assert a.summary["ensemble"]["best_value"] == round(
+        measure("roc_auc", "binary", data.y_valid, blended).value, 6
+    )
+    for name in a.models:  # binary: every candidate's decision threshold, tuned for F1 on valid
+        threshold = a.summary[name]["threshold"]
+        decided = predict_scores(a.models[name], data.x_valid, "binary") >= threshold["value"]
+        f1 = f1_score(data.y_valid, decided)
+        assert threshold["objective"] == "f1" and threshold["valid_value"] == pytest.approx(f1, abs=1e-6)
     assert a.tuning == b.tuning == {"method": "holdout", "rows": {"train": 450, "valid": 150}}
     assert a.out_of_fold == {}, "one valid split: no out-of-fold predictions"
     assert all(a.tables[family].equals(b.tables[family]) for family in a.tables)
@@ -175,6 +199,10 @@ def test_small_data_tunes_by_cross_validation_and_refits_on_train_and_valid(
     again = train(params, data, "fingerprint")  # resumes the finished studies: the same outputs
     assert all(again.out_of_fold[family].equals(trained.out_of_fold[family]) for family in CV_FAMILIES)
     assert pickle.dumps(again.models["xgboost"]) == pickle.dumps(trained.models["xgboost"])
+    weights = trained.summary["ensemble"]["weights"]  # the ensemble: weights from the out-of-fold scores
+    pooled = {family: oof_scores(trained.out_of_fold[family], 300, 100, family) for family in weights}
+    blended = oof_scores(trained.out_of_fold["ensemble"], 300, 100, "ensemble")
+    assert np.allclose(blended, sum(weight * pooled[family] for family, weight in weights.items()))
 
 
 def test_cross_validated_trials_report_every_fold_to_the_pruner(make_params, tmp_path: Path) -> None:
@@ -318,3 +346,62 @@ def test_a_metric_undefined_on_every_fold_stops_the_trial_naming_the_rows(
         cross_validate("linear", {}, pool(constant, settings), settings, lambda step, value: None)
     with pytest.raises(PillarsError, match=r"r2 is undefined on every cross-validation fold of train: the"):
         FAMILIES["linear"]({}, constant, settings, lambda step, value: None)
+
+
+def counts(rows: int = 800) -> TrainingData:
+    """A count target: Poisson with a log-linear rate."""
+    generator = np.random.default_rng(4)
+    x = generator.normal(size=(rows, 3)).astype("float32")
+    y = generator.poisson(np.exp(0.8 * x[:, 0] + 0.3)).astype("float64")
+    cut = int(rows * 0.75)
+    return TrainingData(x[:cut], y[:cut], x[cut:], y[cut:], "regression")
+
+
+@pytest.mark.parametrize("family", ["xgboost", "lightgbm", "catboost", "hist_gradient_boosting"])
+def test_a_count_target_may_be_fitted_with_a_poisson_loss(family: str, make_params, tmp_path: Path) -> None:
+    settings = small_settings(make_params, tmp_path, "regression", metric="rmse")
+    data = counts()
+    hyper = dict(settings.families[family].fixed)
+    squared = FAMILIES[family](hyper | {"objective": "squared_error"}, data, settings, lambda *_: None)
+    poisson = FAMILIES[family](hyper | {"objective": "poisson"}, data, settings, lambda *_: None)
+    predicted = predict_scores(poisson.model, data.x_valid, "regression")
+    assert (predicted > 0).all(), "a Poisson model predicts a positive rate"
+    assert not np.allclose(predicted, predict_scores(squared.model, data.x_valid, "regression"))
+    assert poisson.value < np.std(data.y_valid), "better than predicting the mean"
+
+
+def test_a_count_loss_on_a_negative_target_names_the_key(make_params, tmp_path: Path) -> None:
+    settings = small_settings(make_params, tmp_path, "regression", metric="rmse")
+    data = toy_data("regression")  # a normal target: negative values
+    with pytest.raises(
+        PillarsError,
+        match=r"train\.families\.lightgbm: objective 'tweedie' needs a target that is never negative",
+    ):
+        FAMILIES["lightgbm"]({"objective": "tweedie"}, data, settings, lambda *_: None)
+    with pytest.raises(
+        PillarsError, match=r"train\.families\.hist_gradient_boosting: objective 'tweedie' is not a loss"
+    ):
+        FAMILIES["hist_gradient_boosting"]({"objective": "tweedie"}, counts(), settings, lambda *_: None)
+    binary = small_settings(make_params, tmp_path)
+    with pytest.raises(PillarsError, match="classification: leave objective out"):
+        FAMILIES["xgboost"]({"objective": "poisson"}, toy_data(), binary, lambda *_: None)
+
+
+def test_a_smaller_budget_on_a_larger_study_gives_what_a_fresh_one_gives(make_params, tmp_path: Path) -> None:
+    """Storage that once ran 6 trials, then n_trials 3: the first 3 decide, as on a fresh machine."""
+    data = toy_data()
+
+    def settings(trials: int, database: str) -> object:
+        families = {"xgboost": {"n_trials": trials, "fixed": {"n_estimators": 30}}}
+        storage = f"sqlite:///{tmp_path}/{database}.db"
+        return make_params(
+            train={**HOLDOUT, "storage": storage, "candidates": ["xgboost"], "families": families}
+        )
+
+    train(settings(6, "used"), data, "fingerprint")
+    reused, fresh = (
+        train(settings(3, "used"), data, "fingerprint"),
+        train(settings(3, "fresh"), data, "fingerprint"),
+    )
+    assert reused.summary == fresh.summary and reused.summary["xgboost"]["trials"] == 3
+    assert reused.tables["xgboost"].equals(fresh.tables["xgboost"])

@@ -200,7 +200,7 @@ def test_small_data_judges_out_of_fold_predictions_and_the_champion_on_valid_row
     )
     tuning = {"method": "cv", "folds": 5, "rows": 400, "max_rows": 2000}
     report = validate_out_of_fold(
-        {"linear": perfect_on_valid}, y, frames, params, (0.995, "measured"), tuning
+        {"linear": perfect_on_valid}, y, frames, params, (0.995, "measured"), tuning, {"linear": 0.5}
     )
 
     assert report["evaluated_on"] == "out_of_fold" and report["tuning"] == tuning
@@ -240,7 +240,13 @@ def test_small_data_out_of_fold_metrics_follow_the_undefined_metric_rules(make_p
         }
     )
     report = validate_out_of_fold(
-        {"linear": never_positive}, y, frames, params, (None, "no champion yet"), {"method": "cv"}
+        {"linear": never_positive},
+        y,
+        frames,
+        params,
+        (None, "no champion yet"),
+        {"method": "cv"},
+        {"linear": 0.5},
     )
 
     result, reason = report["candidates"]["linear"], "no row predicted positive (class 1)"

@@ -25,15 +25,15 @@ def as_sent(values: pd.Series, dtype: str | None) -> np.ndarray:
     """Typed values as a client sends them: whole numbers of an integer field as integers, missing as None."""
     if dtype == "integer":
         present = values.dropna()
-        if (
-            present == present.round()
-        ).all():  # else sent as they are, and refused: the data breaks its schema
+        whole = bool((present == present.round()).all())
+        if whole:  # else sent as they are, and refused: the data breaks its schema
             values = values.astype("Int64")
     return values.astype(object).where(values.notna(), None).to_numpy(dtype=object)
 
 
-def offline_predictions(frame: pd.DataFrame, scores: np.ndarray, task: str) -> pd.DataFrame:
-    """The selected model's test scores per raw row: what the served model must reproduce (deploy)."""
+def offline_predictions(frame: pd.DataFrame, scores: np.ndarray, task: str, threshold: float) -> pd.DataFrame:
+    """The selected model's test scores and labels (binary: at its decision threshold) per raw row: what the
+    served model must reproduce (deploy)."""
     predictions = pd.DataFrame({ROW_COLUMN: frame[ROW_COLUMN].to_numpy()})
     if scores.ndim == 2:
         for code in range(scores.shape[1]):
@@ -41,7 +41,7 @@ def offline_predictions(frame: pd.DataFrame, scores: np.ndarray, task: str) -> p
     else:
         predictions["score"] = scores
     if task != "regression":
-        predictions["label"] = labels_from_scores(scores, task)
+        predictions["label"] = labels_from_scores(scores, task, threshold)
     return predictions
 
 

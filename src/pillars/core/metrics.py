@@ -146,22 +146,50 @@ METRICS: dict[Task, dict[str, Metric]] = {
     },
 }
 
-# The metric XGBoost reports per boosting round for each objective metric (feeds the pruner)
-XGBOOST_EVAL_METRIC = {
-    ("binary", "roc_auc"): "auc",
-    ("binary", "average_precision"): "aucpr",
-    ("binary", "log_loss"): "logloss",
-    ("multiclass", "log_loss"): "mlogloss",
-    ("multiclass", "roc_auc_ovr"): "auc",
-    ("regression", "rmse"): "rmse",
-    ("regression", "mae"): "mae",
+# The metric each boosting library reports per round for each objective (it feeds the pruner and early
+# stopping; the trial's value is always ours, measured on the held-out rows). Where a library lacks the exact
+# metric, the nearest one that moves the same way stands in: XGBoost's multiclass AUC, and LightGBM's and
+# CatBoost's AUC-mu, for one-vs-rest ROC AUC.
+EVAL_METRICS: dict[str, dict[tuple[Task, str], str]] = {
+    "xgboost": {
+        ("binary", "roc_auc"): "auc",
+        ("binary", "average_precision"): "aucpr",
+        ("binary", "log_loss"): "logloss",
+        ("multiclass", "log_loss"): "mlogloss",
+        ("multiclass", "roc_auc_ovr"): "auc",
+        ("regression", "rmse"): "rmse",
+        ("regression", "mae"): "mae",
+    },
+    "lightgbm": {
+        ("binary", "roc_auc"): "auc",
+        ("binary", "average_precision"): "average_precision",
+        ("binary", "log_loss"): "binary_logloss",
+        ("multiclass", "log_loss"): "multi_logloss",
+        ("multiclass", "roc_auc_ovr"): "auc_mu",
+        ("regression", "rmse"): "rmse",
+        ("regression", "mae"): "l1",
+    },
+    "catboost": {
+        ("binary", "roc_auc"): "AUC",
+        ("binary", "average_precision"): "PRAUC",
+        ("binary", "log_loss"): "Logloss",
+        ("multiclass", "log_loss"): "MultiClass",
+        ("multiclass", "roc_auc_ovr"): "AUC:type=Mu",
+        ("regression", "rmse"): "RMSE",
+        ("regression", "mae"): "MAE",
+    },
+}
+OBJECTIVES: dict[Task, list[str]] = {  # the metrics train.metric may name: every library reports them
+    task: sorted(metric for objective_task, metric in EVAL_METRICS["xgboost"] if objective_task == task)
+    for task in ("binary", "multiclass", "regression")
 }
 
 
-def labels_from_scores(scores: np.ndarray, task: Task) -> np.ndarray:
-    """Class labels from probabilities: the 0.5 threshold for binary, the most probable class otherwise."""
+def labels_from_scores(scores: np.ndarray, task: Task, threshold: float = BINARY_THRESHOLD) -> np.ndarray:
+    """Class labels from probabilities: positive from `threshold` up for binary (the candidate's tuned
+    threshold, `decision_threshold`), the most probable class otherwise."""
     if task == "binary":
-        return (scores >= BINARY_THRESHOLD).astype("int64")
+        return (scores >= threshold).astype("int64")
     return scores.argmax(axis=1)
 
 
@@ -198,15 +226,23 @@ class Measurement(NamedTuple):
     undefined: str | None = None
 
 
-def measure(name: str, task: Task, y: np.ndarray, scores: np.ndarray) -> Measurement:
-    """One metric of scores against the truth, on the task's full label set; None with the reason where the
-    metric is undefined on these rows."""
+def decision_threshold(train_report: dict, candidate: str) -> float:
+    """A binary candidate's decision threshold, tuned by train (metrics/train.json); 0.5 where none was."""
+    tuned = train_report["candidates"].get(candidate, {}).get("threshold")
+    return BINARY_THRESHOLD if tuned is None else float(tuned["value"])
+
+
+def measure(
+    name: str, task: Task, y: np.ndarray, scores: np.ndarray, threshold: float = BINARY_THRESHOLD
+) -> Measurement:
+    """One metric of scores against the truth, on the task's full label set (labels: binary scores from
+    `threshold` up are positive); None with the reason where the metric is undefined on these rows."""
     metric = METRICS[task][name]
     y, scores = np.asarray(y), np.asarray(scores)
     if len(y) == 0:
         return Measurement(None, NO_ROWS)
     classes = task_classes(task, scores)
-    predicted = labels_from_scores(scores, task) if metric.uses_labels else scores
+    predicted = labels_from_scores(scores, task, threshold) if metric.uses_labels else scores
     if metric.requires is not None and (reason := metric.requires(y, predicted, classes)):
         return Measurement(None, reason)
     value = metric.compute(y, predicted, classes)
@@ -232,12 +268,14 @@ class Evaluation:
     undefined: dict[str, str]
 
 
-def evaluate(task: Task, y: np.ndarray, scores: np.ndarray) -> Evaluation:
+def evaluate(
+    task: Task, y: np.ndarray, scores: np.ndarray, threshold: float = BINARY_THRESHOLD
+) -> Evaluation:
     """Every metric of the task, rounded; the undefined ones as None, with their reasons."""
     values: dict[str, float | None] = {}
     undefined: dict[str, str] = {}
     for name in METRICS[task]:
-        value, reason = measure(name, task, y, scores)
+        value, reason = measure(name, task, y, scores, threshold)
         values[name] = None if value is None else round(value, 6)
         if reason is not None:
             undefined[name] = reason

@@ -279,7 +279,7 @@ class PrunerParams(Section):
     round_interval: int = Field(default=10, ge=1)  # XGBoost reports to the pruner every this many rounds
 
 
-FamilyName = Literal["xgboost", "linear", "hist_gradient_boosting"]
+FamilyName = Literal["xgboost", "lightgbm", "catboost", "linear", "hist_gradient_boosting"]
 
 
 class SmallDataParams(Section):
@@ -288,6 +288,29 @@ class SmallDataParams(Section):
 
     max_rows: int = Field(default=2000, ge=0)
     folds: int = Field(default=5, ge=2, le=20)
+
+
+class Costs(Section):
+    """What one wrong decision costs (any unit, the same for both)."""
+
+    false_positive: float = Field(default=1.0, ge=0)
+    false_negative: float = Field(default=1.0, ge=0)
+
+
+class ThresholdParams(Section):
+    """Binary: the decision threshold, tuned on the held-out rows for F1 or the expected cost (fixed: 0.5)."""
+
+    objective: Literal["f1", "cost", "fixed"] = "f1"
+    costs: Costs = Costs()
+
+
+class EnsembleParams(Section):
+    """The ensemble candidate: `size` greedy picks with replacement among the tuned candidates (0: none)."""
+
+    size: int = Field(default=25, ge=0)
+
+
+ENSEMBLE = "ensemble"  # the ensemble candidate's name
 
 
 class TrainParams(Section):
@@ -304,7 +327,19 @@ class TrainParams(Section):
     patience: int = Field(default=3, ge=1)
     pruner: PrunerParams = PrunerParams()
     small_data: SmallDataParams = SmallDataParams()
+    ensemble: EnsembleParams = EnsembleParams()
+    threshold: ThresholdParams = ThresholdParams()
     families: dict[FamilyName, FamilyParams]
+
+    @property
+    def blends(self) -> bool:
+        """Whether train fits the ensemble candidate (it needs two candidates to average)."""
+        return self.ensemble.size > 0 and len(self.candidates) > 1
+
+    @property
+    def candidate_names(self) -> list[str]:
+        """Every candidate model train writes: one per family, then the ensemble."""
+        return [*self.candidates, ENSEMBLE] if self.blends else list(self.candidates)
 
     @model_validator(mode="after")
     def _candidates_have_settings(self) -> "TrainParams":
@@ -461,12 +496,10 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _metrics_fit_the_task(self) -> "Params":
-        from pillars.core.metrics import METRICS, XGBOOST_EVAL_METRIC
+        from pillars.core.metrics import METRICS, OBJECTIVES
 
         task = self.dataset.task
-        objectives = sorted(
-            metric for objective_task, metric in XGBOOST_EVAL_METRIC if objective_task == task
-        )
+        objectives = OBJECTIVES[task]
         if self.train.metric not in objectives:
             raise ValueError(
                 f"train.metric: {self.train.metric!r} is not a {task} objective (one of {objectives})"

@@ -44,6 +44,7 @@ class Profile:
     time_column: str | None  # the datetime column that orders the rows, if one does
     dates: dict[str, str | None] = field(default_factory=dict)  # datetime columns -> their text format
     notes: list[str] = field(default_factory=list)  # what a person should review
+    non_negative_target: bool = False  # regression: a target never below 0 (a count, an amount)
 
 
 def placeholders(frame: pd.DataFrame) -> list[str]:
@@ -261,4 +262,15 @@ def profile(frame: pd.DataFrame, target: str, task: Task | None, seed: int) -> P
             )
     if task == "binary":
         notes.append(f"positive label {positive!r} (the minority class): check it is the one to predict")
-    return Profile(task, labels, positive, found_placeholders, drops, slices, time_column, dates, notes)
+    non_negative = False
+    if task == "regression":
+        values = pd.to_numeric(cleaned[target], errors="coerce").dropna()
+        non_negative = bool(len(values)) and float(values.min()) >= 0
+        if non_negative:
+            notes.append(
+                f"{target} is never negative: the boosting families also try Poisson and Tweedie losses "
+                "(train.families.<family>.space.objective)"
+            )
+    return Profile(
+        task, labels, positive, found_placeholders, drops, slices, time_column, dates, notes, non_negative
+    )

@@ -17,7 +17,19 @@ MIN_SLICE_ROWS = 100  # smaller slices are reported as skipped: their metric is 
 # Gates a useful model passes on any data: better than chance, or than predicting the mean
 METRICS = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 SLICE_METRICS = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "r2"}
-QUICK_TRIALS = {"xgboost": 3, "linear": 2, "hist_gradient_boosting": 2}  # `--budget quick`: tests, demos
+QUICK_TRIALS = {  # `--budget quick`: tests, demos
+    "catboost": 1,
+    "lightgbm": 3,
+    "xgboost": 3,
+    "linear": 2,
+    "hist_gradient_boosting": 2,
+}
+COUNT_LOSSES = {  # a target that is never negative: the losses each family may try besides squared error
+    "catboost": ["squared_error", "poisson", "tweedie"],
+    "lightgbm": ["squared_error", "poisson", "tweedie"],
+    "xgboost": ["squared_error", "poisson", "tweedie"],
+    "hist_gradient_boosting": ["squared_error", "poisson"],
+}
 
 
 def inline(mapping: dict[str, Any]) -> CommentedMap:
@@ -89,6 +101,13 @@ def propose(
     if quick:
         for family, trials in QUICK_TRIALS.items():
             train["families"][family]["n_trials"] = trials
+    for family, losses in COUNT_LOSSES.items():
+        settings = train["families"][family]
+        settings["space"].pop("objective", None)
+        settings.setdefault("start", CommentedMap()).pop("objective", None)
+        if profile.task == "regression" and profile.non_negative_target:
+            settings["space"]["objective"] = inline({"type": "categorical", "choices": inline_list(losses)})
+            settings["start"]["objective"] = "squared_error"
     gate = template["validate_model"]
     gate["thresholds"] = {name: inline(limit) for name, limit in thresholds(profile.task, classes).items()}
     gate["slices"] = {

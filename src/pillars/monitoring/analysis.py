@@ -17,7 +17,7 @@ import pandas as pd
 
 from pillars.core.errors import PillarsError
 from pillars.core.io import SUFFIX_FORMATS, read_file
-from pillars.core.metrics import METRICS, labels_from_scores, measure
+from pillars.core.metrics import BINARY_THRESHOLD, METRICS, labels_from_scores, measure
 from pillars.core.params import MonitorParams, Params
 from pillars.core.rules import outside, parse_datetimes
 from pillars.monitoring.drift import ColumnDrift, Distribution, categorical_drift, numeric_drift
@@ -310,9 +310,10 @@ def performance(
     metric: str,
     reference: float | None,
     params: MonitorParams,
+    threshold: float = BINARY_THRESHOLD,
 ) -> dict[str, Any]:
     """The metric on labelled rows, overall and per window of `window_rows` rows in time order, on the
-    task's full label set. Where there is no value (fewer than `min_labels` labels, or the metric undefined
+    task's full label set (binary decisions at the served model's `threshold`). Where there is no value (fewer than `min_labels` labels, or the metric undefined
     on the labelled rows, e.g. one class only), the value is None and `reason` says why."""
     minimum = params.performance.min_labels
 
@@ -321,7 +322,7 @@ def performance(
         if len(known) < minimum:
             return None, f"fewer than {minimum} labels (monitor.performance.min_labels)"
         truth = labels[known] if task == "regression" else labels[known].astype("int64")
-        value, undefined = measure(metric, task, truth, logged.scores[known])
+        value, undefined = measure(metric, task, truth, logged.scores[known], threshold)
         if value is None:
             return None, f"{metric} undefined on the labelled rows: {undefined}"
         return round(value, 6), None
@@ -454,11 +455,14 @@ def monitor(
         name, drift, distribution = prediction_drift(logged, test_predictions, serving, settings)
         predictions[name], distributions[name] = drift, distribution
     reference_value = serving.metadata.get("test_metrics", {}).get(metric)
-    measured = performance(logged, monitored.encoded, serving.task, metric, reference_value, settings)
+    measured = performance(
+        logged, monitored.encoded, serving.task, metric, reference_value, settings, serving.threshold
+    )
     report = {
         "model_version": serving.version,
         "task": serving.task,
         "metric": metric,
+        **({"decision_threshold": serving.threshold} if serving.task == "binary" else {}),
         "rows": {"logged": rows + skipped_rows, "monitored": rows, "labelled": measured["labelled"]},
         "skipped": {reason: int(skipped.counts[reason]) for reason in SKIP_REASONS},
         "skipped_examples": skipped.examples,

@@ -22,7 +22,7 @@ import pandas as pd
 import threadpoolctl
 
 from pillars.core import pickles
-from pillars.core.metrics import labels_from_scores, predict_scores
+from pillars.core.metrics import BINARY_THRESHOLD, labels_from_scores, predict_scores
 from pillars.core.rules import apply_outlier_rule, calendar_features, outside, parse_datetimes, spelling
 from pillars.serve.gate import shown
 
@@ -222,6 +222,7 @@ class ServingModel:
     max_request_bytes: int  # the service's limits: body size, records per /predict, rows per /predict_bulk
     max_records: int
     max_bulk_rows: int
+    threshold: float = BINARY_THRESHOLD  # binary: scores from here up get the positive label
 
     def typed(self, columns: Columns) -> dict[str, np.ndarray]:
         """The input columns as arrays: floats (NaN for missing), or objects (None for missing)."""
@@ -330,7 +331,7 @@ class ServingModel:
         if self.task == "regression":
             return Scored(scores, scores.tolist(), None, self.warnings(typed))
         by_class = np.column_stack([1.0 - scores, scores]) if self.task == "binary" else scores
-        labels = np.asarray(self.labels, dtype=object)[labels_from_scores(scores, self.task)]
+        labels = np.asarray(self.labels, dtype=object)[labels_from_scores(scores, self.task, self.threshold)]
         probabilities = {label: by_class[:, code] for code, label in enumerate(self.labels)}
         return Scored(scores, labels.tolist(), probabilities, self.warnings(typed))
 

@@ -21,23 +21,26 @@ from pillars.core.metrics import (
     METRICS,
     Evaluation,
     UndefinedMetricError,
+    decision_threshold,
     evaluate,
     labels_from_scores,
     predict_scores,
     score,
     shown,
 )
-from pillars.core.params import Params, load_params
+from pillars.core.params import ENSEMBLE, Params, load_params
 from pillars.training.slices import judged_slices
 
 LINEAGE_INPUTS = (layout.CURATED_DIR, layout.FEATURES_DIR, layout.SELECTED_MODEL)  # declared deps of assess
 
 
-def curves(y: np.ndarray, scores: np.ndarray, task: str, bins: int) -> dict[str, pd.DataFrame]:
-    """The plot tables that fit the task."""
+def curves(
+    y: np.ndarray, scores: np.ndarray, task: str, bins: int, threshold: float
+) -> dict[str, pd.DataFrame]:
+    """The plot tables that fit the task (the confusion matrix of binary decisions at `threshold`)."""
     if task == "regression":
         return {"residuals": pd.DataFrame({"predicted": scores, "residual": y - scores}).round(6)}
-    labels = labels_from_scores(scores, task)
+    labels = labels_from_scores(scores, task, threshold)
     tables = {"confusion": pd.DataFrame({"actual": y, "predicted": labels})}
     if task == "binary":
         fpr, tpr, _ = roc_curve(y, scores)
@@ -84,7 +87,9 @@ def block(evaluation: Evaluation) -> dict[str, Any]:
     return {"metrics": evaluation.values, "undefined": evaluation.undefined}
 
 
-def slice_metrics(frame: pd.DataFrame, y: np.ndarray, scores: np.ndarray, params: Params) -> dict:
+def slice_metrics(
+    frame: pd.DataFrame, y: np.ndarray, scores: np.ndarray, params: Params, threshold: float
+) -> dict:
     """Every metric of the task per value of the slice columns; a slice the shared rule skips (fewer than
     `validate_model.slices.min_rows` rows, one class) is listed with its rows and the reason instead."""
     task, report = params.dataset.task, {}
@@ -92,7 +97,7 @@ def slice_metrics(frame: pd.DataFrame, y: np.ndarray, scores: np.ndarray, params
         report[piece.name] = {"rows": piece.size} | (
             {"skipped": piece.skipped}
             if piece.skipped is not None
-            else block(evaluate(task, y[piece.rows], scores[piece.rows]))
+            else block(evaluate(task, y[piece.rows], scores[piece.rows], threshold))
         )
     return report
 
@@ -129,12 +134,45 @@ class CardInputs(NamedTuple):
     lineage: dict[str, str]  # content hashes of assess's inputs
 
 
+def _making(params: Params, chosen: str, summary: dict, tuned_on: str, selected_on: str) -> list[str]:
+    """How the model was made (tuned, or blended from tuned candidates) and, for binary, how it decides."""
+    if chosen == ENSEMBLE:
+        weights = ", ".join(f"{family} {weight:.2f}" for family, weight in summary["weights"].items())
+        lines = [
+            f"- An ensemble: the tuned candidates averaged with weights from greedy selection on {selected_on} "
+            f"({params.train.ensemble.size} picks): {weights}."
+        ]
+    else:
+        lines = [
+            f"- Tuned by Optuna on {tuned_on}: {summary['trials']} trials ({summary['pruned']} pruned), "
+            f"seed {params.train.seed}."
+        ]
+    if "threshold" in summary:
+        threshold = summary["threshold"]
+        tuned = (
+            "0.5, not tuned (train.threshold.objective: fixed)"
+            if threshold["objective"] == "fixed"
+            else f"tuned on {selected_on} for {threshold['objective']} ({threshold['valid_value']} there)"
+        )
+        lines.append(
+            f"- Decision threshold: {threshold['value']}, {tuned}; the service and batch inference use it."
+        )
+    return lines
+
+
+def _hyperparameters(params: Params, family: str, best: dict, member: bool) -> list[str]:
+    """A family's tuned and fixed hyperparameters (prefixed with the family when it is an ensemble member)."""
+    prefix = f"{family}." if member else ""
+    return [f"- `{prefix}{name}`: {value}" for name, value in best.items()] + [
+        f"- `{prefix}{name}`: {value} (fixed)" for name, value in params.train.families[family].fixed.items()
+    ]
+
+
 def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.DataFrame) -> str:
     """A Markdown model card: what the model is, what made it, how well it does, and where it is weak."""
     selection, validation = inputs.selection, inputs.validation
     chosen = selection["model"]
     train_summary = inputs.train_summary["candidates"][chosen]
-    best_params = inputs.best_params[chosen]
     test, names, metric = report["test"], list(METRICS[params.dataset.task]), params.train.metric
     tuning = inputs.train_summary["tuning"]
     if tuning["method"] == "cv":
@@ -152,13 +190,16 @@ def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.
         f"- Task: {params.dataset.task}, target `{params.dataset.target}`"
         + (f" (positive label `{params.dataset.positive_label}`)" if params.dataset.positive_label else ""),
         f"- Selected on {selected_on} by {selection['metric']}: {selection['reason']}.",
-        f"- Tuned by Optuna on {tuned_on}: {train_summary['trials']} trials ({train_summary['pruned']} pruned), seed {params.train.seed}.",
+        *_making(params, chosen, train_summary, tuned_on, selected_on),
         "- Rows: " + ", ".join(f"{split} {rows}" for split, rows in inputs.split_rows.items()) + ".",
         "",
         "## Hyperparameters",
         "",
-        *[f"- `{name}`: {value}" for name, value in best_params.items()],
-        *[f"- `{name}`: {value} (fixed)" for name, value in params.train.families[chosen].fixed.items()],
+        *[
+            line
+            for family in train_summary.get("weights", {chosen: 1.0})
+            for line in _hyperparameters(params, family, inputs.best_params[family], chosen == ENSEMBLE)
+        ],
         "",
         "## Data lineage (content hashes of the inputs)",
         "",
@@ -209,7 +250,8 @@ def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.
         "  are not measured (listed as skipped, with the reason). n/a marks a metric undefined on its rows.",
         *(
             [
-                "- Classification metrics that use labels (accuracy, F1, precision, recall) use a 0.5 threshold."
+                "- Classification metrics that use labels (accuracy, F1, precision, recall) decide at the "
+                + ("decision threshold above." if params.dataset.task == "binary" else "most probable class.")
             ]
             if params.dataset.task != "regression"
             else []
@@ -230,29 +272,36 @@ def main() -> None:
     selection, validation = read_json(layout.SELECTION_REPORT), read_json(layout.MODEL_VALIDATION_REPORT)
     model = read_pickle(layout.SELECTED_MODEL)
     scores = predict_scores(model, x.to_numpy(), task)
+    train_summary = read_json(layout.TRAIN_REPORT)
+    threshold = decision_threshold(train_summary, selection["model"])
     candidates = {
         family: block(
-            evaluate(task, y, predict_scores(read_pickle(layout.candidate_model(family)), x.to_numpy(), task))
+            evaluate(
+                task,
+                y,
+                predict_scores(read_pickle(layout.candidate_model(family)), x.to_numpy(), task),
+                decision_threshold(train_summary, family),
+            )
         )
-        for family in params.train.candidates
+        for family in params.train.candidate_names
     }
     sources = {entry["name"]: entry["source"] for entry in manifest["features"]}
     importance = permutation_importance(model, x, y, sources, params)
-    test_metrics = evaluate(task, y, scores)
+    test_metrics = evaluate(task, y, scores, threshold)
     report = {
         "model": selection["model"],
         "test": block(test_metrics),
         "candidates": candidates,
-        "slices": slice_metrics(frame, y, scores, params),
+        "slices": slice_metrics(frame, y, scores, params, threshold),
     }
     for name, table in {
-        **curves(y, scores, task, params.assess.calibration_bins),
+        **curves(y, scores, task, params.assess.calibration_bins, threshold),
         "importance": importance,
     }.items():
         write_bytes(
             layout.ASSESS_PLOTS_DIR / f"{name}.csv", lambda path, table=table: table.to_csv(path, index=False)
         )
-    write_parquet(layout.TEST_PREDICTIONS, offline_predictions(frame, scores, task))
+    write_parquet(layout.TEST_PREDICTIONS, offline_predictions(frame, scores, task, threshold))
     write_json(layout.ASSESS_DETAILS, {"candidates": candidates, "slices": report["slices"]})
     write_json(
         layout.ASSESS_REPORT,
@@ -261,7 +310,7 @@ def main() -> None:
     card_inputs = CardInputs(
         selection=selection,
         validation=validation,
-        train_summary=read_json(layout.TRAIN_REPORT),
+        train_summary=train_summary,
         best_params=read_json(layout.BEST_PARAMS),
         split_rows=read_json(layout.CURATION_REPORT)["rows"],
         lineage=lineage(LINEAGE_INPUTS),

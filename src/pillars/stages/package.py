@@ -23,7 +23,7 @@ from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_json, read_parquet, read_pickle
 from pillars.core.lineage import lineage
-from pillars.core.metrics import predict_scores
+from pillars.core.metrics import decision_threshold, predict_scores
 from pillars.core.params import Params, load_params
 from pillars.core.rules import calendar_names, folded_aliases
 from pillars.core.schema import FLAG_SUFFIX, DataSchema, canonical_name, is_lineage, load_checked
@@ -51,6 +51,7 @@ class PackageInputs(NamedTuple):
     selection: dict[str, Any]  # metrics/selection.json
     test_metrics: dict[str, float]  # assess's test metrics
     lineage: dict[str, str]  # content hashes of the inputs
+    threshold: float  # binary: the selected model's decision threshold (train tuned it)
 
 
 def input_fields(
@@ -116,6 +117,7 @@ def serving_model(params: Params, schema: DataSchema, inputs: PackageInputs) -> 
         "task": params.dataset.task,
         "target": params.dataset.target,
         "selection": inputs.selection,
+        "threshold": inputs.threshold,
         "test_metrics": inputs.test_metrics,
         "params": params.model_dump(mode="json", by_alias=True, exclude={"sweeps"}),
         "lineage": inputs.lineage,
@@ -125,6 +127,7 @@ def serving_model(params: Params, schema: DataSchema, inputs: PackageInputs) -> 
         inputs.pipeline_bytes,
         json.dumps([field.__dict__ for field in fields], sort_keys=True, default=str).encode(),
         json.dumps(labels).encode(),
+        repr(inputs.threshold).encode(),
     )
     return ServingModel(
         version=version,
@@ -139,6 +142,7 @@ def serving_model(params: Params, schema: DataSchema, inputs: PackageInputs) -> 
         max_request_bytes=int(params.package.max_request_mb * 2**20),
         max_records=params.package.max_records,
         max_bulk_rows=params.package.max_bulk_rows,
+        threshold=inputs.threshold,
     )
 
 
@@ -170,15 +174,17 @@ def main() -> None:
     params = load_params()
     schema = load_checked(params)
     features = read_json(layout.COLUMN_SELECTION)["features"]
+    selection = read_json(layout.SELECTION_REPORT)
     inputs = PackageInputs(
         pipeline_bytes=layout.FEATURE_PIPELINE.read_bytes(),
         model_bytes=layout.SELECTED_MODEL.read_bytes(),
         features=features,
         labels=read_json(layout.TARGET_ENCODING)["labels"],
         outlier_limits=read_json(layout.CLEANSE_REPORT)["outlier_limits"],
-        selection=read_json(layout.SELECTION_REPORT),
+        selection=selection,
         test_metrics=read_json(layout.ASSESS_REPORT)["test"],
         lineage=lineage(LINEAGE_INPUTS),
+        threshold=decision_threshold(read_json(layout.TRAIN_REPORT), selection["model"]),
     )
     serving = serving_model(params, schema, inputs)
     test = read_parquet(layout.curated_split("test"))

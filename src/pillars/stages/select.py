@@ -50,7 +50,7 @@ def rank(validation: dict, footprints: dict[str, Footprint], params: Params) -> 
         raise PillarsError(
             f"select: {judged} {metric_name} is undefined for every eligible candidate ({'; '.join(reasons)})"
         )
-    order = {family: position for position, family in enumerate(params.train.candidates)}
+    order = {family: position for position, family in enumerate(params.train.candidate_names)}
     ranked = sorted(
         measured,
         key=lambda family: (

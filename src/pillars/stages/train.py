@@ -30,11 +30,14 @@ from threadpoolctl import threadpool_limits
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_json, read_parquet, write_bytes, write_json, write_parquet, write_pickle
-from pillars.core.metrics import METRICS
-from pillars.core.params import FamilyParams, Params, SearchDimension, TrainParams, load_params
+from pillars.core.metrics import METRICS, predict_scores
+from pillars.core.params import ENSEMBLE, FamilyParams, Params, SearchDimension, TrainParams, load_params
+from pillars.serve.estimators import Blend
 from pillars.training.cv import Pooled, cross_validate, pool, refit, tuning_summary, uses_cv
+from pillars.training.ensemble import blend_scores, select_weights
 from pillars.training.families import FAMILIES, TrainingData
 from pillars.training.oof import oof_table
+from pillars.training.threshold import tune_threshold
 
 logger = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -97,8 +100,10 @@ def suggest(trial: optuna.Trial, space: dict[str, SearchDimension]) -> dict:
     return values
 
 
-def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return study.get_trials(deepcopy=False, states=FINISHED)
+def finished_trials(study: optuna.Study, budget: int | None = None) -> list[optuna.trial.FrozenTrial]:
+    """The finished trials in order; with `budget`, only the first `budget` of them: a study that once ran
+    a larger budget holds more, and the result must be the one this budget gives on a fresh machine."""
+    return study.get_trials(deepcopy=False, states=FINISHED)[:budget]
 
 
 def run_study(
@@ -162,11 +167,11 @@ def report_progress(family: str, study: optuna.Study, budget: int) -> None:
     logger.info("train: %s: trial %d/%d: %s (best %s)", family, len(trials), budget, outcome, best)
 
 
-def trial_table(study: optuna.Study, direction: str) -> pd.DataFrame:
+def trial_table(trials: list[optuna.trial.FrozenTrial], direction: str) -> pd.DataFrame:
     """Finished trials in order: their params, value, state and the best value so far (no durations)."""
     rows = []
     best = None
-    for index, trial in enumerate(finished_trials(study)):
+    for index, trial in enumerate(trials):
         value = trial.value if trial.state == TrialState.COMPLETE else None
         if value is not None and (
             best is None or (value > best if direction == "maximize" else value < best)
@@ -195,10 +200,12 @@ def _ignore(step: int, value: float) -> None:
 
 
 def train(params: Params, data: TrainingData, data_fingerprint: str) -> Trained:
-    """Tune and fit every candidate family; return the models, trial tables and the summary metrics."""
+    """Tune and fit every candidate family, then the ensemble of them, and (binary) tune each candidate's
+    decision threshold on the held-out rows; return the models, trial tables and the summary metrics."""
     settings = params.train
     storage = open_storage(settings.storage)
     models, tables, summary, out_of_fold = {}, {}, {}, {}
+    held_out: dict = {}  # per candidate: its scores on the held-out rows (valid, or out of fold)
     tuning = tuning_summary(data, settings)
     pooled = pool(data, settings) if uses_cv(data, settings) else None
     if pooled is not None:
@@ -214,14 +221,17 @@ def train(params: Params, data: TrainingData, data_fingerprint: str) -> Trained:
             folds = pooled.k if pooled is not None else None
             name = study_name(family, settings, data_fingerprint, folds)
             study = run_study(family, data, settings, storage, name, pooled)
-            completed = [trial for trial in finished_trials(study) if trial.state == TrialState.COMPLETE]
+            trials = finished_trials(study, settings.families[family].n_trials)
+            completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
             if not completed:
                 raise PillarsError(
                     f"train: {family}: every trial was pruned or failed; widen train.families.{family}.space"
                 )
-            best = study.best_trial
+            direction = study.direction.name.lower()
+            pick = max if direction == "maximize" else min  # the first of equal values, as Optuna picks
+            best = pick(completed, key=lambda trial: trial.value)
             hyper = {**settings.families[family].fixed, **best.params}
-            tables[family] = trial_table(study, study.direction.name.lower())
+            tables[family] = trial_table(trials, direction)
             summary[family] = {
                 "best_value": round(float(best.value), 6),
                 "trials": len(tables[family]),
@@ -230,10 +240,12 @@ def train(params: Params, data: TrainingData, data_fingerprint: str) -> Trained:
             }
             if pooled is None:
                 models[family] = FAMILIES[family](hyper, data, settings, _ignore).model
+                held_out[family] = predict_scores(models[family], data.x_valid, data.task)
             else:  # the chosen configuration once more over the folds: its out-of-fold predictions
                 checked = cross_validate(family, hyper, pooled, settings, _ignore)
                 models[family] = refit(family, hyper, pooled, settings, checked.refit_rounds)
                 out_of_fold[family] = oof_table(checked.out_of_fold, pooled.folds, len(data.y_train))
+                held_out[family] = checked.out_of_fold
                 if checked.refit_rounds is not None:
                     summary[family]["refit_rounds"] = checked.refit_rounds
             logger.info(
@@ -243,6 +255,21 @@ def train(params: Params, data: TrainingData, data_fingerprint: str) -> Trained:
                 best.value,
                 len(tables[family]),
             )
+    y_held_out = data.y_valid if pooled is None else pooled.y
+    if settings.blends:
+        fitted = select_weights(held_out, y_held_out, data.task, settings.metric, settings.ensemble.size)
+        members = {name: models[name] for name in fitted.weights}
+        models[ENSEMBLE] = Blend(members, fitted.weights, data.task == "regression", settings.n_jobs)
+        held_out[ENSEMBLE] = blend_scores(held_out, fitted.weights)
+        summary[ENSEMBLE] = {"best_value": round(fitted.value, 6), "weights": fitted.weights}
+        if pooled is not None:
+            out_of_fold[ENSEMBLE] = oof_table(held_out[ENSEMBLE], pooled.folds, len(data.y_train))
+        logger.info("train: ensemble: %s %.4f with weights %s", settings.metric, fitted.value, fitted.weights)
+    if data.task == "binary":
+        for name in models:
+            summary[name]["threshold"] = tune_threshold(
+                y_held_out, held_out[name], settings.threshold
+            ).report()
     return Trained(models, tables, summary, tuning, out_of_fold)
 
 
@@ -262,13 +289,17 @@ def main() -> None:
     target = read_json(layout.FEATURE_MANIFEST)["target"]
     data = load_training_data(target, params.dataset.task)
     trained = train(params, data, data_fingerprint())
-    for family, model in trained.models.items():
-        write_pickle(layout.candidate_model(family), model)
-        table = trained.tables[family]
+    for name, model in trained.models.items():
+        write_pickle(layout.candidate_model(name), model)
+    for family, table in trained.tables.items():
         write_bytes(layout.trials_table(family), lambda path, table=table: table.to_csv(path, index=False))
     for family, predictions in trained.out_of_fold.items():
         write_parquet(layout.candidate_oof(family), predictions)
-    best_params = {family: entry.pop("best_params") for family, entry in trained.summary.items()}
+    best_params = {
+        family: entry.pop("best_params")
+        for family, entry in trained.summary.items()
+        if family in trained.tables
+    }
     write_json(layout.BEST_PARAMS, best_params)
     write_json(
         layout.TRAIN_REPORT,

@@ -1,6 +1,7 @@
 """Pillar 8, validate_model: the gate a candidate must pass before it may be selected (TFX's "blessing").
 
-Checks on the valid split: absolute thresholds per metric, no more than `champion.max_drop` worse than the
+Checks on the valid split: absolute thresholds per metric (metrics of decisions, such as F1, at the
+candidate's decision threshold that train tuned), no more than `champion.max_drop` worse than the
 production model (the champion in models/champion/, when there is one), and a threshold on every slice of
 the columns named in params. A candidate that fails a check is not eligible; if none passes, the pipeline
 stops with a summary of what failed. A metric undefined on the whole valid split is a failed check with the
@@ -21,13 +22,27 @@ import pandas as pd
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_json, read_parquet, read_pickle, write_json
-from pillars.core.metrics import METRICS, Measurement, evaluate, measure, predict_scores
+from pillars.core.metrics import (
+    BINARY_THRESHOLD,
+    METRICS,
+    Measurement,
+    decision_threshold,
+    evaluate,
+    measure,
+    predict_scores,
+)
 from pillars.core.params import Bounds, Params, load_params
 from pillars.training.oof import oof_scores
 from pillars.training.slices import judged_slices
 
 
-def slice_checks(frame: pd.DataFrame, y: np.ndarray, scores: np.ndarray, params: Params) -> dict:
+def slice_checks(
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    scores: np.ndarray,
+    params: Params,
+    threshold: float = BINARY_THRESHOLD,
+) -> dict:
     """The slice metric per value of every slice column. A slice is not judged (passed, with the reason
     under `skipped`) when the shared rule skips it (under `min_rows` rows, one class) or when the metric is
     undefined on it (value null)."""
@@ -38,7 +53,7 @@ def slice_checks(frame: pd.DataFrame, y: np.ndarray, scores: np.ndarray, params:
         if piece.skipped is not None:
             check |= {"passed": True, "skipped": piece.skipped}
         else:
-            value, undefined = measure(settings.metric, task, y[piece.rows], scores[piece.rows])
+            value, undefined = measure(settings.metric, task, y[piece.rows], scores[piece.rows], threshold)
             if value is None:
                 check |= {
                     "value": None,
@@ -96,9 +111,12 @@ def validate_candidate(
     frame: pd.DataFrame,
     params: Params,
     champion: tuple[float | None, str],
+    threshold: float = BINARY_THRESHOLD,
 ) -> dict:
-    """Every check for one candidate, with the measured values (None where undefined, with the reason)."""
-    return validate_scores(predict_scores(model, x, params.dataset.task), y, frame, params, champion)
+    """Every check for one candidate, with the measured values (None where undefined, with the reason);
+    label metrics (binary) decide at the candidate's tuned `threshold`."""
+    scores = predict_scores(model, x, params.dataset.task)
+    return validate_scores(scores, y, frame, params, champion, threshold=threshold)
 
 
 def validate_scores(
@@ -109,12 +127,13 @@ def validate_scores(
     champion: tuple[float | None, str],
     champion_rows: np.ndarray | None = None,
     on: str = "valid",
+    threshold: float = BINARY_THRESHOLD,
 ) -> dict:
     """Every check for one candidate's predictions, with the measured values under `on` (None where
     undefined, the reasons under `undefined`); the champion comparison on `champion_rows` only (the rows the
     champion was measured on; all rows when None)."""
     task, primary = params.dataset.task, params.train.metric
-    measured = evaluate(task, y, scores)
+    measured = evaluate(task, y, scores, threshold)
     checks = {
         metric: threshold_check(measured.values[metric], measured.undefined.get(metric), limit)
         for metric, limit in params.validate_model.thresholds.items()
@@ -122,9 +141,9 @@ def validate_scores(
     if champion_rows is None:
         compared = Measurement(measured.values[primary], measured.undefined.get(primary))
     else:
-        compared = measure(primary, task, y[champion_rows], scores[champion_rows])
+        compared = measure(primary, task, y[champion_rows], scores[champion_rows], threshold)
     checks["champion"] = champion_check(compared.value, champion[0], params, champion[1], compared.undefined)
-    checks |= slice_checks(frame, y, scores, params)
+    checks |= slice_checks(frame, y, scores, params, threshold)
     return {
         "passed": all(check["passed"] for check in checks.values()),
         on: measured.values,
@@ -165,6 +184,7 @@ def validate_out_of_fold(
     params: Params,
     champion: tuple[float | None, str],
     tuning: dict,
+    thresholds: dict[str, float],
 ) -> dict:
     """The report after small-data tuning: every candidate judged on its out-of-fold predictions of
     train + valid (`y` and `frames` per split), the champion comparison on the valid rows."""
@@ -172,7 +192,9 @@ def validate_out_of_fold(
     pooled_frame = pd.concat([frames["train"], frames["valid"]], ignore_index=True)
     valid_rows = np.arange(len(pooled_y)) >= len(y["train"])
     candidates = {
-        family: validate_scores(scores, pooled_y, pooled_frame, params, champion, valid_rows, "out_of_fold")
+        family: validate_scores(
+            scores, pooled_y, pooled_frame, params, champion, valid_rows, "out_of_fold", thresholds[family]
+        )
         for family, scores in out_of_fold.items()
     }
     return {
@@ -198,7 +220,13 @@ def summary(report: dict) -> str:
     return "\n".join(lines)
 
 
-def out_of_fold_report(params: Params, target: str, champion: tuple[float | None, str], tuning: dict) -> dict:
+def out_of_fold_report(
+    params: Params,
+    target: str,
+    champion: tuple[float | None, str],
+    tuning: dict,
+    thresholds: dict[str, float],
+) -> dict:
     """Read train + valid and every candidate's out-of-fold predictions, and judge them."""
     features = {split: read_parquet(layout.feature_split(split)) for split in ("train", "valid")}
     y = {split: frame[target].to_numpy() for split, frame in features.items()}
@@ -210,9 +238,9 @@ def out_of_fold_report(params: Params, target: str, champion: tuple[float | None
             len(y["valid"]),
             str(layout.candidate_oof(family)),
         )
-        for family in params.train.candidates
+        for family in params.train.candidate_names
     }
-    return validate_out_of_fold(out_of_fold, y, frames, params, champion, tuning)
+    return validate_out_of_fold(out_of_fold, y, frames, params, champion, tuning, thresholds)
 
 
 def main() -> None:
@@ -222,15 +250,18 @@ def main() -> None:
     x, y = valid.drop(columns=target).to_numpy(), valid[target].to_numpy()
     frame = read_parquet(layout.curated_split("valid"))
     champion = champion_value(frame, y, params)
-    tuning = read_json(layout.TRAIN_REPORT).get("tuning", {"method": "holdout"})
+    train_report = read_json(layout.TRAIN_REPORT)
+    tuning = train_report.get("tuning", {"method": "holdout"})
+    names = params.train.candidate_names
+    thresholds = {name: decision_threshold(train_report, name) for name in names}
     if tuning["method"] == "cv":
-        report = out_of_fold_report(params, target, champion, tuning)
+        report = out_of_fold_report(params, target, champion, tuning, thresholds)
     else:
         candidates = {
             family: validate_candidate(
-                read_pickle(layout.candidate_model(family)), x, y, frame, params, champion
+                read_pickle(layout.candidate_model(family)), x, y, frame, params, champion, thresholds[family]
             )
-            for family in params.train.candidates
+            for family in names
         }
         report = {
             "metric": params.train.metric,

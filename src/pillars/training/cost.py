@@ -9,11 +9,13 @@ per coefficient.
 import re
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import xgboost as xgb
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 from pillars.core.errors import PillarsError
+from pillars.serve.estimators import Blend, CatBoostModel
 
 DEPTH = re.compile(r'"depth"\s*:\s*(\d+)')  # of a split node, in XGBoost's JSON dump of a tree
 
@@ -23,9 +25,22 @@ def _deepest_paths(dumps: list[str]) -> int:
     return sum(max((int(depth) + 1 for depth in DEPTH.findall(tree)), default=0) for tree in dumps)
 
 
+def _depth(node: dict) -> int:
+    """The node tests on the longest path below a node of LightGBM's tree dump (a leaf: none)."""
+    if "split_index" not in node:
+        return 0
+    return 1 + max(_depth(node["left_child"]), _depth(node["right_child"]))
+
+
 def prediction_cost(model: Any) -> int:
     """Node tests (tree ensembles: the longest path of every tree the prediction uses) or multiply-adds
-    (linear models) to score one row."""
+    (linear models) to score one row; a blend costs what its members cost together."""
+    if isinstance(model, Blend):
+        return sum(prediction_cost(member) for member in model.members.values())
+    if isinstance(model, CatBoostModel):  # symmetric trees: every row tests `depth` nodes per tree
+        return int(model.model.tree_count_) * int(model.model.get_all_params()["depth"])
+    if isinstance(model, lgb.LGBMModel):  # the dump holds the trees up to the best round, which predict uses
+        return sum(_depth(tree["tree_structure"]) for tree in model.booster_.dump_model()["tree_info"])
     if isinstance(model, xgb.XGBModel):
         booster = model.get_booster()
         best = getattr(model, "best_iteration", None)  # predictions stop there after early stopping

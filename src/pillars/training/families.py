@@ -1,8 +1,15 @@
 """Candidate model families: how each is built from hyperparameters and trained while reporting progress.
 
 Every family trains in steps and reports the validation score after each step, which is what Optuna's
-pruner needs: XGBoost every `train.pruner.round_interval` boosting rounds, HistGradientBoosting after every
-`warm_start_step` iterations, and the linear model after every cross-validation fold on train.
+pruner needs: the boosting libraries (XGBoost, LightGBM, CatBoost) every `train.pruner.round_interval`
+rounds, HistGradientBoosting after every `warm_start_step` iterations, and the linear model after every
+cross-validation fold on train. The boosting libraries stop early on the valid split
+(`early_stopping_rounds` in a family's `fixed` arguments) and train deterministically with `train.n_jobs`
+threads.
+
+A regression family may search its loss (`objective`: squared_error, absolute_error, poisson, tweedie),
+named once for every library (`OBJECTIVE_NAMES` says what each library calls it); poisson and tweedie need a
+target that is never negative.
 
 For small data (`training.cv`), each family also fits one fold (`FOLD_FITS`: fit on the fold's training
 rows, score its held-out rows) and refits a chosen configuration on train + valid (`REFITS`) with the
@@ -16,6 +23,8 @@ stops the run naming the split; a cross-validation fold where it is undefined is
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import catboost
+import lightgbm as lgb
 import numpy as np
 import xgboost as xgb
 from sklearn.base import BaseEstimator
@@ -24,8 +33,9 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from pillars.core.errors import PillarsError
-from pillars.core.metrics import METRICS, XGBOOST_EVAL_METRIC, Measurement, measure, predict_scores
+from pillars.core.metrics import EVAL_METRICS, METRICS, Measurement, measure, predict_scores
 from pillars.core.params import TrainParams
+from pillars.serve.estimators import CatBoostModel
 
 Report = Callable[[int, float], None]  # (step, validation score) -> may raise optuna.TrialPruned
 
@@ -94,11 +104,73 @@ def fold_mean(family: str, metric: str, folds: list[Measurement], rows: str) -> 
     return float(np.mean(values))
 
 
+OBJECTIVE_NAMES: dict[str, dict[str, str]] = {  # a regression loss, as each library names it
+    "xgboost": {
+        "squared_error": "reg:squarederror",
+        "absolute_error": "reg:absoluteerror",
+        "poisson": "count:poisson",
+        "tweedie": "reg:tweedie",
+    },
+    "lightgbm": {
+        "squared_error": "regression",
+        "absolute_error": "l1",
+        "poisson": "poisson",
+        "tweedie": "tweedie",
+    },
+    "catboost": {
+        "squared_error": "RMSE",
+        "absolute_error": "MAE",
+        "poisson": "Poisson",
+        "tweedie": "Tweedie:variance_power=1.5",
+    },
+    "hist_gradient_boosting": {
+        "squared_error": "squared_error",
+        "absolute_error": "absolute_error",
+        "poisson": "poisson",
+    },
+}
+NON_NEGATIVE = ("poisson", "tweedie")  # losses of counts and amounts: a negative target has no likelihood
+OBJECTIVE_KEYS = {  # the argument that takes the loss
+    "xgboost": "objective",
+    "lightgbm": "objective",
+    "catboost": "loss_function",
+    "hist_gradient_boosting": "loss",
+}
+
+
+def library_arguments(family: str, hyper: dict, data_y: np.ndarray, task: str) -> dict:
+    """The hyperparameters as the family's library takes them: our `objective` name becomes the library's
+    own argument (checked to fit the task and the target)."""
+    if "objective" not in hyper:
+        return hyper
+    objective = hyper["objective"]
+    names = OBJECTIVE_NAMES.get(family, {})
+    if task != "regression" or objective not in names:
+        raise PillarsError(
+            f"params.yaml: train.families.{family}: objective {objective!r} is not a loss this family has for "
+            f"a {task} task (regression: one of {sorted(names)}; classification: leave objective out)"
+        )
+    if objective in NON_NEGATIVE and len(data_y) and float(np.min(data_y)) < 0:
+        raise PillarsError(
+            f"params.yaml: train.families.{family}: objective {objective!r} needs a target that is never "
+            f"negative; the training target goes down to {float(np.min(data_y)):g}"
+        )
+    arguments = {key: value for key, value in hyper.items() if key != "objective"}
+    return arguments | {OBJECTIVE_KEYS[family]: names[objective]}
+
+
+def _refit_arguments(family: str, hyper: dict, rounds: dict[str, int], y: np.ndarray, task: str) -> dict:
+    """A boosting configuration as its library takes it, for a fixed number of rounds (`rounds`: the
+    library's argument for it) instead of early stopping."""
+    fixed = {key: value for key, value in hyper.items() if key != "early_stopping_rounds"}
+    return library_arguments(family, fixed | rounds, y, task)
+
+
 def _xgboost(hyper: dict, task: str, settings: TrainParams, **extra: object) -> BaseEstimator:
     estimator = xgb.XGBRegressor if task == "regression" else xgb.XGBClassifier
     return estimator(
         **hyper,
-        eval_metric=XGBOOST_EVAL_METRIC[task, settings.metric],
+        eval_metric=EVAL_METRICS["xgboost"][task, settings.metric],
         random_state=settings.seed,
         n_jobs=settings.n_jobs,
         tree_method="hist",
@@ -108,9 +180,10 @@ def _xgboost(hyper: dict, task: str, settings: TrainParams, **extra: object) -> 
 
 def fit_xgboost(hyper: dict, data: TrainingData, settings: TrainParams, report: Report) -> Fitted:
     """Boost on train with early stopping on valid; the valid score goes to the pruner as it boosts."""
-    eval_metric = XGBOOST_EVAL_METRIC[data.task, settings.metric]
+    eval_metric = EVAL_METRICS["xgboost"][data.task, settings.metric]
     reporter = _RoundReporter(report, eval_metric, settings.pruner.round_interval)
-    model = _xgboost(hyper, data.task, settings, callbacks=[reporter])
+    arguments = library_arguments("xgboost", hyper, data.y_train, data.task)
+    model = _xgboost(arguments, data.task, settings, callbacks=[reporter])
     model.fit(data.x_train, data.y_train, eval_set=[(data.x_valid, data.y_valid)], verbose=False)
     model.set_params(callbacks=None)  # the reporter holds the Optuna trial: keep it out of the saved model
     early_stopped = model.get_params().get("early_stopping_rounds") is not None
@@ -121,8 +194,124 @@ def fit_xgboost(hyper: dict, data: TrainingData, settings: TrainParams, report: 
 
 def refit_xgboost(hyper: dict, x: np.ndarray, y: np.ndarray, task: str, settings: TrainParams, rounds: int):
     """The configuration boosted for exactly `rounds` rounds on all the rows given (no early stopping)."""
-    fixed = {key: value for key, value in hyper.items() if key != "early_stopping_rounds"}
-    return _xgboost(fixed | {"n_estimators": rounds}, task, settings).fit(x, y, verbose=False)
+    arguments = _refit_arguments("xgboost", hyper, {"n_estimators": rounds}, y, task)
+    return _xgboost(arguments, task, settings).fit(x, y, verbose=False)
+
+
+def _lightgbm(hyper: dict, task: str, settings: TrainParams) -> BaseEstimator:
+    """Deterministic LightGBM (the same trees for the same data, seed and thread count)."""
+    estimator = lgb.LGBMRegressor if task == "regression" else lgb.LGBMClassifier
+    return estimator(
+        **hyper,
+        metric=EVAL_METRICS["lightgbm"][task, settings.metric],
+        random_state=settings.seed,
+        n_jobs=settings.n_jobs,
+        deterministic=True,
+        force_row_wise=True,
+        verbose=-1,
+    )
+
+
+class _LightGBMReporter:
+    """LightGBM's callback: the valid score to the pruner every `interval` rounds."""
+
+    order = 40  # after LightGBM's own early stopping check (30)
+
+    def __init__(self, report: Report, interval: int) -> None:
+        self.report, self.interval = report, interval
+
+    def __call__(self, env: lgb.callback.CallbackEnv) -> None:
+        if (env.iteration + 1) % self.interval == 0:
+            self.report(env.iteration, float(env.evaluation_result_list[0][2]))
+
+
+def fit_lightgbm(hyper: dict, data: TrainingData, settings: TrainParams, report: Report) -> Fitted:
+    """Boost on train with early stopping on valid; the valid score goes to the pruner as it boosts."""
+    arguments = library_arguments("lightgbm", hyper, data.y_train, data.task)
+    model = _lightgbm(arguments, data.task, settings)
+    reporter = _LightGBMReporter(report, settings.pruner.round_interval)
+    model.fit(
+        data.x_train, data.y_train, eval_X=(data.x_valid,), eval_y=(data.y_valid,), callbacks=[reporter]
+    )
+    rounds = model.best_iteration_ or model.booster_.current_iteration()  # 0: no early stopping
+    (value, undefined), scores = _held_out_scores(model, data, settings.metric)
+    return Fitted(model, value, scores, rounds, undefined)
+
+
+def refit_lightgbm(hyper: dict, x: np.ndarray, y: np.ndarray, task: str, settings: TrainParams, rounds: int):
+    """The configuration boosted for exactly `rounds` rounds on all the rows given (no early stopping)."""
+    arguments = _refit_arguments("lightgbm", hyper, {"n_estimators": rounds}, y, task)
+    return _lightgbm(arguments, task, settings).fit(x, y)
+
+
+def _catboost(hyper: dict, task: str, settings: TrainParams) -> catboost.CatBoost:
+    """CatBoost, deterministic for a seed and thread count, writing no files of its own."""
+    estimator = catboost.CatBoostRegressor if task == "regression" else catboost.CatBoostClassifier
+    return estimator(
+        **hyper,
+        eval_metric=EVAL_METRICS["catboost"][task, settings.metric],
+        random_seed=settings.seed,
+        thread_count=settings.n_jobs,
+        allow_writing_files=False,
+        verbose=False,
+    )
+
+
+CATBOOST_STAMPS = ("train_finish_time", "model_guid", "training")  # a clock, a random id, the training log
+
+
+def _reproducible(model: catboost.CatBoost, n_jobs: int) -> CatBoostModel:
+    """The fitted model without what CatBoost stamps on it beyond the trees (its metadata: when training
+    finished, a random id, the per-round metric log), so equal trees pickle to equal bytes; wrapped to predict
+    with `n_jobs` threads."""
+    metadata = model.get_metadata()
+    for key in CATBOOST_STAMPS:
+        if key in metadata:
+            del metadata[key]
+    return CatBoostModel(model, n_jobs)
+
+
+class _CatBoostReporter:
+    """CatBoost's callback: the valid score to the pruner every `interval` rounds. CatBoost calls it from
+    native code, where an exception cannot pass: a stop (the pruner's) is kept, training told to end, and
+    `raise_stop` raises it afterwards."""
+
+    def __init__(self, report: Report, eval_metric: str, interval: int) -> None:
+        self.report, self.eval_metric, self.interval = report, eval_metric, interval
+        self.stop: BaseException | None = None
+
+    def after_iteration(self, info: object) -> bool:
+        if info.iteration % self.interval == 0:  # iterations count from 1
+            try:
+                self.report(info.iteration - 1, float(info.metrics["validation"][self.eval_metric][-1]))
+            except Exception as stop:  # kept, and raised by raise_stop once CatBoost returns
+                self.stop = stop
+                return False
+        return True
+
+    def raise_stop(self) -> None:
+        if self.stop is not None:
+            raise self.stop
+
+
+def fit_catboost(hyper: dict, data: TrainingData, settings: TrainParams, report: Report) -> Fitted:
+    """Boost on train with early stopping on valid (the model keeps its best round); the valid score goes to
+    the pruner as it boosts."""
+    arguments = library_arguments("catboost", hyper, data.y_train, data.task)
+    model = _catboost(arguments, data.task, settings)
+    eval_metric = EVAL_METRICS["catboost"][data.task, settings.metric]
+    reporter = _CatBoostReporter(report, eval_metric, settings.pruner.round_interval)
+    model.fit(data.x_train, data.y_train, eval_set=(data.x_valid, data.y_valid), callbacks=[reporter])
+    reporter.raise_stop()
+    wrapped = _reproducible(model, settings.n_jobs)
+    (value, undefined), scores = _held_out_scores(wrapped, data, settings.metric)
+    return Fitted(wrapped, value, scores, int(model.tree_count_), undefined)
+
+
+def refit_catboost(hyper: dict, x: np.ndarray, y: np.ndarray, task: str, settings: TrainParams, rounds: int):
+    """The configuration boosted for exactly `rounds` rounds on all the rows given (no early stopping)."""
+    arguments = _refit_arguments("catboost", hyper, {"iterations": rounds}, y, task)
+    return _reproducible(_catboost(arguments, task, settings).fit(x, y), settings.n_jobs)
 
 
 def fit_hist_gradient_boosting(
@@ -132,7 +321,8 @@ def fit_hist_gradient_boosting(
     without improvement (or at `max_iter`); a step where the metric is undefined shows no improvement."""
     estimator = HistGradientBoostingRegressor if data.task == "regression" else HistGradientBoostingClassifier
     max_iter = int(hyper.get("max_iter", 500))
-    arguments = {key: value for key, value in hyper.items() if key != "max_iter"}
+    arguments = library_arguments("hist_gradient_boosting", hyper, data.y_train, data.task)
+    arguments = {key: value for key, value in arguments.items() if key != "max_iter"}
     model = estimator(
         **arguments, max_iter=0, warm_start=True, early_stopping=False, random_state=settings.seed
     )
@@ -155,7 +345,8 @@ def refit_hist_gradient_boosting(
 ) -> BaseEstimator:
     """The configuration grown to exactly `rounds` iterations on all the rows given."""
     estimator = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
-    arguments = {key: value for key, value in hyper.items() if key != "max_iter"}
+    arguments = library_arguments("hist_gradient_boosting", hyper, y, task)
+    arguments = {key: value for key, value in arguments.items() if key != "max_iter"}
     return estimator(**arguments, max_iter=rounds, early_stopping=False, random_state=settings.seed).fit(x, y)
 
 
@@ -235,16 +426,22 @@ def _defined_on_valid(fit: FitFamily) -> FitFamily:
 
 FAMILIES: dict[str, FitFamily] = {  # holdout: fit on train, the objective on valid (linear: folds of train)
     "xgboost": _defined_on_valid(fit_xgboost),
+    "lightgbm": _defined_on_valid(fit_lightgbm),
+    "catboost": _defined_on_valid(fit_catboost),
     "hist_gradient_boosting": _defined_on_valid(fit_hist_gradient_boosting),
     "linear": fit_linear,
 }
 FOLD_FITS: dict[str, FitFamily] = {  # small data: one fold, scored on its held-out rows (x_valid), maybe None
     "xgboost": fit_xgboost,
+    "lightgbm": fit_lightgbm,
+    "catboost": fit_catboost,
     "hist_gradient_boosting": fit_hist_gradient_boosting,
     "linear": fit_linear_fold,
 }
 REFITS: dict[str, RefitFamily] = {  # small data: the chosen configuration on train + valid
     "xgboost": refit_xgboost,
+    "lightgbm": refit_lightgbm,
+    "catboost": refit_catboost,
     "hist_gradient_boosting": refit_hist_gradient_boosting,
     "linear": refit_linear,
 }

@@ -1,0 +1,81 @@
+"""Fitted models of our own making that ship in the Bento beside the libraries' own: they predict like a
+scikit-learn estimator (`predict`, `predict_proba`, `classes_`) and take their thread count the way the
+others do (`get_params()["n_jobs"]`, `set_params(n_jobs=...)`), so scoring, thread pinning and pickling treat
+every candidate alike.
+
+- `CatBoostModel`: CatBoost predicts on every core unless each call says otherwise (its `thread_count=-1`),
+  whatever it was trained with; this wrapper passes its own count to every call.
+- `Blend`: the ensemble candidate, a weighted average of fitted models' probabilities (classification) or
+  values (regression).
+"""
+
+from typing import Any
+
+import numpy as np
+
+
+class CatBoostModel:
+    """A fitted CatBoost classifier or regressor that predicts with `n_jobs` threads."""
+
+    def __init__(self, model: Any, n_jobs: int) -> None:
+        self.model, self.n_jobs = model, n_jobs
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self.model.classes_)
+
+    def get_params(self, deep: bool = True) -> dict[str, int]:
+        return {"n_jobs": self.n_jobs}
+
+    def set_params(self, n_jobs: int) -> "CatBoostModel":
+        self.n_jobs = n_jobs
+        return self
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return self.model.predict(features, thread_count=self.n_jobs)
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        return self.model.predict_proba(features, thread_count=self.n_jobs)
+
+
+class Blend:
+    """A weighted average of fitted models (`members`, by candidate name) with weights summing to 1.
+
+    Classification averages the members' class probabilities (every member was fitted on the same class
+    codes), regression their predicted values."""
+
+    def __init__(
+        self, members: dict[str, Any], weights: dict[str, float], regression: bool, n_jobs: int
+    ) -> None:
+        self.members, self.weights, self.regression, self.n_jobs = members, weights, regression, n_jobs
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(next(iter(self.members.values())).classes_)
+
+    def get_params(self, deep: bool = True) -> dict[str, int]:
+        return {"n_jobs": self.n_jobs}
+
+    def set_params(self, n_jobs: int) -> "Blend":
+        """Every member predicts with `n_jobs` threads (those that take a count: the others follow the
+        native thread pools, which the caller pins)."""
+        self.n_jobs = n_jobs
+        for model in self.members.values():
+            if "n_jobs" in model.get_params():
+                model.set_params(n_jobs=n_jobs)
+        return self
+
+    def _average(self, method: str, features: np.ndarray) -> np.ndarray:
+        total = None
+        for name, model in self.members.items():
+            part = self.weights[name] * np.asarray(getattr(model, method)(features), dtype="float64")
+            total = part if total is None else total + part
+        return total
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        if self.regression:
+            return self._average("predict", features)
+        return self.classes_[self.predict_proba(features).argmax(axis=1)]
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        return self._average("predict_proba", features)
