@@ -128,3 +128,17 @@ def test_a_model_that_never_saw_a_class_scores_it_zero() -> None:
 def test_undefined_values_are_shown_with_their_reason() -> None:
     assert shown(0.91234) == "0.9123"
     assert shown(None, "no rows") == "n/a: no rows"
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_scores_of_no_rows_are_empty_whatever_the_model(task: str) -> None:
+    """LightGBM and scikit-learn refuse zero rows; an empty request must still get an empty answer."""
+    import lightgbm
+
+    generator = np.random.default_rng(0)
+    x = generator.normal(size=(60, 2))
+    y = x[:, 0] if task == "regression" else np.arange(60) % (3 if task == "multiclass" else 2)
+    estimator = lightgbm.LGBMRegressor if task == "regression" else lightgbm.LGBMClassifier
+    model = estimator(n_estimators=3, verbose=-1).fit(x, y)
+    scores = predict_scores(model, np.zeros((0, 2)), task)
+    assert scores.shape == ((0, 3) if task == "multiclass" else (0,))

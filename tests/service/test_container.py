@@ -142,7 +142,7 @@ def test_differences_name_the_row(reproduced: Path, monkeypatch: pytest.MonkeyPa
     frame = read_parquet(layout.curated_split("holdout")).head(3)
     raw = raw_rows(read_parquet(layout.RAW_DATA), frame, load_checked(params), params.dataset.placeholders)
     expected = serving.score(serving.typed({field.name: raw[field.name] for field in serving.fields}))
-    offline = offline_predictions(frame, expected.scores, serving.task)
+    offline = offline_predictions(frame, expected.scores, serving.task, serving.threshold)
     answer = [expected_answer(expected, row) | {"model_version": serving.version} for row in range(3)]
     tolerance = params.deploy.tolerance
     assert differences(answer, expected, offline, serving, tolerance) == []

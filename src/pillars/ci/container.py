@@ -224,7 +224,7 @@ def smoke(image: str, port: int, rows: int, timeout_s: float) -> None:
     raw = raw_rows(read_parquet(layout.RAW_DATA), frame, schema, params.dataset.placeholders)
     columns = {field.name: raw[field.name] for field in serving.fields}
     expected = serving.score(serving.typed(columns))
-    offline = offline_predictions(frame, expected.scores, serving.task)
+    offline = offline_predictions(frame, expected.scores, serving.task, serving.threshold)
     records = as_records(as_json_columns(columns, 0, len(frame)))
     url = f"http://127.0.0.1:{port}"
     with container(image, port, {DIR_ENV: "off"}) as container_id:

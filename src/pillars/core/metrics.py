@@ -209,6 +209,9 @@ def predict_scores(
 
     With `n_classes`, a classifier that never saw some classes (fitted on a fold that lacked them) gets
     probability 0 for them, so its scores have one column per class code like every other model's."""
+    if len(features) == 0:  # no rows: scikit-learn and LightGBM refuse to predict on none
+        width = n_classes or len(model.classes_) if task == "multiclass" else 0  # type: ignore[attr-defined]
+        return np.zeros((0, width)) if task == "multiclass" else np.zeros(0)
     if task == "regression":
         return np.asarray(model.predict(features), dtype="float64")
     probabilities = np.asarray(model.predict_proba(features), dtype="float64")

@@ -7,11 +7,21 @@ every candidate alike.
   whatever it was trained with; this wrapper passes its own count to every call.
 - `Blend`: the ensemble candidate, a weighted average of fitted models' probabilities (classification) or
   values (regression).
+
+A pickle may name these classes, so whatever reads a fitted model reads it through `load_model`: this module
+is then in the reader's import closure, and a declared dependency of every stage that reads models.
 """
 
+import pickle
 from typing import Any
 
 import numpy as np
+
+
+def load_model(payload: bytes) -> Any:
+    """A fitted model (or a serving model holding one) from its pickle: trusted input, written by train or
+    package, never foreign files."""
+    return pickle.loads(payload)
 
 
 class CatBoostModel:

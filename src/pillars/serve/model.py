@@ -12,7 +12,6 @@ Bento runs.
 """
 
 import hashlib
-import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ import threadpoolctl
 from pillars.core import pickles
 from pillars.core.metrics import BINARY_THRESHOLD, labels_from_scores, predict_scores
 from pillars.core.rules import apply_outlier_rule, calendar_features, outside, parse_datetimes, spelling
+from pillars.serve.estimators import load_model
 from pillars.serve.gate import shown
 
 FEATURE_DTYPE = np.float32
@@ -369,7 +369,7 @@ def dumps(model: ServingModel) -> bytes:
 
 def loads(payload: bytes) -> ServingModel:
     """A serving model pickled by `package`."""
-    model = pickle.loads(payload)
+    model = load_model(payload)
     if not isinstance(model, ServingModel):
         raise TypeError(f"not a pillars serving model: {type(model).__name__}")
     return model

@@ -15,7 +15,14 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from pillars.bento.parity import offline_predictions
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import read_json, read_parquet, read_pickle, write_bytes, write_json, write_parquet
+from pillars.core.io import (
+    read_json,
+    read_parquet,
+    require,
+    write_bytes,
+    write_json,
+    write_parquet,
+)
 from pillars.core.lineage import lineage
 from pillars.core.metrics import (
     METRICS,
@@ -29,6 +36,7 @@ from pillars.core.metrics import (
     shown,
 )
 from pillars.core.params import ENSEMBLE, Params, load_params
+from pillars.serve.estimators import load_model
 from pillars.training.slices import judged_slices
 
 LINEAGE_INPUTS = (layout.CURATED_DIR, layout.FEATURES_DIR, layout.SELECTED_MODEL)  # declared deps of assess
@@ -270,7 +278,7 @@ def main() -> None:
     x, y = test.drop(columns=target), test[target].to_numpy()
     frame = read_parquet(layout.curated_split("test"))
     selection, validation = read_json(layout.SELECTION_REPORT), read_json(layout.MODEL_VALIDATION_REPORT)
-    model = read_pickle(layout.SELECTED_MODEL)
+    model = load_model(require(layout.SELECTED_MODEL).read_bytes())
     scores = predict_scores(model, x.to_numpy(), task)
     train_summary = read_json(layout.TRAIN_REPORT)
     threshold = decision_threshold(train_summary, selection["model"])
@@ -279,7 +287,9 @@ def main() -> None:
             evaluate(
                 task,
                 y,
-                predict_scores(read_pickle(layout.candidate_model(family)), x.to_numpy(), task),
+                predict_scores(
+                    load_model(require(layout.candidate_model(family)).read_bytes()), x.to_numpy(), task
+                ),
                 decision_threshold(train_summary, family),
             )
         )

@@ -27,6 +27,7 @@ from pillars.core.metrics import decision_threshold, predict_scores
 from pillars.core.params import Params, load_params
 from pillars.core.rules import calendar_names, folded_aliases
 from pillars.core.schema import FLAG_SUFFIX, DataSchema, canonical_name, is_lineage, load_checked
+from pillars.serve.estimators import load_model
 from pillars.serve.model import InputField, ServingModel, compile_features, content_version
 
 BENTOFILE = Path("bentofile.yaml")
@@ -137,7 +138,7 @@ def serving_model(params: Params, schema: DataSchema, inputs: PackageInputs) -> 
         placeholders=tuple(params.dataset.placeholders),
         case=params.standardize.case,
         features=compile_features(pickle.loads(inputs.pipeline_bytes)),
-        model=single_threaded(pickle.loads(inputs.model_bytes)),
+        model=single_threaded(load_model(inputs.model_bytes)),
         metadata=metadata,
         max_request_bytes=int(params.package.max_request_mb * 2**20),
         max_records=params.package.max_records,

@@ -10,7 +10,6 @@ out-of-fold predictions instead (`evaluated_on: out_of_fold`): select ranks on t
 the value `out_of_fold` instead of `valid`.
 """
 
-import pickle
 from typing import NamedTuple
 
 from pillars.core import layout
@@ -18,6 +17,7 @@ from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_json, write_bytes, write_json
 from pillars.core.metrics import METRICS
 from pillars.core.params import Params, load_params
+from pillars.serve.estimators import load_model
 from pillars.training.cost import prediction_cost
 
 TIE_BREAKERS = {"cost": "cost_per_row", "size": "size_bytes"}  # the footprint each one compares
@@ -92,7 +92,7 @@ def footprint(family: str) -> Footprint:
     """A candidate's file size and prediction cost (the pickle is this pipeline's own train output)."""
     path = layout.candidate_model(family)
     payload = path.read_bytes()
-    return Footprint(len(payload), prediction_cost(pickle.loads(payload)))
+    return Footprint(len(payload), prediction_cost(load_model(payload)))
 
 
 def main() -> None:

@@ -7,6 +7,10 @@ Trial k is proposed by a TPE sampler seeded with `seed + k` from the k finished 
 study that was killed and resumed proposes exactly what an uninterrupted one would: same data and params
 give the same models, byte for byte.
 
+After the families: the ensemble candidate (`pillars.training.ensemble`, weights from the held-out scores) and,
+for a binary task, each candidate's decision threshold tuned on the same held-out scores
+(`pillars.training.threshold`); both go to metrics/train.json.
+
 Small data (train + valid at most `train.small_data.max_rows` rows, see `pillars.training.cv`): every trial is
 scored by k-fold cross-validation on train + valid, the chosen configuration is refit on train + valid, and
 its out-of-fold predictions are written beside the model for validate_model and select. metrics/train.json

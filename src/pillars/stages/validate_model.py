@@ -21,7 +21,7 @@ import pandas as pd
 
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import read_json, read_parquet, read_pickle, write_json
+from pillars.core.io import read_json, read_parquet, read_pickle, require, write_json
 from pillars.core.metrics import (
     BINARY_THRESHOLD,
     METRICS,
@@ -32,6 +32,7 @@ from pillars.core.metrics import (
     predict_scores,
 )
 from pillars.core.params import Bounds, Params, load_params
+from pillars.serve.estimators import load_model
 from pillars.training.oof import oof_scores
 from pillars.training.slices import judged_slices
 
@@ -163,7 +164,7 @@ def champion_value(frame: pd.DataFrame, y: np.ndarray, params: Params) -> tuple[
             None,
             f"no champion in {layout.CHAMPION_DIR}/ (first run, or no production model registered yet)",
         )
-    pipeline, model = read_pickle(pipeline_path), read_pickle(model_path)
+    pipeline, model = read_pickle(pipeline_path), load_model(require(model_path).read_bytes())
     try:
         features = pipeline.transform(frame[list(pipeline.feature_names_in_)])
     except (KeyError, ValueError) as error:
@@ -259,7 +260,13 @@ def main() -> None:
     else:
         candidates = {
             family: validate_candidate(
-                read_pickle(layout.candidate_model(family)), x, y, frame, params, champion, thresholds[family]
+                load_model(require(layout.candidate_model(family)).read_bytes()),
+                x,
+                y,
+                frame,
+                params,
+                champion,
+                thresholds[family],
             )
             for family in names
         }
