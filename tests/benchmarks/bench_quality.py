@@ -31,6 +31,7 @@ from bench_data_pillars import (
     BIN,
     CPU_LIMIT,
     REPO,
+    RESULTS_DIR,
     Target,
     child_env,
     copy_working_tree,
@@ -239,8 +240,14 @@ def main() -> int:
     started = datetime.now(UTC)
     scratch = Path(tempfile.mkdtemp(prefix="pillars-bench-quality-"))
     names = [DEFAULT_DATA, *SHAPES] if len(sys.argv) < 2 else sys.argv[1:]
+    # datasets named on the command line replace their entries in the last results; the others are kept
+    previous = RESULTS_DIR / "quality.json"
+    datasets = json.loads(previous.read_text())["datasets"] if len(sys.argv) > 1 and previous.exists() else {}
     try:
-        datasets = {name: run_dataset(name, scratch) for name in names}
+        for name in names:
+            datasets[name] = run_dataset(name, scratch) | {
+                "started": datetime.now(UTC).isoformat(timespec="seconds")
+            }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     results = {
