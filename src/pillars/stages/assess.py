@@ -147,8 +147,8 @@ def _making(params: Params, chosen: str, summary: dict, tuned_on: str, selected_
     if chosen == ENSEMBLE:
         weights = ", ".join(f"{family} {weight:.2f}" for family, weight in summary["weights"].items())
         lines = [
-            f"- An ensemble: the tuned candidates averaged with weights from greedy selection on {selected_on} "
-            f"({params.train.ensemble.size} picks): {weights}."
+            "- An ensemble: the tuned candidates averaged with weights from greedy selection on "
+            f"{selected_on} ({params.train.ensemble.size} picks): {weights}."
         ]
     else:
         lines = [

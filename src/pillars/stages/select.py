@@ -2,8 +2,9 @@
 
 Candidates within `tie_tolerance` of the best primary metric are tied; the tie goes to the model that is
 cheapest to serve (`tie_breaker: cost`: node tests or multiply-adds per row, counted, see
-`pillars.training.cost`), the smallest model file (`size`) or the first in `train.candidates` (`order`). The test split is never read:
-assess runs after this stage, so the DAG itself shows that test results cannot influence the choice.
+`pillars.training.cost`), the smallest model file (`size`) or the first in `train.candidates` (`order`).
+The test split is never read: assess runs after this stage, so the DAG itself shows that test results
+cannot influence the choice.
 
 After small-data tuning the candidates were refit on train + valid, and validate_model judged their
 out-of-fold predictions instead (`evaluated_on: out_of_fold`): select ranks on those, and its report names

@@ -2,7 +2,8 @@
 
 Hard failures (empty data, a missing column, a value of the wrong type, an unknown target label, and, unless
 `validate_data.broken_values` is `quarantine`, a non-finite number or a missing value in a column the schema
-says is not nullable and the model uses, i.e. not in `curate.drop`) stop the pipeline with a readable summary naming the column, the rule and example rows.
+says is not nullable and the model uses, i.e. not in `curate.drop`) stop the pipeline with a readable summary
+naming the column, the rule and example rows.
 Soft findings (placeholders, new categories, out-of-range values; broken values to quarantine) are counted in
 metrics/data_validation.json for the next stages to handle.
 """
