@@ -126,4 +126,16 @@ def test_proposed_params_fit_the_data_and_pass_the_params_checks(tmp_path) -> No
     assert (days["dataset"]["task"], days["train"]["metric"]) == ("regression", "rmse")
     assert (days["curate"]["split"]["method"], days["curate"]["split"]["by"]) == ("time", "dteday")
     assert days["train"]["families"]["xgboost"]["n_trials"] == 3
+    families = days["train"]["families"]  # a count: the losses of counts are searched, from squared error
+    assert families["lightgbm"]["space"]["objective"] == {
+        "type": "categorical",
+        "choices": ["squared_error", "poisson", "tweedie"],
+    }
+    assert families["hist_gradient_boosting"]["space"]["objective"]["choices"] == ["squared_error", "poisson"]
+    assert all(families[name]["start"]["objective"] == "squared_error" for name in ("catboost", "xgboost"))
+    assert "objective" not in credit["train"]["families"]["lightgbm"]["space"], "classification: no losses"
     parse_params(days)
+    frame = read_back(count_regression(np.random.default_rng(3)), tmp_path)
+    frame["cnt"] = frame["cnt"] - frame["cnt"].max() - 1  # never positive: no Poisson or Tweedie
+    below = proposed(frame, "cnt")
+    assert all("objective" not in settings["space"] for settings in below["train"]["families"].values())
