@@ -9,9 +9,9 @@ from sklearn.metrics import roc_auc_score
 
 from pillars.core.errors import PillarsError
 from pillars.core.metrics import predict_scores
-from pillars.serve.estimators import Blend
+from pillars.serve.estimators import Blend, blend_scores
 from pillars.training.cost import prediction_cost
-from pillars.training.ensemble import blend_scores, select_weights
+from pillars.training.ensemble import select_weights
 
 
 def noisy_views(rows: int = 3000) -> tuple[np.ndarray, dict[str, np.ndarray]]:

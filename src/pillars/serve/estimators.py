@@ -24,6 +24,11 @@ def load_model(payload: bytes) -> Any:
     return pickle.loads(payload)
 
 
+def blend_scores(scores: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """The weighted average of candidates' scores (or predictions), in the order of `weights`."""
+    return sum(weight * np.asarray(scores[name], dtype="float64") for name, weight in weights.items())
+
+
 class CatBoostModel:
     """A fitted CatBoost classifier or regressor that predicts with `n_jobs` threads."""
 
@@ -76,11 +81,8 @@ class Blend:
         return self
 
     def _average(self, method: str, features: np.ndarray) -> np.ndarray:
-        total = None
-        for name, model in self.members.items():
-            part = self.weights[name] * np.asarray(getattr(model, method)(features), dtype="float64")
-            total = part if total is None else total + part
-        return total
+        predictions = {name: getattr(model, method)(features) for name, model in self.members.items()}
+        return blend_scores(predictions, self.weights)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         if self.regression:

@@ -36,9 +36,9 @@ from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_json, read_parquet, write_bytes, write_json, write_parquet, write_pickle
 from pillars.core.metrics import METRICS, predict_scores
 from pillars.core.params import ENSEMBLE, FamilyParams, Params, SearchDimension, TrainParams, load_params
-from pillars.serve.estimators import Blend
+from pillars.serve.estimators import Blend, blend_scores
 from pillars.training.cv import Pooled, cross_validate, pool, refit, tuning_summary, uses_cv
-from pillars.training.ensemble import blend_scores, select_weights
+from pillars.training.ensemble import select_weights
 from pillars.training.families import FAMILIES, TrainingData
 from pillars.training.oof import oof_table
 from pillars.training.threshold import tune_threshold

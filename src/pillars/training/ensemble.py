@@ -14,6 +14,7 @@ import numpy as np
 
 from pillars.core.errors import PillarsError
 from pillars.core.metrics import METRICS, Task, measure
+from pillars.serve.estimators import blend_scores
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,3 @@ def select_weights(
         raise PillarsError(f"train: ensemble: {metric} is undefined on the held-out rows for every candidate")
     weights = {name: count / chosen for name, count in picks.items() if count}
     return Weights(weights, float(measure(metric, task, y, blend_scores(scores, weights)).value))
-
-
-def blend_scores(scores: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
-    """The weighted average of the candidates' scores."""
-    return sum(weight * np.asarray(scores[name], dtype="float64") for name, weight in weights.items())
