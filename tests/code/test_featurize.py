@@ -6,7 +6,7 @@ import pytest
 
 from pillars.core.params import FeaturizeParams
 from pillars.stages.featurize import write_matrix
-from pillars.training.features import build_pipeline, feature_sources
+from pillars.training.features import build_pipeline, categorical_blocks, feature_sources
 
 FEATURES = {"age": "numeric", "flag": "boolean", "city": "categorical"}
 
@@ -64,6 +64,17 @@ def test_feature_sources() -> None:
     assert sources["missingindicator_age"] == "age"
     assert sources["city_infrequent_sklearn"] == "city"
     assert set(sources.values()) == set(FEATURES)
+
+
+def test_categorical_blocks_are_the_one_hot_positions_of_each_categorical_input() -> None:
+    pipeline = build_pipeline(FEATURES, settings()).fit(train_frame()[list(FEATURES)])
+    names = [str(name) for name in pipeline.get_feature_names_out()]
+    manifest = {
+        "features": [{"name": name, "source": source} for name, source in feature_sources(pipeline).items()],
+        "inputs": FEATURES,
+    }
+    (block,) = categorical_blocks(manifest, names)
+    assert [names[position] for position in block] == [name for name in names if name.startswith("city_")]
 
 
 def test_chunked_matrix_equals_one_transform(tmp_path) -> None:

@@ -405,3 +405,81 @@ def test_a_smaller_budget_on_a_larger_study_gives_what_a_fresh_one_gives(make_pa
     )
     assert reused.summary == fresh.summary and reused.summary["xgboost"]["trials"] == 3
     assert reused.tables["xgboost"].equals(fresh.tables["xgboost"])
+
+
+def categorical_data(rows: int = 900) -> TrainingData:
+    """One numeric column and one 6-valued categorical column (one-hot, positions 1-6) whose categories
+    carry the signal in no order: a tree on codes must split on sets of categories to use it."""
+    generator = np.random.default_rng(3)
+    category = generator.integers(0, 6, size=rows)
+    numeric = generator.normal(size=rows)
+    effect = np.array([1.5, -1.0, 0.8, -1.6, 0.2, -0.4])[category]
+    y = (effect + 0.5 * numeric + generator.normal(scale=0.5, size=rows) > 0).astype("int64")
+    x = np.column_stack([numeric, np.eye(6)[category]]).astype("float32")
+    cut = int(rows * 0.75)
+    return TrainingData(x[:cut], y[:cut], x[cut:], y[cut:], "binary", categorical=((1, 2, 3, 4, 5, 6),))
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "catboost"])
+def test_native_categories_fit_on_codes_and_predict_from_the_one_hot_matrix(
+    family: str, make_params, tmp_path: Path
+) -> None:
+    import pickle
+
+    from pillars.serve.estimators import NativeCategorical
+
+    settings = small_settings(make_params, tmp_path)
+    data = categorical_data()
+    hyper = {**settings.families[family].fixed, "categorical": "native"}
+    fitted = FAMILIES[family](hyper, data, settings, lambda step, value: None)
+    model = fitted.model
+    assert isinstance(model, NativeCategorical)
+    codes = model.codes(data.x_valid)
+    assert list(codes.columns) == ["feature_0", "category_0"]
+    assert np.array_equal(codes["category_0"], data.x_valid[:, 1:].argmax(axis=1))
+    assert np.array_equal(model.predict_proba(data.x_valid), model.model.predict_proba(codes))
+    assert fitted.value > 0.8
+    if family == "lightgbm":  # a split on a set of categories, not on a threshold of one indicator
+        trees = model.model.booster_.dump_model()["tree_info"]
+        assert '"decision_type": "=="' in str(trees).replace("'", '"')
+    unseen = data.x_valid.copy()
+    unseen[:, 1:] = 0  # a category train never saw, with no `infrequent` column: code -1
+    assert (model.codes(unseen)["category_0"] == -1).all()
+    assert model.predict_proba(unseen).shape == (len(unseen), 2)
+    restored = pickle.loads(pickle.dumps(model))
+    assert np.array_equal(restored.predict_proba(data.x_valid), model.predict_proba(data.x_valid))
+    assert FAMILIES[family](hyper, data, settings, lambda step, value: None).value == fitted.value
+
+
+def test_native_categories_in_small_data_tuning_refit_on_codes_too(make_params, tmp_path: Path) -> None:
+    from pillars.serve.estimators import NativeCategorical
+
+    data = categorical_data(rows=400)
+    lightgbm = {
+        "n_trials": 2,
+        "fixed": {"n_estimators": 40, "early_stopping_rounds": 10},
+        "space": {"categorical": {"type": "categorical", "choices": ["native"]}},
+    }
+    params = make_params(
+        train={
+            "storage": f"sqlite:///{tmp_path}/cv.db",
+            "candidates": ["lightgbm"],
+            "families": {"lightgbm": lightgbm},
+            "small_data": {"max_rows": 2000, "folds": 3},
+        }
+    )
+    trained = train(params, data, "fingerprint")
+    assert trained.tuning["method"] == "cv"
+    assert isinstance(trained.models["lightgbm"], NativeCategorical)
+    booster = trained.models["lightgbm"].model.booster_
+    assert booster.current_iteration() == trained.summary["lightgbm"]["refit_rounds"]
+
+
+@pytest.mark.parametrize(("family", "encoding"), [("xgboost", "native"), ("lightgbm", "ordinal")])
+def test_an_encoding_the_family_lacks_names_the_key(
+    family: str, encoding: str, make_params, tmp_path: Path
+) -> None:
+    settings = small_settings(make_params, tmp_path)
+    hyper = {**settings.families[family].fixed, "categorical": encoding}
+    with pytest.raises(PillarsError, match=rf"train.families.{family}: categorical '{encoding}' .*onehot"):
+        FAMILIES[family](hyper, categorical_data(), settings, lambda step, value: None)

@@ -7,6 +7,8 @@ every candidate alike.
   whatever it was trained with; this wrapper passes its own count to every call.
 - `Blend`: the ensemble candidate, a weighted average of fitted models' probabilities (classification) or
   values (regression).
+- `NativeCategorical`: a LightGBM or CatBoost model that splits on categories natively, fitted on
+  `CategoryCodes` of the feature matrix: it takes the one-hot matrix the serving path builds, like any model.
 
 A pickle may name these classes, so whatever reads a fitted model reads it through `load_model`: this module
 is then in the reader's import closure, and a declared dependency of every stage that reads models.
@@ -16,6 +18,7 @@ import pickle
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 
 def load_model(payload: bytes) -> Any:
@@ -91,3 +94,54 @@ class Blend:
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         return self._average("predict_proba", features)
+
+
+class CategoryCodes:
+    """The one-hot matrix with each categorical column's block of indicator columns (`blocks`: their
+    positions) turned back into one integer code: the form in which LightGBM and CatBoost split on categories
+    natively. The other columns come first, unchanged; then one code column per block (`names`), the position
+    of the hot column in its block, or -1 where none is (a category train never saw and no `infrequent`
+    column took: missing to LightGBM, a category of its own to CatBoost)."""
+
+    def __init__(self, blocks: list[list[int]], n_features: int) -> None:
+        in_blocks = {position for block in blocks for position in block}
+        self.blocks = blocks
+        self.others = [position for position in range(n_features) if position not in in_blocks]
+
+    @property
+    def names(self) -> list[str]:
+        return [f"category_{index}" for index in range(len(self.blocks))]
+
+    def __call__(self, features: np.ndarray) -> pd.DataFrame:
+        features = np.asarray(features)
+        columns = {f"feature_{position}": features[:, position] for position in self.others}
+        for name, block in zip(self.names, self.blocks, strict=True):
+            hot = features[:, block]
+            codes = hot.argmax(axis=1).astype("int32")
+            codes[hot.max(axis=1) <= 0] = -1
+            columns[name] = codes
+        return pd.DataFrame(columns, index=pd.RangeIndex(len(features)))
+
+
+class NativeCategorical:
+    """A model fitted on `codes` of the one-hot feature matrix: it predicts from the one-hot matrix."""
+
+    def __init__(self, model: Any, codes: CategoryCodes) -> None:
+        self.model, self.codes = model, codes
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self.model.classes_)
+
+    def get_params(self, deep: bool = True) -> dict[str, int]:
+        return {"n_jobs": self.model.get_params()["n_jobs"]}
+
+    def set_params(self, n_jobs: int) -> "NativeCategorical":
+        self.model.set_params(n_jobs=n_jobs)
+        return self
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return self.model.predict(self.codes(features))
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        return self.model.predict_proba(self.codes(features))

@@ -40,6 +40,7 @@ from pillars.serve.estimators import Blend, blend_scores
 from pillars.training.cv import Pooled, cross_validate, pool, refit, tuning_summary, uses_cv
 from pillars.training.ensemble import select_weights
 from pillars.training.families import FAMILIES, TrainingData
+from pillars.training.features import categorical_blocks
 from pillars.training.oof import oof_table
 from pillars.training.threshold import tune_threshold
 
@@ -47,15 +48,18 @@ logger = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def load_training_data(target: str, task: str) -> TrainingData:
-    """The train and valid feature matrices with their encoded targets."""
+def load_training_data(manifest: dict, task: str) -> TrainingData:
+    """The train and valid feature matrices with their encoded targets and categorical blocks."""
+    target = manifest["target"]
     train, valid = (read_parquet(layout.feature_split(split)) for split in ("train", "valid"))
+    features = train.drop(columns=target)
     return TrainingData(
-        x_train=train.drop(columns=target).to_numpy(),
+        x_train=features.to_numpy(),
         y_train=train[target].to_numpy(),
         x_valid=valid.drop(columns=target).to_numpy(),
         y_valid=valid[target].to_numpy(),
         task=task,
+        categorical=categorical_blocks(manifest, list(features.columns)),
     )
 
 
@@ -290,8 +294,7 @@ def data_fingerprint() -> str:
 
 def main() -> None:
     params = load_params()
-    target = read_json(layout.FEATURE_MANIFEST)["target"]
-    data = load_training_data(target, params.dataset.task)
+    data = load_training_data(read_json(layout.FEATURE_MANIFEST), params.dataset.task)
     trained = train(params, data, data_fingerprint())
     for name, model in trained.models.items():
         write_pickle(layout.candidate_model(name), model)

@@ -15,7 +15,7 @@ import xgboost as xgb
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 from pillars.core.errors import PillarsError
-from pillars.serve.estimators import Blend, CatBoostModel
+from pillars.serve.estimators import Blend, CatBoostModel, NativeCategorical
 
 DEPTH = re.compile(r'"depth"\s*:\s*(\d+)')  # of a split node, in XGBoost's JSON dump of a tree
 
@@ -37,6 +37,8 @@ def prediction_cost(model: Any) -> int:
     (linear models) to score one row; a blend costs what its members cost together."""
     if isinstance(model, Blend):
         return sum(prediction_cost(member) for member in model.members.values())
+    if isinstance(model, NativeCategorical):  # coding the categories back is one lookup per row, not counted
+        return prediction_cost(model.model)
     if isinstance(model, CatBoostModel):  # symmetric trees: every row tests `depth` nodes per tree
         return int(model.model.tree_count_) * int(model.model.get_all_params()["depth"])
     if isinstance(model, lgb.LGBMModel):  # the dump holds the trees up to the best round, which predict uses

@@ -20,7 +20,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from pillars.core.errors import PillarsError
 from pillars.core.metrics import Measurement
 from pillars.core.params import TrainParams
-from pillars.training.families import FOLD_FITS, REFITS, Report, TrainingData, fold_mean
+from pillars.training.families import FOLD_FITS, REFITS, Report, Rows, TrainingData, fold_mean
 
 MIN_FOLDS = 2
 FOLD_STEPS = 1_000_000  # pruner steps per fold: more than any fold reports
@@ -63,6 +63,7 @@ class Pooled:
     y: np.ndarray
     task: str
     folds: np.ndarray  # the fold of every row: the fold model that did not see it predicts it
+    categorical: tuple[tuple[int, ...], ...]  # as in TrainingData
 
     @property
     def k(self) -> int:
@@ -71,7 +72,9 @@ class Pooled:
     def fold(self, index: int) -> TrainingData:
         """Fold `index`: fit on the other folds (x_train), score this one (x_valid)."""
         held = self.folds == index
-        return TrainingData(self.x[~held], self.y[~held], self.x[held], self.y[held], self.task)
+        return TrainingData(
+            self.x[~held], self.y[~held], self.x[held], self.y[held], self.task, self.categorical
+        )
 
 
 def pool(data: TrainingData, settings: TrainParams) -> Pooled:
@@ -87,7 +90,7 @@ def pool(data: TrainingData, settings: TrainParams) -> Pooled:
     folds = np.empty(len(y), dtype="int64")
     for index, (_, held) in enumerate(splitter.split(x, y)):
         folds[held] = index
-    return Pooled(x, y, data.task, folds)
+    return Pooled(x, y, data.task, folds, data.categorical)
 
 
 @dataclass(frozen=True)
@@ -133,4 +136,5 @@ def refit(
     family: str, hyper: dict, pooled: Pooled, settings: TrainParams, rounds: int | None
 ) -> BaseEstimator:
     """The chosen configuration fitted on all of train + valid."""
-    return REFITS[family](hyper, pooled.x, pooled.y, pooled.task, settings, rounds)
+    rows = Rows(pooled.x, pooled.y, pooled.task, pooled.categorical)
+    return REFITS[family](hyper, rows, settings, rounds)

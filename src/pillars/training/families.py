@@ -11,6 +11,10 @@ A regression family may search its loss (`objective`: squared_error, absolute_er
 named once for every library (`OBJECTIVE_NAMES` says what each library calls it); poisson and tweedie need a
 target that is never negative.
 
+LightGBM and CatBoost may split on categories natively (`categorical: native` among a family's arguments,
+fixed or searched; `onehot`, the default, fits the one-hot matrix as it is): they fit on `CategoryCodes` of the
+matrix and are saved as a `NativeCategorical`, which takes the one-hot matrix, so serving is unchanged.
+
 For small data (`training.cv`), each family also fits one fold (`FOLD_FITS`: fit on the fold's training
 rows, score its held-out rows) and refits a chosen configuration on train + valid (`REFITS`) with the
 number of boosting rounds the folds found.
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 import catboost
 import lightgbm as lgb
 import numpy as np
+import pandas as pd
 import xgboost as xgb
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -35,7 +40,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from pillars.core.errors import PillarsError
 from pillars.core.metrics import EVAL_METRICS, METRICS, Measurement, measure, predict_scores
 from pillars.core.params import TrainParams
-from pillars.serve.estimators import CatBoostModel
+from pillars.serve.estimators import CatBoostModel, CategoryCodes, NativeCategorical
 
 Report = Callable[[int, float], None]  # (step, validation score) -> may raise optuna.TrialPruned
 
@@ -56,13 +61,25 @@ class Fitted:
 
 @dataclass(frozen=True)
 class TrainingData:
-    """Feature matrices and encoded targets of the train and valid splits."""
+    """Feature matrices and encoded targets of the train and valid splits; `categorical`: the positions of
+    each categorical column's one-hot block in the matrix."""
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_valid: np.ndarray
     y_valid: np.ndarray
     task: str
+    categorical: tuple[tuple[int, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Rows to fit on with nothing held out (a refit): as TrainingData without the valid split."""
+
+    x: np.ndarray
+    y: np.ndarray
+    task: str
+    categorical: tuple[tuple[int, ...], ...]
 
 
 class _RoundReporter(xgb.callback.TrainingCallback):
@@ -138,9 +155,52 @@ OBJECTIVE_KEYS = {  # the argument that takes the loss
 }
 
 
+NATIVE_CATEGORIES = {"lightgbm": "categorical_feature", "catboost": "cat_features"}  # their fit argument
+
+
+def _encoding_name(family: str, hyper: dict) -> str:
+    """The configuration's `categorical` encoding, checked to be one the family has."""
+    name = hyper.get("categorical", "onehot")
+    if name != "onehot" and (name != "native" or family not in NATIVE_CATEGORIES):
+        raise PillarsError(
+            f"params.yaml: train.families.{family}: categorical {name!r} is not an encoding this family has "
+            f"(onehot; native for {' and '.join(NATIVE_CATEGORIES)})"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """What a configuration fits on: the one-hot matrix as it is (`codes` None), or native category codes."""
+
+    family: str
+    codes: CategoryCodes | None
+
+    def __call__(self, features: np.ndarray) -> np.ndarray | pd.DataFrame:
+        return features if self.codes is None else self.codes(features)
+
+    def fit_arguments(self) -> dict:
+        """The library's fit argument naming the category columns (none for the one-hot matrix)."""
+        return {} if self.codes is None else {NATIVE_CATEGORIES[self.family]: self.codes.names}
+
+    def wrap(self, model: object) -> object:
+        """The fitted model as it is saved: one that takes the one-hot matrix."""
+        return model if self.codes is None else NativeCategorical(model, self.codes)
+
+
+def encoding(family: str, hyper: dict, categorical: tuple[tuple[int, ...], ...], n_features: int) -> Encoding:
+    """How the configuration sees the categorical columns: `categorical: native` codes them when the data
+    has any (`categorical`: their one-hot blocks), else the one-hot matrix."""
+    if _encoding_name(family, hyper) == "onehot" or not categorical:
+        return Encoding(family, None)
+    return Encoding(family, CategoryCodes([list(block) for block in categorical], n_features))
+
+
 def library_arguments(family: str, hyper: dict, data_y: np.ndarray, task: str) -> dict:
     """The hyperparameters as the family's library takes them: our `objective` name becomes the library's
-    own argument (checked to fit the task and the target)."""
+    own argument (checked to fit the task and the target), and `categorical` (checked) is ours alone."""
+    _encoding_name(family, hyper)
+    hyper = {key: value for key, value in hyper.items() if key != "categorical"}
     if "objective" not in hyper:
         return hyper
     objective = hyper["objective"]
@@ -192,10 +252,10 @@ def fit_xgboost(hyper: dict, data: TrainingData, settings: TrainParams, report: 
     return Fitted(model, value, scores, rounds, undefined)
 
 
-def refit_xgboost(hyper: dict, x: np.ndarray, y: np.ndarray, task: str, settings: TrainParams, rounds: int):
+def refit_xgboost(hyper: dict, rows: Rows, settings: TrainParams, rounds: int):
     """The configuration boosted for exactly `rounds` rounds on all the rows given (no early stopping)."""
-    arguments = _refit_arguments("xgboost", hyper, {"n_estimators": rounds}, y, task)
-    return _xgboost(arguments, task, settings).fit(x, y, verbose=False)
+    arguments = _refit_arguments("xgboost", hyper, {"n_estimators": rounds}, rows.y, rows.task)
+    return _xgboost(arguments, rows.task, settings).fit(rows.x, rows.y, verbose=False)
 
 
 def _lightgbm(hyper: dict, task: str, settings: TrainParams) -> BaseEstimator:
@@ -228,20 +288,29 @@ class _LightGBMReporter:
 def fit_lightgbm(hyper: dict, data: TrainingData, settings: TrainParams, report: Report) -> Fitted:
     """Boost on train with early stopping on valid; the valid score goes to the pruner as it boosts."""
     arguments = library_arguments("lightgbm", hyper, data.y_train, data.task)
+    inputs = encoding("lightgbm", hyper, data.categorical, data.x_train.shape[1])
     model = _lightgbm(arguments, data.task, settings)
     reporter = _LightGBMReporter(report, settings.pruner.round_interval)
     model.fit(
-        data.x_train, data.y_train, eval_X=(data.x_valid,), eval_y=(data.y_valid,), callbacks=[reporter]
+        inputs(data.x_train),
+        data.y_train,
+        eval_X=(inputs(data.x_valid),),
+        eval_y=(data.y_valid,),
+        callbacks=[reporter],
+        **inputs.fit_arguments(),
     )
     rounds = model.best_iteration_ or model.booster_.current_iteration()  # 0: no early stopping
-    (value, undefined), scores = _held_out_scores(model, data, settings.metric)
-    return Fitted(model, value, scores, rounds, undefined)
+    fitted = inputs.wrap(model)
+    (value, undefined), scores = _held_out_scores(fitted, data, settings.metric)
+    return Fitted(fitted, value, scores, rounds, undefined)
 
 
-def refit_lightgbm(hyper: dict, x: np.ndarray, y: np.ndarray, task: str, settings: TrainParams, rounds: int):
+def refit_lightgbm(hyper: dict, rows: Rows, settings: TrainParams, rounds: int):
     """The configuration boosted for exactly `rounds` rounds on all the rows given (no early stopping)."""
-    arguments = _refit_arguments("lightgbm", hyper, {"n_estimators": rounds}, y, task)
-    return _lightgbm(arguments, task, settings).fit(x, y)
+    arguments = _refit_arguments("lightgbm", hyper, {"n_estimators": rounds}, rows.y, rows.task)
+    inputs = encoding("lightgbm", hyper, rows.categorical, rows.x.shape[1])
+    model = _lightgbm(arguments, rows.task, settings).fit(inputs(rows.x), rows.y, **inputs.fit_arguments())
+    return inputs.wrap(model)
 
 
 def _catboost(hyper: dict, task: str, settings: TrainParams) -> catboost.CatBoost:
@@ -298,20 +367,29 @@ def fit_catboost(hyper: dict, data: TrainingData, settings: TrainParams, report:
     """Boost on train with early stopping on valid (the model keeps its best round); the valid score goes to
     the pruner as it boosts."""
     arguments = library_arguments("catboost", hyper, data.y_train, data.task)
+    inputs = encoding("catboost", hyper, data.categorical, data.x_train.shape[1])
     model = _catboost(arguments, data.task, settings)
     eval_metric = EVAL_METRICS["catboost"][data.task, settings.metric]
     reporter = _CatBoostReporter(report, eval_metric, settings.pruner.round_interval)
-    model.fit(data.x_train, data.y_train, eval_set=(data.x_valid, data.y_valid), callbacks=[reporter])
+    model.fit(
+        inputs(data.x_train),
+        data.y_train,
+        eval_set=(inputs(data.x_valid), data.y_valid),
+        callbacks=[reporter],
+        **inputs.fit_arguments(),
+    )
     reporter.raise_stop()
-    wrapped = _reproducible(model, settings.n_jobs)
-    (value, undefined), scores = _held_out_scores(wrapped, data, settings.metric)
-    return Fitted(wrapped, value, scores, int(model.tree_count_), undefined)
+    fitted = inputs.wrap(_reproducible(model, settings.n_jobs))
+    (value, undefined), scores = _held_out_scores(fitted, data, settings.metric)
+    return Fitted(fitted, value, scores, int(model.tree_count_), undefined)
 
 
-def refit_catboost(hyper: dict, x: np.ndarray, y: np.ndarray, task: str, settings: TrainParams, rounds: int):
+def refit_catboost(hyper: dict, rows: Rows, settings: TrainParams, rounds: int):
     """The configuration boosted for exactly `rounds` rounds on all the rows given (no early stopping)."""
-    arguments = _refit_arguments("catboost", hyper, {"iterations": rounds}, y, task)
-    return _reproducible(_catboost(arguments, task, settings).fit(x, y), settings.n_jobs)
+    arguments = _refit_arguments("catboost", hyper, {"iterations": rounds}, rows.y, rows.task)
+    inputs = encoding("catboost", hyper, rows.categorical, rows.x.shape[1])
+    model = _catboost(arguments, rows.task, settings).fit(inputs(rows.x), rows.y, **inputs.fit_arguments())
+    return inputs.wrap(_reproducible(model, settings.n_jobs))
 
 
 def fit_hist_gradient_boosting(
@@ -341,13 +419,15 @@ def fit_hist_gradient_boosting(
 
 
 def refit_hist_gradient_boosting(
-    hyper: dict, x: np.ndarray, y: np.ndarray, task: str, settings: TrainParams, rounds: int
+    hyper: dict, rows: Rows, settings: TrainParams, rounds: int
 ) -> BaseEstimator:
     """The configuration grown to exactly `rounds` iterations on all the rows given."""
-    estimator = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
-    arguments = library_arguments("hist_gradient_boosting", hyper, y, task)
+    regression = rows.task == "regression"
+    estimator = HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier
+    arguments = library_arguments("hist_gradient_boosting", hyper, rows.y, rows.task)
     arguments = {key: value for key, value in arguments.items() if key != "max_iter"}
-    return estimator(**arguments, max_iter=rounds, early_stopping=False, random_state=settings.seed).fit(x, y)
+    model = estimator(**arguments, max_iter=rounds, early_stopping=False, random_state=settings.seed)
+    return model.fit(rows.x, rows.y)
 
 
 def linear_model(hyper: dict, task: str, seed: int) -> BaseEstimator:
@@ -396,15 +476,13 @@ def fit_linear_fold(hyper: dict, data: TrainingData, settings: TrainParams, repo
     return Fitted(model, value, scores, undefined=undefined)
 
 
-def refit_linear(
-    hyper: dict, x: np.ndarray, y: np.ndarray, task: str, settings: TrainParams, rounds: int | None
-) -> BaseEstimator:
+def refit_linear(hyper: dict, rows: Rows, settings: TrainParams, rounds: int | None) -> BaseEstimator:
     """The linear model fitted on all the rows given (it has no rounds)."""
-    return linear_model(hyper, task, settings.seed).fit(x, y)
+    return linear_model(hyper, rows.task, settings.seed).fit(rows.x, rows.y)
 
 
 FitFamily = Callable[[dict, TrainingData, TrainParams, Report], Fitted]
-RefitFamily = Callable[[dict, np.ndarray, np.ndarray, str, TrainParams, int | None], BaseEstimator]
+RefitFamily = Callable[[dict, Rows, TrainParams, int | None], BaseEstimator]
 
 
 def _defined_on_valid(fit: FitFamily) -> FitFamily:

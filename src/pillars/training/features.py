@@ -81,3 +81,14 @@ def feature_sources(pipeline: ColumnTransformer) -> dict[str, str]:
                 feature,
             )
     return sources
+
+
+def categorical_blocks(manifest: dict, columns: list[str]) -> tuple[tuple[int, ...], ...]:
+    """The positions (in `columns`, the feature matrix's) of each categorical input's one-hot columns, in the
+    manifest's order of inputs: what a model that splits on categories natively codes back into one column."""
+    sources = {feature["name"]: feature["source"] for feature in manifest["features"]}
+    blocks = {name: [] for name, role in manifest["inputs"].items() if role == "categorical"}
+    for position, column in enumerate(columns):
+        if sources.get(column) in blocks:
+            blocks[sources[column]].append(position)
+    return tuple(tuple(block) for block in blocks.values() if block)
