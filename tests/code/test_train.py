@@ -11,10 +11,11 @@ from sklearn.metrics import f1_score
 from pillars.core.errors import PillarsError
 from pillars.core.metrics import measure, predict_scores
 from pillars.core.params import TrainParams
-from pillars.stages.train import finished_trials, open_storage, run_study, study_name, train, trial_table
+from pillars.stages.train import train, trial_table
 from pillars.training.cv import FOLD_STEPS, cross_validate, pool, tuning_summary, uses_cv
 from pillars.training.families import FAMILIES, TrainingData, linear_model
 from pillars.training.oof import oof_scores
+from pillars.training.tuning import finished_trials, run_study, study_name
 
 HOLDOUT = {"small_data": {"max_rows": 0}}  # train + valid never count as small: one valid split
 
@@ -80,9 +81,9 @@ def test_resumed_study_matches_an_uninterrupted_one(make_params, tmp_path: Path)
     interrupted = settings.model_copy(
         update={"families": {"xgboost": settings.families["xgboost"].model_copy(update={"n_trials": 3})}}
     )
-    run_study("xgboost", data, interrupted, settings.storage, "resumed")
-    resumed = run_study("xgboost", data, settings, settings.storage, "resumed")
-    straight = run_study("xgboost", data, settings, settings.storage, "straight")
+    run_study("xgboost", data, interrupted, "resumed")
+    resumed = run_study("xgboost", data, settings, "resumed")
+    straight = run_study("xgboost", data, settings, "straight")
     assert len(finished_trials(resumed)) == len(finished_trials(straight)) == 6
     assert trial_table(finished_trials(resumed), "maximize").equals(
         trial_table(finished_trials(straight), "maximize")
@@ -258,14 +259,12 @@ def test_wrong_estimator_argument_names_the_family(make_params, tmp_path: Path) 
 def test_journal_file_storage_resumes_too(make_params, tmp_path: Path) -> None:
     """`journal:///path` gives a journal file that several processes can share."""
     data = toy_data()
-    settings = small_settings(make_params, tmp_path)
-    storage = open_storage(f"journal:///{tmp_path}/journal/studies.log")
+    settings = small_settings(make_params, tmp_path, storage=f"journal:///{tmp_path}/journal/studies.log")
     interrupted = settings.model_copy(
         update={"families": {"xgboost": settings.families["xgboost"].model_copy(update={"n_trials": 2})}}
     )
-    run_study("xgboost", data, interrupted, storage, "journaled")
-    reopened = open_storage(f"journal:///{tmp_path}/journal/studies.log")
-    study = run_study("xgboost", data, settings, reopened, "journaled")
+    run_study("xgboost", data, interrupted, "journaled")
+    study = run_study("xgboost", data, settings, "journaled")
     assert len(finished_trials(study)) == 6
     assert (tmp_path / "journal/studies.log").stat().st_size > 0
 

@@ -325,6 +325,7 @@ class TrainParams(Section):
     cv_folds: int = Field(default=3, ge=2)
     warm_start_step: int = Field(default=25, ge=1)
     patience: int = Field(default=3, ge=1)
+    round_size: int = Field(default=1, ge=1)
     pruner: PrunerParams = PrunerParams()
     small_data: SmallDataParams = SmallDataParams()
     ensemble: EnsembleParams = EnsembleParams()
@@ -474,10 +475,21 @@ class MonitorParams(Section):
     replay: ReplayParams = ReplayParams()
 
 
+class ComputeParams(Section):
+    """Where the work runs: this process (`local`), or a Dask cluster (`dask`): the scheduler at `address`,
+    or (no address) a local cluster of `workers` processes with `threads_per_worker` threads each."""
+
+    engine: Literal["local", "dask"] = "local"
+    address: str | None = None
+    workers: int = Field(default=2, ge=1)
+    threads_per_worker: int = Field(default=1, ge=1)
+
+
 class Params(Section):
-    """The whole params.yaml: one section per stage, plus the shared `dataset` section."""
+    """The whole params.yaml: one section per stage, plus the shared `dataset` and `compute` sections."""
 
     dataset: DatasetParams
+    compute: ComputeParams = ComputeParams()
     ingest: IngestParams
     validate_data: ValidateDataParams
     cleanse: CleanseParams

@@ -2,10 +2,10 @@
 
 Each family gets a study in persistent storage (`train.storage`: SQLite by default, any Optuna storage URL,
 or `journal:///path` for a journal file), named after its search space, the metric, the seed and the
-feature data, so an interrupted run resumes where it stopped and a changed setup starts a new study.
-Trial k is proposed by a TPE sampler seeded with `seed + k` from the k finished trials before it, so a
-study that was killed and resumed proposes exactly what an uninterrupted one would: same data and params
-give the same models, byte for byte.
+feature data, so an interrupted run resumes where it stopped and a changed setup starts a new study. Trials
+run in rounds proposed from the trials finished before them (`pillars.training.tuning`), in this process or
+on a Dask cluster (`compute.engine`): same data and params give the same models, byte for byte, however
+many workers ran them.
 
 After the families: the ensemble candidate (`pillars.training.ensemble`, weights from the held-out scores) and,
 for a binary task, each candidate's decision threshold tuned on the same held-out scores
@@ -18,34 +18,29 @@ says which tuning ran.
 """
 
 import hashlib
-import json
 import logging
-import time
-from pathlib import Path
 from typing import NamedTuple
 
 import optuna
 import pandas as pd
-from optuna.storages import BaseStorage, JournalStorage
-from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from threadpoolctl import threadpool_limits
 
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_json, read_parquet, write_bytes, write_json, write_parquet, write_pickle
-from pillars.core.metrics import METRICS, predict_scores
-from pillars.core.params import ENSEMBLE, FamilyParams, Params, SearchDimension, TrainParams, load_params
+from pillars.core.metrics import predict_scores
+from pillars.core.params import ENSEMBLE, Params, load_params
 from pillars.serve.estimators import Blend, blend_scores
-from pillars.training.cv import Pooled, cross_validate, pool, refit, tuning_summary, uses_cv
+from pillars.training.cv import cross_validate, pool, refit, tuning_summary, uses_cv
 from pillars.training.ensemble import select_weights
 from pillars.training.families import FAMILIES, TrainingData
 from pillars.training.features import categorical_blocks
 from pillars.training.oof import oof_table
 from pillars.training.threshold import tune_threshold
+from pillars.training.tuning import Execute, finished_trials, run_here, run_study, study_name, trial_runner
 
 logger = logging.getLogger(__name__)
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def load_training_data(manifest: dict, task: str) -> TrainingData:
@@ -61,118 +56,6 @@ def load_training_data(manifest: dict, task: str) -> TrainingData:
         task=task,
         categorical=categorical_blocks(manifest, list(features.columns)),
     )
-
-
-def open_storage(url: str) -> str | BaseStorage:
-    """An Optuna storage from a URL; `journal:///path` is a journal file that several processes can share."""
-    if url.startswith("journal:///"):
-        path = Path(url.removeprefix("journal:///"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return url
-
-
-def study_name(family: str, settings: TrainParams, data_fingerprint: str, folds: int | None = None) -> str:
-    """Names a study by what decides its trials (not by its budget, so raising n_trials continues it);
-    `folds` when the trials are scored by cross-validation (small data)."""
-    config = settings.families[family]
-    identity = {
-        "family": family,
-        "fixed": config.fixed,
-        "space": {name: dimension.model_dump() for name, dimension in config.space.items()},
-        "start": config.start,
-        "metric": settings.metric,
-        "seed": settings.seed,
-        "pruner": settings.pruner.model_dump(),
-        "steps": [settings.cv_folds, settings.warm_start_step, settings.patience],
-        "data": data_fingerprint,
-    }
-    if folds is not None:  # holdout studies keep the names they always had
-        identity["tuning"] = {"method": "cv", "folds": folds}
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
-    return f"{family}-{digest}"
-
-
-def suggest(trial: optuna.Trial, space: dict[str, SearchDimension]) -> dict:
-    """Hyperparameters for one trial, drawn from the search space in params."""
-    values: dict = {}
-    for name, dimension in space.items():
-        if dimension.type == "categorical":
-            values[name] = trial.suggest_categorical(name, dimension.choices)
-        elif dimension.type == "int":
-            values[name] = trial.suggest_int(name, int(dimension.low), int(dimension.high), log=dimension.log)
-        else:
-            values[name] = trial.suggest_float(name, dimension.low, dimension.high, log=dimension.log)
-    return values
-
-
-def finished_trials(study: optuna.Study, budget: int | None = None) -> list[optuna.trial.FrozenTrial]:
-    """The finished trials in order; with `budget`, only the first `budget` of them: a study that once ran
-    a larger budget holds more, and the result must be the one this budget gives on a fresh machine."""
-    return study.get_trials(deepcopy=False, states=FINISHED)[:budget]
-
-
-def run_study(
-    family: str,
-    data: TrainingData,
-    settings: TrainParams,
-    storage: str | BaseStorage,
-    name: str,
-    pooled: Pooled | None = None,
-) -> optuna.Study:
-    """Run trials until `n_trials` have finished (complete or pruned), resuming what storage already has.
-    With `pooled` (small data), a trial's value is its mean score over the folds of train + valid."""
-    config: FamilyParams = settings.families[family]
-    fit = FAMILIES[family]
-    direction = METRICS[data.task][settings.metric].direction
-    pruner = optuna.pruners.MedianPruner(
-        n_startup_trials=settings.pruner.n_startup_trials, n_warmup_steps=settings.pruner.n_warmup_steps
-    )
-    study = optuna.create_study(storage=storage, study_name=name, direction=direction, load_if_exists=True)
-    done = len(finished_trials(study))
-    if done:
-        logger.info(
-            "train: %s: resuming study %s with %d of %d trials finished", family, name, done, config.n_trials
-        )
-    if config.start and not study.get_trials(deepcopy=False):
-        study.enqueue_trial(config.start)  # the first trial: the library's defaults
-    started = time.monotonic()
-
-    def objective(trial: optuna.Trial) -> float:
-        def report(step: int, value: float) -> None:
-            trial.report(value, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
-        hyper = {**config.fixed, **suggest(trial, config.space)}
-        try:
-            if pooled is not None:
-                return cross_validate(family, hyper, pooled, settings, report).value
-            return fit(hyper, data, settings, report).value
-        except TypeError as error:  # an argument the estimator does not take: a params mistake
-            raise PillarsError(f"params.yaml: train.families.{family}: {error}") from error
-
-    while (done := len(finished_trials(study))) < config.n_trials:
-        if settings.timeout_s is not None and time.monotonic() - started > settings.timeout_s:
-            logger.info("train: %s: timeout after %d trials", family, done)
-            break
-        sampler = optuna.samplers.TPESampler(seed=settings.seed + done, constant_liar=False)
-        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
-        study.optimize(objective, n_trials=1)
-        report_progress(family, study, config.n_trials)
-    return study
-
-
-def report_progress(family: str, study: optuna.Study, budget: int) -> None:
-    """One terminal line per finished trial: its outcome and the best value so far (never in outputs)."""
-    trials = finished_trials(study)
-    last = trials[-1]
-    outcome = "pruned" if last.state == TrialState.PRUNED else f"{last.value:.4f}"
-    completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
-    best = f"{study.best_value:.4f}" if completed else "-"
-    logger.info("train: %s: trial %d/%d: %s (best %s)", family, len(trials), budget, outcome, best)
 
 
 def trial_table(trials: list[optuna.trial.FrozenTrial], direction: str) -> pd.DataFrame:
@@ -207,11 +90,11 @@ def _ignore(step: int, value: float) -> None:
     """A report that goes nowhere: refits and final runs are not trials."""
 
 
-def train(params: Params, data: TrainingData, data_fingerprint: str) -> Trained:
-    """Tune and fit every candidate family, then the ensemble of them, and (binary) tune each candidate's
-    decision threshold on the held-out rows; return the models, trial tables and the summary metrics."""
+def train(params: Params, data: TrainingData, data_fingerprint: str, execute: Execute = run_here) -> Trained:
+    """Tune and fit every candidate family (`execute` runs each round of trials: here, or on a cluster), then
+    the ensemble of them, and (binary) tune each candidate's decision threshold on the held-out rows; return
+    the models, trial tables and the summary metrics."""
     settings = params.train
-    storage = open_storage(settings.storage)
     models, tables, summary, out_of_fold = {}, {}, {}, {}
     held_out: dict = {}  # per candidate: its scores on the held-out rows (valid, or out of fold)
     tuning = tuning_summary(data, settings)
@@ -228,7 +111,7 @@ def train(params: Params, data: TrainingData, data_fingerprint: str) -> Trained:
         for family in settings.candidates:
             folds = pooled.k if pooled is not None else None
             name = study_name(family, settings, data_fingerprint, folds)
-            study = run_study(family, data, settings, storage, name, pooled)
+            study = run_study(family, data, settings, name, pooled, execute)
             trials = finished_trials(study, settings.families[family].n_trials)
             completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
             if not completed:
@@ -295,7 +178,8 @@ def data_fingerprint() -> str:
 def main() -> None:
     params = load_params()
     data = load_training_data(read_json(layout.FEATURE_MANIFEST), params.dataset.task)
-    trained = train(params, data, data_fingerprint())
+    with trial_runner(params.compute) as execute:
+        trained = train(params, data, data_fingerprint(), execute)
     for name, model in trained.models.items():
         write_pickle(layout.candidate_model(name), model)
     for family, table in trained.tables.items():
