@@ -290,16 +290,15 @@ def run_study(
         study = _load(name, settings)
         for job, (state, value) in execute(jobs, data, pooled):
             study.tell(job.number, value, state=state)
-            report_progress(family, study, config.n_trials)
+            report_progress(family, study, config.n_trials, value)
         jobs = []
     return _load(name, settings)
 
 
-def report_progress(family: str, study: optuna.Study, budget: int) -> None:
-    """One terminal line per finished trial: its outcome and the best value so far (never in outputs)."""
+def report_progress(family: str, study: optuna.Study, budget: int, value: float | None) -> None:
+    """One terminal line per finished trial: its value (None: pruned) and the best so far (never in outputs)."""
     trials = finished_trials(study)
-    last = trials[-1]
-    outcome = "pruned" if last.state == TrialState.PRUNED else f"{last.value:.4f}"
+    outcome = "pruned" if value is None else f"{value:.4f}"
     completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
     best = f"{study.best_value:.4f}" if completed else "-"
     logger.info("train: %s: trial %d/%d: %s (best %s)", family, len(trials), budget, outcome, best)
