@@ -38,3 +38,13 @@ def dask_client(compute: ComputeParams) -> Iterator[Client]:
     with cluster, Client(cluster) as client:
         logger.info("compute: local Dask cluster, %d worker processes", compute.workers)
         yield client
+
+
+@contextmanager
+def engine_client(compute: ComputeParams) -> Iterator[Client | None]:
+    """The client of `dask_client` for `engine: dask`; None (work in this process) for `engine: local`."""
+    if compute.engine == "local":
+        yield None
+        return
+    with dask_client(compute) as client:
+        yield client

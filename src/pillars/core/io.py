@@ -1,6 +1,5 @@
-"""File I/O at the stage edges: atomic writes (no half-written output) and content fingerprints."""
+"""File I/O at the stage edges: atomic writes (no half-written output), JSON, Parquet and source files."""
 
-import hashlib
 import io
 import json
 import os
@@ -90,14 +89,6 @@ def write_pickle(path: Path, obj: object) -> None:
 def read_pickle(path: Path) -> Any:
     """Load an object pickled by this project's own stages (trusted input: never unpickle foreign files)."""
     return pickle.loads(require(path).read_bytes())
-
-
-def frame_fingerprint(frame: pd.DataFrame) -> str:
-    """A content hash of a DataFrame's values and column names, independent of file format."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps([[str(name), str(dtype)] for name, dtype in frame.dtypes.items()]).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return f"sha256:{digest.hexdigest()}"
 
 
 def read_csv(source: Path | bytes) -> pd.DataFrame:

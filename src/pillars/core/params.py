@@ -477,12 +477,14 @@ class MonitorParams(Section):
 
 class ComputeParams(Section):
     """Where the work runs: this process (`local`), or a Dask cluster (`dask`): the scheduler at `address`,
-    or (no address) a local cluster of `workers` processes with `threads_per_worker` threads each."""
+    or (no address) a local cluster of `workers` processes with `threads_per_worker` threads each.
+    `partition_rows`: rows per row group of every data file, which are the partitions on Dask."""
 
     engine: Literal["local", "dask"] = "local"
     address: str | None = None
     workers: int = Field(default=2, ge=1)
     threads_per_worker: int = Field(default=1, ge=1)
+    partition_rows: int = Field(default=500_000, ge=1)
 
 
 class Params(Section):

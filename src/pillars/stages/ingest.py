@@ -1,22 +1,34 @@
-"""Pillar 1, ingest: read every source named in params and union them into data/raw/ with a manifest."""
+"""Pillar 1, ingest: read every source named in params and union them into data/raw/ with a manifest.
 
+Each file is a partition (on a Dask cluster, read by a worker; SQL and HTTP sources are read here). A first
+pass learns every partition's columns and dtypes; a column whose dtype differs between a source's files gets
+the type pandas would give their concatenation, and one whose dtype differs between sources becomes text.
+The second pass writes the union in order, so nothing holds every row at once.
+"""
+
+import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
+from functools import partial
 from glob import glob
 from http import HTTPStatus
 from pathlib import Path
+from typing import NamedTuple
 
-import numpy as np
 import pandas as pd
 import sqlalchemy
 import urllib3
+from distributed import Client
 from sqlalchemy.engine import make_url
 from urllib3.util import Retry
 
+from pillars.compute.cluster import engine_client
+from pillars.compute.partitions import InMemory, OnCluster, Reader, Table, collect, row_group_writer
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import first_line, frame_fingerprint, read_csv, read_file, write_json, write_parquet
+from pillars.core.io import first_line, read_csv, read_file, write_json
 from pillars.core.params import FileSource, HttpSource, IngestParams, SqlSource, load_params
 
 SOURCE_COLUMN = "_source"
@@ -28,16 +40,15 @@ CONNECTION_PREFIX = re.compile(
 )  # a client error does not go away by asking again
 
 
-def read_file_source(source: FileSource) -> tuple[pd.DataFrame, str]:
-    """Read a file or every file a glob matches, in sorted order so the union is deterministic."""
+def file_paths(source: FileSource) -> list[str]:
+    """The file, or every file a glob matches, in sorted order so the union is deterministic."""
     is_pattern = any(character in source.path for character in "*?[")
     # glob.glob, not Path.glob: the pattern may be absolute
     paths = sorted(glob(source.path, recursive=True)) if is_pattern else [source.path]  # noqa: PTH207
     paths = [path for path in paths if Path(path).is_file()]
     if not paths:
         raise PillarsError(f"source {source.name!r}: no file matches {source.path!r}")
-    frames = [read_file(Path(path), source.format) for path in paths]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0], ", ".join(paths)
+    return paths
 
 
 def read_sql_source(source: SqlSource) -> tuple[pd.DataFrame, str]:
@@ -107,70 +118,147 @@ def _fetch(source: HttpSource, headers: dict[str, str]) -> bytes:
     return response.data
 
 
-READERS = {"file": read_file_source, "sql": read_sql_source, "http": read_http_source}
+READERS = {"sql": read_sql_source, "http": read_http_source}
 
 
-def union_sources(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Stack the sources with a `_source` column; they must share one column set.
-
-    A column whose type differs between sources is kept as text, for validate_data to parse.
-    """
-    names = list(frames)
-    first = frames[names[0]]
-    for name in names[1:]:
-        if set(frames[name].columns) != set(first.columns):
-            missing = sorted(set(first.columns) - set(frames[name].columns))
-            extra = sorted(set(frames[name].columns) - set(first.columns))
-            raise PillarsError(
-                f"source {name!r}: columns differ from source {names[0]!r} (missing {missing}, extra {extra})"
-            )
-    aligned = [frames[name][list(first.columns)] for name in names]
-    mixed = [column for column in first.columns if len({str(frame[column].dtype) for frame in aligned}) > 1]
-    if mixed:
-        aligned = [frame.astype({column: "str" for column in mixed}) for frame in aligned]
-    raw = pd.concat(aligned, ignore_index=True) if len(aligned) > 1 else aligned[0].reset_index(drop=True)
-    raw[SOURCE_COLUMN] = pd.Series(np.repeat(names, [len(frame) for frame in aligned]), dtype="str")
-    return raw
+def given(frame: pd.DataFrame) -> pd.DataFrame:
+    """A reader of a frame read already (SQL and HTTP sources)."""
+    return frame
 
 
-def ingest(params: IngestParams) -> tuple[pd.DataFrame, dict]:
-    """Read every source and return the union plus its manifest (rows, columns, fingerprint per source)."""
-    frames: dict[str, pd.DataFrame] = {}
-    entries = []
-    for source in params.sources:
+class Partition(NamedTuple):
+    """What the first pass learns of one partition: its rows and its columns' dtypes."""
+
+    rows: int
+    dtypes: pd.Series
+
+
+class Source(NamedTuple):
+    """One source's partitions, where they came from, and the dtypes of their union."""
+
+    name: str
+    kind: str
+    location: str
+    table: Table
+    dtypes: pd.Series
+
+
+def describe(frame: pd.DataFrame) -> Partition:
+    return Partition(len(frame), frame.dtypes)
+
+
+def open_source(source: FileSource | SqlSource | HttpSource, client: Client | None) -> Source:
+    """A source's partitions (files are read where the engine runs), checked, with their union's dtypes."""
+    if source.kind == "file":
+        paths = file_paths(source)
+        readers: list[Reader] = [partial(read_file, Path(path).resolve(), source.format) for path in paths]
+        location = ", ".join(paths)
+    else:
         frame, location = READERS[source.kind](source)
-        if frame.empty:
-            raise PillarsError(f"source {source.name!r} ({location}): no rows")
-        bad_names = [column for column in frame.columns if not isinstance(column, str) or not column.strip()]
-        if bad_names or SOURCE_COLUMN in frame.columns:
+        paths, readers = [location], [partial(given, frame)]
+    table = OnCluster(client, readers) if client else InMemory(*[reader() for reader in readers])
+    partitions = collect(table, describe)
+    where = f"source {source.name!r} ({location})"
+    if not sum(partition.rows for partition in partitions):
+        raise PillarsError(f"{where}: no rows")
+    columns = list(partitions[0].dtypes.index)
+    for partition, path in zip(partitions, paths, strict=True):
+        if set(partition.dtypes.index) != set(columns):
             raise PillarsError(
-                f"source {source.name!r} ({location}): bad column names {bad_names or [SOURCE_COLUMN]}"
+                f"{where}: {path} has the columns {list(partition.dtypes.index)}, {paths[0]} {columns}"
             )
-        repeated = sorted(set(frame.columns[frame.columns.duplicated()]))
-        if repeated:
+    bad_names = [column for column in columns if not isinstance(column, str) or not column.strip()]
+    if bad_names or SOURCE_COLUMN in columns:
+        raise PillarsError(f"{where}: bad column names {bad_names or [SOURCE_COLUMN]}")
+    repeated = sorted({column for column in columns if columns.count(column) > 1})
+    if repeated:
+        raise PillarsError(f"{where}: columns {repeated} appear more than once")
+    # the dtypes pandas gives the concatenation of the partitions
+    union = pd.concat(
+        [
+            pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in partition.dtypes.items()})
+            for partition in partitions
+        ]
+    )
+    return Source(source.name, source.kind, location, table, union[columns].dtypes)
+
+
+def check_columns(sources: list[Source]) -> list[str]:
+    """The sources' shared columns (the first source's order); a column whose type differs between
+    sources is kept as text, for validate_data to parse."""
+    first = sources[0]
+    for source in sources[1:]:
+        if set(source.dtypes.index) != set(first.dtypes.index):
+            missing = sorted(set(first.dtypes.index) - set(source.dtypes.index))
+            extra = sorted(set(source.dtypes.index) - set(first.dtypes.index))
             raise PillarsError(
-                f"source {source.name!r} ({location}): columns {repeated} appear more than once"
+                f"source {source.name!r}: columns differ from source {first.name!r} (missing {missing}, extra {extra})"
             )
-        frames[source.name] = frame
+    return [
+        column for column in first.dtypes.index if len({str(source.dtypes[column]) for source in sources}) > 1
+    ]
+
+
+def source_part(
+    frame: pd.DataFrame, dtypes: pd.Series, name: str, columns: list[str], text: list[str]
+) -> tuple[pd.DataFrame, bytes]:
+    """One partition of the union (`columns` in order, `text` as text), and the content hashes of its rows
+    as the source has them (for the source's fingerprint)."""
+    frame = frame[list(dtypes.index)].astype(dtypes.to_dict())
+    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+    part = frame[columns].astype({column: "str" for column in text}).reset_index(drop=True)
+    part[SOURCE_COLUMN] = pd.Series(name, index=part.index, dtype="str")
+    return part, hashes
+
+
+def ingest_into(
+    params: IngestParams, write: Callable[[pd.DataFrame], None], client: Client | None = None
+) -> dict:
+    """Read every source, pass the union to `write` partition by partition, in order, and return the
+    manifest (rows, columns and a content fingerprint per source)."""
+    sources = [open_source(source, client) for source in params.sources]
+    text = check_columns(sources)
+    columns = list(sources[0].dtypes.index)
+    entries, rows = [], 0
+    for source in sources:
+        digest = hashlib.sha256(
+            json.dumps([[str(name), str(dtype)] for name, dtype in source.dtypes.items()]).encode()
+        )
+        source_rows = 0
+        for part, hashes in source.table.stream(
+            partial(source_part, dtypes=source.dtypes, name=source.name, columns=columns, text=text)
+        ):
+            digest.update(hashes)
+            source_rows += len(part)
+            write(part)
+        rows += source_rows
         entries.append(
             {
                 "name": source.name,
                 "kind": source.kind,
-                "location": location,
-                "rows": len(frame),
-                "columns": list(frame.columns),
-                "fingerprint": frame_fingerprint(frame),
+                "location": source.location,
+                "rows": source_rows,
+                "columns": list(source.dtypes.index),
+                "fingerprint": f"sha256:{digest.hexdigest()}",
             }
         )
-    raw = union_sources(frames)
-    manifest = {"rows": len(raw), "columns": list(raw.columns), "sources": entries}
-    return raw, manifest
+    return {"rows": rows, "columns": [*columns, SOURCE_COLUMN], "sources": entries}
+
+
+def ingest(params: IngestParams, client: Client | None = None) -> tuple[pd.DataFrame, dict]:
+    """The union of the sources in one frame, and the manifest."""
+    parts: list[pd.DataFrame] = []
+    manifest = ingest_into(params, parts.append, client)
+    return pd.concat(parts, ignore_index=True), manifest
 
 
 def main() -> None:
     params = load_params()
-    raw, manifest = ingest(params.ingest)
-    write_parquet(layout.RAW_DATA, raw)
+    with (
+        engine_client(params.compute) as client,
+        row_group_writer(layout.RAW_DATA, params.compute.partition_rows) as raw,
+    ):
+        manifest = ingest_into(params.ingest, raw.write, client)
     write_json(layout.RAW_MANIFEST, manifest)
     print(f"ingest: {manifest['rows']} rows from {len(manifest['sources'])} source(s) -> {layout.RAW_DIR}")
 
