@@ -24,7 +24,7 @@ def test_clean_sample_has_only_soft_findings(sample, adult_schema: DataSchema, m
     assert findings and not any(finding.hard for finding in findings)
     expected = int((sample["workclass"] == "?").sum())
     assert by_check(findings)[("workclass", "placeholder")].count == expected
-    summary = report(sample, findings)
+    summary = report(len(sample), len(sample.columns), findings)
     assert summary["passed"] and summary["findings"]["workclass"]["placeholder"] == expected
 
 
@@ -38,7 +38,7 @@ def test_hard_failures(sample, adult_schema: DataSchema, make_params) -> None:
     assert wrong_type.hard and wrong_type.rows == [3] and wrong_type.examples == ["forty"]
     label = findings[("income", "unknown_label")]
     assert label.hard and label.rows == [7] and "maybe" in label.describe()
-    assert not report(broken, list(findings.values()))["passed"]
+    assert not report(len(broken), len(broken.columns), list(findings.values()))["passed"]
 
 
 def test_soft_findings_new_category_and_range(sample, adult_schema: DataSchema, make_params) -> None:

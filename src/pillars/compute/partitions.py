@@ -29,10 +29,11 @@ TASKS_PER_WORKER = 2  # partitions in flight per worker: one computing, one wait
 
 
 class Table(Protocol):
-    """A table as row partitions in order; `stream` applies a function to each and yields the results in
-    order (a function of one partition: it must not depend on how the rows are partitioned)."""
+    """A table as row partitions in order. `stream(function, **shared)` calls `function(partition,
+    **shared)` on each and yields the results in order: the function must not depend on how the rows are
+    partitioned. `shared` values (large ones too) reach each worker once."""
 
-    def stream(self, function: Callable[[pd.DataFrame], Result]) -> Iterator[Result]: ...
+    def stream(self, function: Callable[..., Result], **shared: Any) -> Iterator[Result]: ...
 
 
 class InMemory:
@@ -41,9 +42,9 @@ class InMemory:
     def __init__(self, *frames: pd.DataFrame) -> None:
         self.frames = frames
 
-    def stream(self, function: Callable[[pd.DataFrame], Result]) -> Iterator[Result]:
+    def stream(self, function: Callable[..., Result], **shared: Any) -> Iterator[Result]:
         for frame in self.frames:
-            yield function(frame)
+            yield function(frame, **shared)
 
 
 class OnCluster:
@@ -53,12 +54,15 @@ class OnCluster:
         self.client = client
         self.readers = readers
 
-    def stream(self, function: Callable[[pd.DataFrame], Result]) -> Iterator[Result]:
+    def stream(self, function: Callable[..., Result], **shared: Any) -> Iterator[Result]:
         window = TASKS_PER_WORKER * max(1, len(self.client.nthreads()))
+        scattered = {  # a list of one: scatter would spread a dict or list itself
+            name: self.client.scatter([value], broadcast=True, hash=False)[0]
+            for name, value in shared.items()
+        }
         pending: deque = deque()
-        readers = iter(self.readers)
-        for reader in readers:
-            pending.append(self.client.submit(_apply, function, reader, pure=False))
+        for reader in self.readers:
+            pending.append(self.client.submit(_apply, function, reader, pure=False, **scattered))
             if len(pending) < window:
                 continue
             yield _take(pending)
@@ -73,13 +77,13 @@ def _take(pending: deque) -> Any:
     return result
 
 
-def _apply(function: Callable[[pd.DataFrame], Result], reader: Reader) -> Result:
-    return function(reader())
+def _apply(function: Callable[..., Result], reader: Reader, **shared: Any) -> Result:
+    return function(reader(), **shared)
 
 
-def collect(table: Table, function: Callable[[pd.DataFrame], Result]) -> list[Result]:
+def collect(table: Table, function: Callable[..., Result], **shared: Any) -> list[Result]:
     """Every partition's result, in row order (keep them small: they all come back to this process)."""
-    return list(table.stream(function))
+    return list(table.stream(function, **shared))
 
 
 def read_row_group(path: Path, group: int, offset: int) -> pd.DataFrame:

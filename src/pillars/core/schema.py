@@ -225,7 +225,8 @@ def _parse_boolean(values: pd.Series) -> pd.Series:
 
 
 def pandera_schema(schema: DataSchema) -> pa.DataFrameSchema:
-    """The pandera check for typed data (after `parse_types`): categories, ranges, nullability, uniqueness."""
+    """The pandera check for typed data (after `parse_types`): categories, ranges and nullability; row by
+    row, so it checks partitions alone (uniqueness needs every row: validate_data checks it)."""
     columns = {}
     for name, column in schema.columns.items():
         checks = []
@@ -243,7 +244,7 @@ def pandera_schema(schema: DataSchema) -> pa.DataFrameSchema:
             checks.append(pa.Check.ge(low, error="min"))
         if high is not None:
             checks.append(pa.Check.le(high, error="max"))
-        columns[name] = pa.Column(None, checks, nullable=column.nullable, unique=column.unique, required=True)
+        columns[name] = pa.Column(None, checks, nullable=column.nullable, required=True)
     return pa.DataFrameSchema(columns, strict=False)
 
 

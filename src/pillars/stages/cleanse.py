@@ -6,12 +6,18 @@ number too (lineage column `_row`), so any later split can be traced back to the
 outlier limits are recorded in the report: serving applies the same flags and clips to new rows.
 """
 
+from collections.abc import Callable
+from functools import partial
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
+from pillars.compute.cluster import engine_client
+from pillars.compute.partitions import InMemory, Table, collect, open_table, row_group_writer
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import read_parquet, write_json, write_parquet
+from pillars.core.io import write_json
 from pillars.core.params import OutlierRule, Params, load_params
 from pillars.core.rules import apply_outlier_rule, outside
 from pillars.core.schema import (
@@ -25,19 +31,20 @@ from pillars.core.schema import (
 )
 
 REASON_COLUMN = "_reason"
+HASH_KEYS = ("0123456789123456", "pillars-cleanse!")  # two 64-bit hashes: one 128-bit row identity
 
 
 class Quarantine:
     """The reason each raw row leaves the data; the first reason found is the one recorded."""
 
-    def __init__(self, index: pd.Index) -> None:
-        self.reason = pd.Series(None, index=index, dtype="str")
+    def __init__(self, reason: pd.Series) -> None:
+        self.reason = reason
 
     @property
     def kept(self) -> pd.Series:
         return self.reason.isna()
 
-    def add(self, mask: pd.Series, code: str) -> None:
+    def add(self, mask: pd.Series | np.ndarray, code: str) -> None:
         self.reason = self.reason.mask(mask & self.kept, code)
 
 
@@ -50,22 +57,45 @@ def outlier_bounds(values: pd.Series, rule: OutlierRule) -> tuple[float | None, 
     return first - spread, third + spread
 
 
-def cleanse(raw: pd.DataFrame, schema: DataSchema, params: Params) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Return the clean rows, the quarantined rows (with reasons) and the report."""
-    dataset, settings = params.dataset, params.cleanse
-    typed, unparsable = parse_types(raw, schema, dataset.placeholders)
+def row_identity(frame: pd.DataFrame) -> pd.DataFrame:
+    """A 128-bit content hash of each row (two 64-bit hashes): equal rows, equal identities, and a chance
+    below 1e-20 that two different rows among 10^9 share one."""
+    return pd.DataFrame(
+        {key: pd.util.hash_pandas_object(frame, index=False, hash_key=key).to_numpy() for key in HASH_KEYS},
+        index=frame.index,
+    )
+
+
+def typed_data(raw: pd.DataFrame, schema: DataSchema, params: Params) -> tuple[pd.DataFrame, list[str]]:
+    """The raw rows parsed to the schema's types, without the columns the schema does not know (named)."""
+    typed, unparsable = parse_types(raw, schema, params.dataset.placeholders)
     if unparsable:
         raise PillarsError(
             f"cleanse: values of the wrong type in {sorted(unparsable)}; run validate_data first"
         )
-    data_columns = [name for name in schema.columns if name in typed]
-    dropped_columns = [name for name in typed.columns if name not in schema.columns and not is_lineage(name)]
-    typed = typed[[name for name in typed.columns if name not in dropped_columns]]
-    placeholders = {
-        name: int(count) for name in data_columns if (count := (typed[name].isna() & raw[name].notna()).sum())
-    }
+    dropped = [name for name in typed.columns if name not in schema.columns and not is_lineage(name)]
+    return typed.drop(columns=dropped), dropped
 
-    quarantine = Quarantine(typed.index)
+
+class PartSummary(NamedTuple):
+    """What the global decisions need of one partition: its rows' reasons so far, identities, the values
+    of outlier rules' columns, and its placeholder counts."""
+
+    reason: pd.Series
+    identity: pd.DataFrame | None
+    key_identity: pd.DataFrame | None
+    outlier_values: pd.DataFrame
+    placeholders: dict[str, int]
+    dropped_columns: list[str]
+
+
+def summarize(raw: pd.DataFrame, schema: DataSchema, params: Params) -> PartSummary:
+    """The row-by-row reasons (missing target, non-finite, missing required, impossible) of a partition."""
+    dataset, settings = params.dataset, params.cleanse
+    typed, dropped = typed_data(raw, schema, params)
+    data_columns = [name for name in schema.columns if name in typed]
+    placeholders = {name: int((typed[name].isna() & raw[name].notna()).sum()) for name in data_columns}
+    quarantine = Quarantine(pd.Series(None, index=typed.index, dtype="str"))
     quarantine.add(typed[dataset.target].isna(), "missing_target")
     # validate_data stops on these unless validate_data.broken_values: quarantine
     for name in data_columns:
@@ -77,59 +107,132 @@ def cleanse(raw: pd.DataFrame, schema: DataSchema, params: Params) -> tuple[pd.D
             quarantine.add(typed[name].isna(), f"missing_required:{name}")
     for name, bounds in settings.impossible.items():
         quarantine.add(outside(typed[name], bounds.min, bounds.max), f"impossible:{name}")
-    if settings.exact_duplicates:
-        quarantine.add(typed[data_columns].duplicated(keep="first"), "duplicate")
-    if dataset.key_columns:
-        repeated = typed.loc[quarantine.kept, dataset.key_columns].duplicated(keep="first")
-        quarantine.add(repeated.reindex(typed.index, fill_value=False), "duplicate_key")
+    return PartSummary(
+        reason=quarantine.reason,
+        identity=row_identity(typed[data_columns]) if settings.exact_duplicates else None,
+        key_identity=row_identity(typed[dataset.key_columns]) if dataset.key_columns else None,
+        outlier_values=typed[list(settings.outliers)].astype("float64"),
+        placeholders=placeholders,
+        dropped_columns=dropped,
+    )
 
-    clipped, flagged, limits = {}, {}, {}
+
+class Decisions(NamedTuple):
+    """The outcome of the checks over every row: each raw row's reason (missing: kept), each outlier
+    rule's limits, and the clipped and flagged counts."""
+
+    reason: pd.Series
+    limits: dict[str, tuple[float | None, float | None]]
+    clipped: dict[str, int]
+    flagged: dict[str, int]
+
+
+def decide(parts: list[PartSummary], params: Params) -> Decisions:
+    """Duplicates (the first of equal rows kept), repeated keys among the rows kept so far, and outliers
+    against limits from the rows kept so far: the decisions that need every row."""
+    settings = params.cleanse
+    quarantine = Quarantine(pd.concat([part.reason for part in parts], ignore_index=True))
+    if settings.exact_duplicates:
+        identity = pd.concat([part.identity for part in parts], ignore_index=True)
+        quarantine.add(identity.duplicated(keep="first"), "duplicate")
+    if params.dataset.key_columns:
+        keys = pd.concat([part.key_identity for part in parts], ignore_index=True)
+        repeated = keys.loc[quarantine.kept].duplicated(keep="first")
+        quarantine.add(repeated.reindex(keys.index, fill_value=False), "duplicate_key")
+    values = pd.concat([part.outlier_values for part in parts], ignore_index=True)
+    limits, clipped, flagged = {}, {}, {}
     for name, rule in settings.outliers.items():
-        bounds = outlier_bounds(typed.loc[quarantine.kept, name], rule)
-        limits[name] = [None if limit is None else float(limit) for limit in bounds]
-        values, outliers = apply_outlier_rule(typed[name], rule.action, bounds)
-        mask = outliers & quarantine.kept
+        bounds = outlier_bounds(values.loc[quarantine.kept, name], rule)
+        limits[name] = bounds
+        _, outliers = apply_outlier_rule(values[name], rule.action, bounds)
+        mask = outliers & quarantine.kept.to_numpy()
         if rule.action == "quarantine":
             quarantine.add(mask, f"outlier:{name}")
         elif rule.action == "clip":
-            typed[name] = values
             clipped[name] = int(mask.sum())
         else:
-            typed[name + FLAG_SUFFIX] = outliers
             flagged[name] = int(mask.sum())
+    return Decisions(quarantine.reason.astype("category"), limits, clipped, flagged)
 
-    kept = quarantine.kept
+
+def split_part(
+    raw: pd.DataFrame, schema: DataSchema, params: Params, decisions: Decisions
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A partition's clean rows (outlier rules applied, with the raw row number) and its quarantined rows
+    (raw values, raw row number and reason)."""
+    typed, _ = typed_data(raw, schema, params)
+    for name, rule in params.cleanse.outliers.items():
+        values, outliers = apply_outlier_rule(typed[name], rule.action, decisions.limits[name])
+        if rule.action == "clip":
+            typed[name] = values
+        elif rule.action == "flag":
+            typed[name + FLAG_SUFFIX] = outliers
+    reason = decisions.reason.loc[raw.index].astype("str").mask(decisions.reason.loc[raw.index].isna())
+    kept = reason.isna().to_numpy()
     typed[ROW_COLUMN] = typed.index.to_numpy(dtype="int64")
     clean = typed[kept].reset_index(drop=True)
     removed = raw[~kept].copy()
     removed.insert(0, ROW_COLUMN, removed.index.to_numpy(dtype="int64"))
-    removed[REASON_COLUMN] = quarantine.reason[~kept]
-    removed = removed.reset_index(drop=True)
-    report = {
+    removed[REASON_COLUMN] = reason[~kept].to_numpy()
+    return clean, removed.reset_index(drop=True)
+
+
+def cleanse_table(
+    raw: Table,
+    schema: DataSchema,
+    params: Params,
+    write_clean: Callable[[pd.DataFrame], None],
+    write_removed: Callable[[pd.DataFrame], None],
+) -> dict:
+    """Pass each partition's clean and quarantined rows, in order, to the writers; return the report."""
+    parts = collect(raw, partial(summarize, schema=schema, params=params))
+    decisions = decide(parts, params)
+    clean_rows = removed_rows = 0
+    for clean, removed in raw.stream(partial(split_part, schema=schema, params=params), decisions=decisions):
+        write_clean(clean)
+        write_removed(removed)
+        clean_rows, removed_rows = clean_rows + len(clean), removed_rows + len(removed)
+    placeholders = {name: sum(part.placeholders[name] for part in parts) for name in parts[0].placeholders}
+    reasons = decisions.reason.dropna().astype("str").value_counts().sort_index()
+    return {
         "rows": {
-            "raw": len(raw),
-            "clean": len(clean),
-            "quarantined": len(removed),
-            "reconciled": len(raw) == len(clean) + len(removed),
+            "raw": len(decisions.reason),
+            "clean": clean_rows,
+            "quarantined": removed_rows,
+            "reconciled": len(decisions.reason) == clean_rows + removed_rows,
         },
-        "quarantined_by_reason": {
-            str(k): int(v) for k, v in removed[REASON_COLUMN].value_counts().sort_index().items()
+        "quarantined_by_reason": {str(k): int(v) for k, v in reasons.items()},
+        "placeholders_to_missing": {name: count for name, count in placeholders.items() if count},
+        "clipped": decisions.clipped,
+        "flagged": decisions.flagged,
+        "outlier_limits": {
+            name: [None if limit is None else float(limit) for limit in bounds]
+            for name, bounds in decisions.limits.items()
         },
-        "placeholders_to_missing": placeholders,
-        "clipped": clipped,
-        "flagged": flagged,
-        "outlier_limits": limits,
-        "dropped_columns": dropped_columns,
+        "dropped_columns": parts[0].dropped_columns,
     }
-    return clean, removed, report
+
+
+def cleanse(raw: pd.DataFrame, schema: DataSchema, params: Params) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The clean rows, the quarantined rows (with reasons) and the report, of raw data in memory."""
+    clean: list[pd.DataFrame] = []
+    removed: list[pd.DataFrame] = []
+    report = cleanse_table(InMemory(raw), schema, params, clean.append, removed.append)
+    return clean[0], removed[0], report
 
 
 def main() -> None:
     params = load_params()
     schema = load_checked(params)
-    clean, removed, report = cleanse(read_parquet(layout.RAW_DATA), schema, params)
-    write_parquet(layout.CLEAN_DATA, clean)
-    write_parquet(layout.CLEANSE_QUARANTINE, removed)
+    rows_per_group = params.compute.partition_rows
+    with (
+        engine_client(params.compute) as client,
+        row_group_writer(layout.CLEAN_DATA, rows_per_group) as clean,
+        row_group_writer(layout.CLEANSE_QUARANTINE, rows_per_group) as removed,
+    ):
+        report = cleanse_table(
+            open_table(layout.RAW_DATA, client), schema, params, clean.write, removed.write
+        )
     write_json(layout.CLEANSE_REPORT, report)
     rows = report["rows"]
     print(

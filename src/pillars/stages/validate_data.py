@@ -8,15 +8,19 @@ Soft findings (placeholders, new categories, out-of-range values; broken values 
 metrics/data_validation.json for the next stages to handle.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from pillars.compute.cluster import engine_client
+from pillars.compute.partitions import InMemory, Table, collect, open_table
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import read_parquet, write_json
+from pillars.core.io import write_json
 from pillars.core.params import Params, load_params
 from pillars.core.schema import (
     DataSchema,
@@ -30,7 +34,6 @@ from pillars.core.schema import (
 PANDERA_CHECKS = {
     "column_in_dataframe": "missing_column",
     "not_nullable": "missing_value",
-    "field_uniqueness": "duplicate_value",
     "category": "new_category",
     "min": "below_min",
     "max": "above_max",
@@ -39,7 +42,8 @@ PANDERA_CHECKS = {
 
 @dataclass(frozen=True)
 class Finding:
-    """One kind of problem in one column: how often, and a few examples with their row numbers."""
+    """One kind of problem in one column: how often, and the first few offending values with their row
+    numbers."""
 
     column: str
     check: str
@@ -50,7 +54,7 @@ class Finding:
 
     def describe(self) -> str:
         where = f"column {self.column!r}" if self.column else "data"
-        shown = f": e.g. {self.examples} at rows {self.rows}" if self.examples else ""
+        shown = f": e.g. {list(dict.fromkeys(self.examples))} at rows {self.rows}" if self.examples else ""
         return f"{where}: {self.check} x{self.count}{shown}"
 
 
@@ -62,16 +66,24 @@ def _finding(column: str, check: str, hard: bool, values: pd.Series, examples: i
         check=check,
         hard=hard,
         count=len(values),
-        examples=[str(value) for value in sample.drop_duplicates()],
+        examples=[str(value) for value in sample],
         rows=[int(row) for row in sample.index],
     )
 
 
-def validate(raw: pd.DataFrame, schema: DataSchema, params: Params) -> list[Finding]:
-    """Every finding for the raw data, hard ones first."""
+class PartFindings(NamedTuple):
+    """What one partition of the raw data shows: its findings, rows, and the values of the columns the
+    schema says are unique (checked over all partitions together)."""
+
+    findings: list[Finding]
+    rows: int
+    columns: int
+    unique_values: dict[str, pd.Series]
+
+
+def validate_part(raw: pd.DataFrame, schema: DataSchema, params: Params) -> PartFindings:
+    """The findings of the checks that look at one row at a time."""
     settings, dataset = params.validate_data, params.dataset
-    if raw.empty:
-        return [Finding("", "empty", True, 0)]
     findings = []
     unexpected = [name for name in raw.columns if name not in schema.columns and not is_lineage(name)]
     findings += [
@@ -105,7 +117,52 @@ def validate(raw: pd.DataFrame, schema: DataSchema, params: Params) -> list[Find
             required_columns(schema, params) if broken_is_hard else [],
             settings.examples,
         )
-    return sorted(findings, key=lambda finding: (not finding.hard, finding.column, finding.check))
+    unique = {name: typed[name] for name, column in schema.columns.items() if column.unique and name in typed}
+    return PartFindings(findings, len(raw), len(raw.columns), unique)
+
+
+def merge(parts: list[PartFindings], examples: int) -> list[Finding]:
+    """The findings of the whole data from its partitions' (in row order): counts add up, and the examples
+    are the first ones in row order. Uniqueness is checked here, over every row."""
+    merged: dict[tuple[str, str, bool], Finding] = {}
+    for finding in (finding for part in parts for finding in part.findings):
+        key = (finding.column, finding.check, finding.hard)
+        if key not in merged:
+            merged[key] = finding
+            continue
+        earlier = merged[key]
+        merged[key] = replace(
+            earlier,
+            count=earlier.count + finding.count,
+            examples=(earlier.examples + finding.examples)[:examples],
+            rows=(earlier.rows + finding.rows)[:examples],
+        )
+    findings = list(merged.values())
+    for name in parts[0].unique_values if parts else []:
+        values = pd.concat([part.unique_values[name] for part in parts])
+        repeated = values[values.duplicated(keep=False)]
+        if len(repeated):
+            findings.append(_finding(name, "duplicate_value", False, repeated, examples))
+    return findings
+
+
+def validate_table(table: Table, schema: DataSchema, params: Params) -> tuple[list[Finding], int, int]:
+    """Every finding for the raw data, hard ones first; and the raw data's rows and columns."""
+    parts = collect(table, partial(validate_part, schema=schema, params=params))
+    rows, columns = sum(part.rows for part in parts), parts[0].columns
+    if not rows:
+        return [Finding("", "empty", True, 0)], rows, columns
+    findings = merge(parts, params.validate_data.examples)
+    return (
+        sorted(findings, key=lambda finding: (not finding.hard, finding.column, finding.check)),
+        rows,
+        columns,
+    )
+
+
+def validate(raw: pd.DataFrame, schema: DataSchema, params: Params) -> list[Finding]:
+    """Every finding for raw data in memory, hard ones first."""
+    return validate_table(InMemory(raw), schema, params)[0]
 
 
 def _pandera_findings(cases: pd.DataFrame, target: str, required: list[str], examples: int) -> list[Finding]:
@@ -125,7 +182,7 @@ def _pandera_findings(cases: pd.DataFrame, target: str, required: list[str], exa
     return findings
 
 
-def report(raw: pd.DataFrame, findings: list[Finding]) -> dict:
+def report(rows: int, columns: int, findings: list[Finding]) -> dict:
     """The metrics file: counts only, so that `dvc metrics diff` compares runs."""
     counts: dict[str, dict[str, int]] = {}
     for finding in findings:
@@ -133,8 +190,8 @@ def report(raw: pd.DataFrame, findings: list[Finding]) -> dict:
     hard = [finding for finding in findings if finding.hard]
     return {
         "passed": not hard,
-        "rows": len(raw),
-        "columns": len(raw.columns),
+        "rows": rows,
+        "columns": columns,
         "hard_failures": len(hard),
         "soft_findings": sum(finding.count for finding in findings if not finding.hard),
         "findings": counts,
@@ -144,8 +201,8 @@ def report(raw: pd.DataFrame, findings: list[Finding]) -> dict:
 def main() -> None:
     params = load_params()
     schema = load_checked(params)
-    raw = read_parquet(layout.RAW_DATA)
-    findings = validate(raw, schema, params)
+    with engine_client(params.compute) as client:
+        findings, rows, columns = validate_table(open_table(layout.RAW_DATA, client), schema, params)
     hard = [finding for finding in findings if finding.hard]
     if hard:
         lines = "\n".join(f"  - {finding.describe()}" for finding in hard)
@@ -154,11 +211,11 @@ def main() -> None:
             f"against {params.dataset.schema_path}:\n"
             f"{lines}\nFix the source data, or review the schema if the data is right."
         )
-    write_json(layout.DATA_VALIDATION_REPORT, report(raw, findings))
+    write_json(layout.DATA_VALIDATION_REPORT, report(rows, columns, findings))
     for finding in findings:
         print(f"validate_data: soft finding: {finding.describe()}")
     print(
-        f"validate_data: passed, {len(raw)} rows, {len(findings)} soft finding(s) "
+        f"validate_data: passed, {rows} rows, {len(findings)} soft finding(s) "
         f"-> {layout.DATA_VALIDATION_REPORT}"
     )
 
