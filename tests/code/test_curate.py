@@ -88,14 +88,13 @@ def test_params_drop_is_recorded(make_params) -> None:
 
 
 def test_a_class_missing_from_train_stops_the_run_and_from_valid_or_test_is_recorded() -> None:
-    def split(*labels: int) -> pd.DataFrame:
-        return pd.DataFrame({"label": list(labels)})
+    def split(*labels: int) -> pd.Series:
+        return pd.Series(labels).value_counts()
 
     with pytest.raises(PillarsError, match=r"class\(es\) \['1'\] have no row in the train split"):
-        curation_report({"train": split(0, 0), "valid": split(0, 1), "test": split(0, 1)}, "label", "binary")
+        curation_report({"train": split(0, 0), "valid": split(0, 1), "test": split(0, 1)}, "binary")
     report = curation_report(
         {"train": split(0, 1, 2), "valid": split(0, 1), "test": split(0, 2), "holdout": split(0)},
-        "label",
         "multiclass",
     )
     assert report["absent_classes"] == {"valid": ["2"], "test": ["1"]}  # metrics there name the gap

@@ -31,7 +31,9 @@ TASKS_PER_WORKER = 2  # partitions in flight per worker: one computing, one wait
 class Table(Protocol):
     """A table as row partitions in order. `stream(function, **shared)` calls `function(partition,
     **shared)` on each and yields the results in order: the function must not depend on how the rows are
-    partitioned. `shared` values (large ones too) reach each worker once."""
+    partitioned. `shared` values (large ones too) reach each worker once. `columns`: the table's columns."""
+
+    columns: list[str]
 
     def stream(self, function: Callable[..., Result], **shared: Any) -> Iterator[Result]: ...
 
@@ -41,6 +43,7 @@ class InMemory:
 
     def __init__(self, *frames: pd.DataFrame) -> None:
         self.frames = frames
+        self.columns = [str(name) for name in frames[0].columns]
 
     def stream(self, function: Callable[..., Result], **shared: Any) -> Iterator[Result]:
         for frame in self.frames:
@@ -50,9 +53,10 @@ class InMemory:
 class OnCluster:
     """Partitions read and processed by tasks on a Dask cluster (`engine: dask`)."""
 
-    def __init__(self, client: Client, readers: list[Reader]) -> None:
+    def __init__(self, client: Client, readers: list[Reader], columns: list[str]) -> None:
         self.client = client
         self.readers = readers
+        self.columns = columns
 
     def stream(self, function: Callable[..., Result], **shared: Any) -> Iterator[Result]:
         window = TASKS_PER_WORKER * max(1, len(self.client.nthreads()))
@@ -105,7 +109,7 @@ def open_table(path: Path, client: Client | None) -> Table:
     for group in range(metadata.num_row_groups):
         readers.append(partial(read_row_group, path.resolve(), group, offset))
         offset += metadata.row_group(group).num_rows
-    return OnCluster(client, readers)
+    return OnCluster(client, readers, metadata.schema.to_arrow_schema().names)
 
 
 class RowGroupWriter:

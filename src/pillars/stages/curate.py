@@ -17,17 +17,24 @@ The per-split class shares and their largest gap are reported; a class missing f
 missing from valid or test is recorded (`absent_classes`). Every split method returns the same thing: a categorical split name per row.
 """
 
+import contextlib
+from collections.abc import Callable
+from functools import partial
+
 import numpy as np
 import pandas as pd
 from pandas.api import types
 
+from pillars.compute.cluster import engine_client
+from pillars.compute.partitions import InMemory, Table, collect, open_table, row_group_writer
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import read_json, read_parquet, write_json, write_parquet
+from pillars.core.io import read_json, write_json
 from pillars.core.params import CurateParams, Params, load_params
 from pillars.core.schema import ROW_COLUMN, canonical_name, is_lineage
 
 HASH_BITS = 53
+KEY_HASH, ROW_HASH = "_key_hash", "_row_hash"  # a row's hash over the key columns, over every column
 
 
 def row_hash(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -39,12 +46,16 @@ def split_assignment(
     frame: pd.DataFrame, key_columns: list[str], seed: int, fractions: dict[str, float]
 ) -> pd.Series:
     """The split of every row, from a seeded hash of its key columns."""
-    salted = pd.util.hash_array(row_hash(frame, key_columns) ^ np.uint64(seed))
+    return _named(hash_codes(row_hash(frame, key_columns), seed, fractions), fractions, frame.index)
+
+
+def hash_codes(key_hash: np.ndarray, seed: int, fractions: dict[str, float]) -> np.ndarray:
+    """Each row's split code from the hash of its key columns, salted with the seed."""
+    salted = pd.util.hash_array(key_hash ^ np.uint64(seed))
     position = (salted >> np.uint64(64 - HASH_BITS)).astype("float64") / float(2**HASH_BITS)
     edges = np.cumsum(list(fractions.values()))
     edges[-1] = 1.0  # rounding must never leave a row without a split
-    codes = np.searchsorted(edges, position, side="right")
-    return _named(codes, fractions, frame.index)
+    return np.searchsorted(edges, position, side="right")
 
 
 def _named(codes: np.ndarray, fractions: dict[str, float], index: pd.Index) -> pd.Series:
@@ -69,9 +80,17 @@ def _codes_by_rank(rank: np.ndarray, group: np.ndarray, counts: np.ndarray) -> n
     return (rank[:, None] >= edges).sum(axis=1)
 
 
-def canonical_order(frame: pd.DataFrame, key_columns: list[str]) -> np.ndarray:
+def hashed(frame: pd.DataFrame, key_columns: list[str], keep: list[str]) -> pd.DataFrame:
+    """What a split needs of each row: its key hash, its whole-row hash, and the `keep` columns."""
+    narrow = frame[keep].copy()
+    narrow[KEY_HASH] = row_hash(frame, key_columns)
+    narrow[ROW_HASH] = row_hash(frame, list(frame.columns))
+    return narrow
+
+
+def canonical_order(narrow: pd.DataFrame) -> np.ndarray:
     """Row positions in an order fixed by content: by the key hash, then by the hash of the whole row."""
-    return np.lexsort((row_hash(frame, list(frame.columns)), row_hash(frame, key_columns)))
+    return np.lexsort((narrow[ROW_HASH].to_numpy(), narrow[KEY_HASH].to_numpy()))
 
 
 def stratified_assignment(
@@ -79,15 +98,21 @@ def stratified_assignment(
 ) -> pd.Series:
     """Exact stratification: each class divided between the splits by `allocate`, its rows drawn by a seeded
     permutation of the rows in content order (so the input's row order does not matter)."""
-    order = canonical_order(frame, key_columns)[np.random.default_rng(seed).permutation(len(frame))]
-    classes, group = np.unique(frame[target].to_numpy()[order], return_inverse=True)
+    codes = stratified_codes(hashed(frame, key_columns, [target]), target, seed, fractions)
+    return _named(codes, fractions, frame.index)
+
+
+def stratified_codes(narrow: pd.DataFrame, target: str, seed: int, fractions: dict[str, float]) -> np.ndarray:
+    """`stratified_assignment`'s split codes, from the rows' hashes and targets (`hashed`)."""
+    order = canonical_order(narrow)[np.random.default_rng(seed).permutation(len(narrow))]
+    classes, group = np.unique(narrow[target].to_numpy()[order], return_inverse=True)
     by_class = np.argsort(group, kind="stable")  # shuffled rows, grouped by class
     sizes = np.bincount(group, minlength=len(classes))
-    rank = np.empty(len(frame), dtype="int64")
-    rank[by_class] = np.arange(len(frame)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    codes = np.empty(len(frame), dtype="int64")
+    rank = np.empty(len(narrow), dtype="int64")
+    rank[by_class] = np.arange(len(narrow)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    codes = np.empty(len(narrow), dtype="int64")
     codes[order] = _codes_by_rank(rank, group, allocate(sizes, fractions))
-    return _named(codes, fractions, frame.index)
+    return codes
 
 
 def time_values(frame: pd.DataFrame, by: str) -> pd.Series:
@@ -112,19 +137,29 @@ def time_assignment(
     have a `by` value; rows with the same value are ordered by their content hash. Rows without a `by` value
     cannot be placed in time: they go to train."""
     values = time_values(frame, by)
+    return _named(
+        time_codes(hashed(frame.assign(**{by: values}), key_columns, [by]), by, fractions),
+        fractions,
+        frame.index,
+    )
+
+
+def time_codes(narrow: pd.DataFrame, by: str, fractions: dict[str, float]) -> np.ndarray:
+    """`time_assignment`'s split codes, from the rows' hashes and times (`hashed`, `time_values`)."""
+    values = narrow[by]
     timed = np.flatnonzero(values.notna().to_numpy())
     present = values.iloc[timed]
     key = present.to_numpy(dtype=getattr(present.dtype, "numpy_dtype", None))
-    tie = canonical_order(frame.iloc[timed], key_columns)
+    tie = canonical_order(narrow.iloc[timed])
     tie_rank = np.empty(len(timed), dtype="int64")
     tie_rank[tie] = np.arange(len(timed))
     in_time = np.lexsort((tie_rank, key))
     rank = np.empty(len(timed), dtype="int64")
     rank[in_time] = np.arange(len(timed))
     counts = allocate(np.array([len(timed)]), fractions)
-    codes = np.zeros(len(frame), dtype="int64")  # 0 = train: where rows without a time go
+    codes = np.zeros(len(narrow), dtype="int64")  # 0 = train: where rows without a time go
     codes[timed] = _codes_by_rank(rank, np.zeros(len(timed), dtype="int64"), counts)
-    return _named(codes, fractions, frame.index)
+    return codes
 
 
 def time_report(values: pd.Series, assignment: pd.Series, by: str) -> dict:
@@ -144,22 +179,23 @@ def _plain(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def select_columns(train: pd.DataFrame, roles: dict[str, str], settings: CurateParams) -> tuple[dict, dict]:
-    """The features (name -> role) and the dropped columns (name -> reason), decided on train only."""
+def select_columns(
+    counts: dict[str, pd.Series], rows: int, roles: dict[str, str], settings: CurateParams
+) -> tuple[dict, dict]:
+    """The features (name -> role) and the dropped columns (name -> reason), decided on train only: from
+    each column's value counts (missing values included) over train's `rows` rows."""
     dropped = {canonical_name(name): f"params: {reason}" for name, reason in settings.drop.items()}
     features = {}
     for name, role in roles.items():
-        if (
-            role in ("target", "lineage", "datetime") or name in dropped
-        ):  # a datetime's features are its parts
+        if name not in counts:  # target, lineage, datetime (its features are its parts), or dropped
             continue
-        shares = train[name].value_counts(dropna=False, normalize=True)
-        top_share = float(shares.iloc[0]) if len(shares) else 1.0
-        distinct = train[name].nunique()
+        top = counts[name].idxmax() if len(counts[name]) else None
+        top_share = float(counts[name].max() / rows) if rows else 1.0
+        distinct = int(counts[name].index.notna().sum())
         if top_share >= settings.near_constant_share:
-            dropped[name] = f"near-constant: {shares.index[0]!r} in {top_share:.2%} of train rows"
-        elif role == "categorical" and distinct >= settings.max_unique_share * len(train):
-            dropped[name] = f"id-like: {distinct} distinct values in {len(train)} train rows"
+            dropped[name] = f"near-constant: {top!r} in {top_share:.2%} of train rows"
+        elif role == "categorical" and distinct >= settings.max_unique_share * rows:
+            dropped[name] = f"id-like: {distinct} distinct values in {rows} train rows"
         else:
             features[name] = role
     if not features:
@@ -167,60 +203,158 @@ def select_columns(train: pd.DataFrame, roles: dict[str, str], settings: CurateP
     return features, dropped
 
 
-def curate(
-    standard: pd.DataFrame, roles: dict[str, str], params: Params
-) -> tuple[dict[str, pd.DataFrame], dict, dict]:
-    """Split the rows, choose the columns, and return the splits, the selection and the report."""
-    settings = params.curate
-    if standard.empty:
-        raise PillarsError(
-            "curate: no rows left after cleansing; see data/quarantine/ and metrics/cleanse.json"
+def candidate_columns(roles: dict[str, str], settings: CurateParams) -> list[str]:
+    """The columns that may become features: not the target, lineage, a datetime or dropped in params."""
+    dropped = {canonical_name(name) for name in settings.drop}
+    return [
+        name
+        for name, role in roles.items()
+        if role not in ("target", "lineage", "datetime") and name not in dropped
+    ]
+
+
+def split_inputs(
+    frame: pd.DataFrame, key_columns: list[str], keep: list[str], method: str, seed: int, fractions: dict
+) -> pd.DataFrame:
+    """What deciding the split needs of a partition: the split code itself for `hash` (row by row), the
+    rows' hashes and `keep` columns for the methods that look at every row."""
+    if method == "hash":
+        return pd.DataFrame(
+            {"code": hash_codes(row_hash(frame, key_columns), seed, fractions)}, index=frame.index
         )
+    return hashed(frame, key_columns, keep)
+
+
+def assign(
+    narrow: pd.DataFrame, target: str, by: str, settings: CurateParams, fractions: dict
+) -> tuple[pd.Series, dict]:
+    """Every row's split (a categorical over row positions), and what the method adds to the report."""
+    method = settings.split.method
+    if method == "stratified":
+        codes = stratified_codes(narrow, target, settings.seed, fractions)
+        return _named(codes, fractions, narrow.index), {"method": method}
+    if method == "time":
+        ordered = narrow.assign(**{by: time_values(narrow, by)})
+        assignment = _named(time_codes(ordered, by, fractions), fractions, narrow.index)
+        return assignment, {"method": method} | time_report(narrow[by], assignment, by)
+    return _named(narrow["code"].to_numpy(), fractions, narrow.index), {}
+
+
+def split_counts(
+    frame: pd.DataFrame, assignment: pd.Series, columns: list[str], target: str
+) -> tuple[dict[str, pd.Series], dict[str, pd.Series]]:
+    """A partition's value counts of the candidate columns on its train rows, and of the target per split."""
+    split = assignment.loc[frame.index]
+    train = frame.loc[(split == "train").to_numpy()]
+    counts = {name: train[name].value_counts(dropna=False, sort=False) for name in columns}
+    targets = {
+        name: frame.loc[(split == name).to_numpy(), target].value_counts(sort=False)
+        for name in split.cat.categories
+    }
+    return counts, targets
+
+
+def add_up(counts: list[pd.Series]) -> pd.Series:
+    """Value counts of several partitions as one."""
+    return pd.concat(counts).groupby(level=0, dropna=False, sort=True).sum()
+
+
+def split_rows(frame: pd.DataFrame, assignment: pd.Series, keep: list[str]) -> dict[str, pd.DataFrame]:
+    """A partition's rows of each split, with the kept columns."""
+    split = assignment.loc[frame.index]
+    return {
+        name: frame.loc[(split == name).to_numpy(), keep].reset_index(drop=True)
+        for name in split.cat.categories
+    }
+
+
+def curate_table(
+    standard: Table, roles: dict[str, str], params: Params, write: dict[str, Callable[[pd.DataFrame], None]]
+) -> tuple[dict, dict, np.ndarray]:
+    """Split the rows, choose the columns, pass each split's rows to its writer partition by partition,
+    and return the selection, the report and the holdout's raw row numbers."""
+    settings = params.curate
     target = canonical_name(params.dataset.target)
     keys = [canonical_name(name) for name in params.dataset.key_columns] or [
         name for name, role in roles.items() if role not in ("target", "lineage")
     ]
     fractions = settings.split.fractions()
-    method: dict = {"method": settings.split.method}  # reported for every method but the default hash
-    if settings.split.method == "stratified":
-        assignment = stratified_assignment(standard, keys, target, settings.seed, fractions)
-    elif settings.split.method == "time":
-        by = canonical_name(settings.split.by or "")
-        assignment = time_assignment(standard, keys, by, fractions)
-        method |= time_report(standard[by], assignment, by)
-    else:
-        assignment, method = split_assignment(standard, keys, settings.seed, fractions), {}
+    by = canonical_name(settings.split.by or "")
+    keep = {"stratified": [target], "time": [by] if by in standard.columns else []}.get(
+        settings.split.method, []
+    )
+    if settings.split.method == "time" and by not in standard.columns:
+        raise PillarsError(f"params.yaml: curate.split.by: column {by!r} is not in the standardized data")
+    inputs = partial(
+        split_inputs,
+        key_columns=keys,
+        keep=keep,
+        method=settings.split.method,
+        seed=settings.seed,
+        fractions=fractions,
+    )
+    narrow = pd.concat(collect(standard, inputs))
+    if narrow.empty:
+        raise PillarsError(
+            "curate: no rows left after cleansing; see data/quarantine/ and metrics/cleanse.json"
+        )
+    assignment, method = assign(narrow, target, by, settings, fractions)
     empty = [split for split in ("train", "valid", "test") if not (assignment == split).any()]
     if empty:
         raise PillarsError(
-            f"curate: the {' and '.join(empty)} split(s) got none of the {len(standard)} rows; "
+            f"curate: the {' and '.join(empty)} split(s) got none of the {len(assignment)} rows; "
             "add data or change curate.split"
         )
-    features, dropped = select_columns(standard[assignment == "train"], roles, settings)
+    candidates = candidate_columns(roles, settings)
+    classified = target if params.dataset.task != "regression" else None
+    parts = collect(
+        standard, partial(split_counts, columns=candidates, target=classified), assignment=assignment
+    )
+    counts = {name: add_up([part[0][name] for part in parts]) for name in candidates}
+    targets = {name: add_up([part[1][name] for part in parts]) for name in fractions}
+    features, dropped = select_columns(counts, int((assignment == "train").sum()), roles, settings)
     lineage = [name for name, role in roles.items() if role == "lineage"]
     times = [name for name, role in roles.items() if role == "datetime"]  # kept: split order, monitoring
-    keep = [*features, target, *times, *lineage]
-    splits = {split: standard.loc[assignment == split, keep].reset_index(drop=True) for split in fractions}
+    holdout_rows = []
+    for rows in standard.stream(
+        partial(split_rows, keep=[*features, target, *times, *lineage]), assignment=assignment
+    ):
+        for name, frame in rows.items():
+            write[name](frame)
+        if ROW_COLUMN in rows["holdout"]:  # the raw row numbers cleanse adds
+            holdout_rows.append(rows["holdout"][ROW_COLUMN].to_numpy(dtype="int64"))
     selection = {"target": target, "features": features, "dropped": dropped, "lineage": lineage}
-    return splits, selection, method | curation_report(splits, target, params.dataset.task)
+    report = method | curation_report(targets, params.dataset.task)
+    return selection, report, np.concatenate(holdout_rows) if holdout_rows else np.zeros(0, dtype="int64")
 
 
-def curation_report(splits: dict[str, pd.DataFrame], target: str, task: str) -> dict:
-    """Rows per split and, for classification, each class's share per split (the stratification check)."""
-    total = sum(len(frame) for frame in splits.values())
+def curate(
+    standard: pd.DataFrame, roles: dict[str, str], params: Params
+) -> tuple[dict[str, pd.DataFrame], dict, dict]:
+    """The splits, the selection and the report of standardized data in memory."""
+    parts: dict[str, list[pd.DataFrame]] = {name: [] for name in params.curate.split.fractions()}
+    selection, report, _ = curate_table(
+        InMemory(standard), roles, params, {name: parts[name].append for name in parts}
+    )
+    return {name: frames[0] for name, frames in parts.items()}, selection, report
+
+
+def curation_report(target_counts: dict[str, pd.Series], task: str) -> dict:
+    """Rows per split and, for classification, each class's share per split (the stratification check),
+    from the target's value counts per split (regression: the rows, as counts of anything)."""
+    total = sum(int(counts.sum()) for counts in target_counts.values())
     report: dict = {
-        "rows": {name: len(frame) for name, frame in splits.items()},
-        "share": {name: round(len(frame) / total, 6) for name, frame in splits.items()},
+        "rows": {name: int(counts.sum()) for name, counts in target_counts.items()},
+        "share": {name: round(int(counts.sum()) / total, 6) for name, counts in target_counts.items()},
     }
     if task == "regression":
         return report
-    overall = (
-        pd.concat([frame[target] for frame in splits.values()]).value_counts(normalize=True).sort_index()
-    )
+    overall = add_up(list(target_counts.values())).sort_index()
+    overall = overall / overall.sum()
     shares = {
-        name: frame[target].value_counts(normalize=True).reindex(overall.index, fill_value=0.0)
-        for name, frame in splits.items()
-        if len(frame)
+        name: (counts / counts.sum()).reindex(overall.index, fill_value=0.0)
+        for name, counts in target_counts.items()
+        if counts.sum()
     }
     untrained = [str(label) for label, share in shares["train"].items() if share == 0]
     if untrained:
@@ -245,24 +379,36 @@ def curation_report(splits: dict[str, pd.DataFrame], target: str, task: str) -> 
     return report
 
 
-def holdout_batch(raw: pd.DataFrame, holdout: pd.DataFrame, params: Params) -> pd.DataFrame:
-    """The holdout rows as they arrived (raw names, spellings and placeholders), without target or lineage:
-    the default batch for batch inference, never seen by training."""
-    rows = raw.iloc[holdout[ROW_COLUMN].to_numpy()]
+def holdout_part(raw: pd.DataFrame, rows: np.ndarray, params: Params) -> pd.DataFrame:
+    """A partition's holdout rows as they arrived (raw names, spellings and placeholders), without target
+    or lineage: the default batch for batch inference, never seen by training. `rows`: every holdout row's
+    raw row number, ascending."""
+    start, stop = np.searchsorted(rows, [raw.index.min(), raw.index.max() + 1]) if len(raw) else (0, 0)
     keep = [name for name in raw.columns if name != params.dataset.target and not is_lineage(name)]
-    return rows[keep].reset_index(drop=True)
+    return raw.loc[rows[start:stop], keep].reset_index(drop=True)
 
 
 def main() -> None:
     params = load_params()
-    standard = read_parquet(layout.STANDARD_DATA)
     roles = {name: column["role"] for name, column in read_json(layout.STANDARD_COLUMNS).items()}
-    splits, selection, report = curate(standard, roles, params)
-    for name, frame in splits.items():
-        write_parquet(layout.curated_split(name), frame)
-    write_parquet(
-        layout.HOLDOUT_BATCH, holdout_batch(read_parquet(layout.RAW_DATA), splits["holdout"], params)
-    )
+    rows_per_group = params.compute.partition_rows
+    with engine_client(params.compute) as client:
+        with contextlib.ExitStack() as stack:
+            writers = {
+                name: stack.enter_context(row_group_writer(layout.curated_split(name), rows_per_group))
+                for name in params.curate.split.fractions()
+            }
+            selection, report, holdout_rows = curate_table(
+                open_table(layout.STANDARD_DATA, client),
+                roles,
+                params,
+                {name: writer.write for name, writer in writers.items()},
+            )
+        with row_group_writer(layout.HOLDOUT_BATCH, rows_per_group) as holdout:
+            for part in open_table(layout.RAW_DATA, client).stream(
+                partial(holdout_part, params=params), rows=holdout_rows
+            ):
+                holdout.write(part)
     write_json(layout.COLUMN_SELECTION, selection)
     write_json(
         layout.CURATION_REPORT,

@@ -156,7 +156,7 @@ def open_source(source: FileSource | SqlSource | HttpSource, client: Client | No
     else:
         frame, location = READERS[source.kind](source)
         paths, readers = [location], [partial(given, frame)]
-    table = OnCluster(client, readers) if client else InMemory(*[reader() for reader in readers])
+    table = OnCluster(client, readers, []) if client else InMemory(*[reader() for reader in readers])
     partitions = collect(table, describe)
     where = f"source {source.name!r} ({location})"
     if not sum(partition.rows for partition in partitions):

@@ -4,11 +4,15 @@
 rules as training.
 """
 
+from functools import partial
+
 import pandas as pd
 
+from pillars.compute.cluster import engine_client
+from pillars.compute.partitions import open_table, row_group_writer
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import read_parquet, write_json, write_parquet
+from pillars.core.io import write_json
 from pillars.core.params import DatasetParams, Params, StandardizeParams, load_params
 from pillars.core.rules import calendar_features, calendar_names, folded_aliases, parse_datetimes, spelling
 from pillars.core.schema import DataSchema, canonical_name, is_lineage, load_checked
@@ -133,13 +137,21 @@ def describe_columns(
 def main() -> None:
     params = load_params()
     schema = load_checked(params)
-    clean = read_parquet(layout.CLEAN_DATA)
     encoding = target_encoding(params.dataset, schema)
-    standard = standardize_frame(clean, schema, params, encoding)
-    write_parquet(layout.STANDARD_DATA, standard)
-    write_json(layout.STANDARD_COLUMNS, describe_columns(standard, list(clean.columns), schema, params))
+    standardize = partial(standardize_frame, schema=schema, params=params, encoding=encoding)
+    rows, sample = 0, None  # sample: a standardized partition, with rows if any has them (its dtypes)
+    with (
+        engine_client(params.compute) as client,
+        row_group_writer(layout.STANDARD_DATA, params.compute.partition_rows) as standard,
+    ):
+        clean = open_table(layout.CLEAN_DATA, client)
+        for part in clean.stream(standardize):
+            standard.write(part)
+            rows += len(part)
+            sample = part if sample is None or (len(part) and not len(sample)) else sample
+    write_json(layout.STANDARD_COLUMNS, describe_columns(sample, clean.columns, schema, params))
     write_json(layout.TARGET_ENCODING, encoding)
-    print(f"standardize: {len(standard)} rows, {len(standard.columns)} columns -> {layout.STANDARD_DIR}")
+    print(f"standardize: {rows} rows, {len(sample.columns)} columns -> {layout.STANDARD_DIR}")
 
 
 if __name__ == "__main__":
