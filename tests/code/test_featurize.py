@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pillars.compute.partitions import row_group_writer
 from pillars.core.params import FeaturizeParams
-from pillars.stages.featurize import write_matrix
+from pillars.stages.featurize import feature_matrix
 from pillars.training.features import build_pipeline, categorical_blocks, feature_sources
 
 FEATURES = {"age": "numeric", "flag": "boolean", "city": "categorical"}
@@ -80,7 +81,9 @@ def test_categorical_blocks_are_the_one_hot_positions_of_each_categorical_input(
 def test_chunked_matrix_equals_one_transform(tmp_path) -> None:
     train = train_frame()
     pipeline = build_pipeline(FEATURES, settings()).fit(train[list(FEATURES)])
-    write_matrix(tmp_path / "train.parquet", pipeline, train, "label", chunk_rows=3)
+    with row_group_writer(tmp_path / "train.parquet", 4) as writer:
+        for start in range(0, len(train), 5):  # partitions of 5 rows, chunks of 3, row groups of 4
+            writer.write(feature_matrix(train.iloc[start : start + 5], pipeline, "label", chunk_rows=3))
     written = pd.read_parquet(tmp_path / "train.parquet")
     expected = pipeline.transform(train[list(FEATURES)]).astype("float32")
     np.testing.assert_array_equal(written.drop(columns="label").to_numpy(), expected)

@@ -31,9 +31,11 @@ TASKS_PER_WORKER = 2  # partitions in flight per worker: one computing, one wait
 class Table(Protocol):
     """A table as row partitions in order. `stream(function, **shared)` calls `function(partition,
     **shared)` on each and yields the results in order: the function must not depend on how the rows are
-    partitioned. `shared` values (large ones too) reach each worker once. `columns`: the table's columns."""
+    partitioned. `shared` values (large ones too) reach each worker once. `columns` and `rows`: the table's
+    columns and number of rows."""
 
     columns: list[str]
+    rows: int
 
     def stream(self, function: Callable[..., Result], **shared: Any) -> Iterator[Result]: ...
 
@@ -44,6 +46,7 @@ class InMemory:
     def __init__(self, *frames: pd.DataFrame) -> None:
         self.frames = frames
         self.columns = [str(name) for name in frames[0].columns]
+        self.rows = sum(len(frame) for frame in frames)
 
     def stream(self, function: Callable[..., Result], **shared: Any) -> Iterator[Result]:
         for frame in self.frames:
@@ -53,10 +56,11 @@ class InMemory:
 class OnCluster:
     """Partitions read and processed by tasks on a Dask cluster (`engine: dask`)."""
 
-    def __init__(self, client: Client, readers: list[Reader], columns: list[str]) -> None:
+    def __init__(self, client: Client, readers: list[Reader], columns: list[str], rows: int) -> None:
         self.client = client
         self.readers = readers
         self.columns = columns
+        self.rows = rows
 
     def stream(self, function: Callable[..., Result], **shared: Any) -> Iterator[Result]:
         window = TASKS_PER_WORKER * max(1, len(self.client.nthreads()))
@@ -109,7 +113,7 @@ def open_table(path: Path, client: Client | None) -> Table:
     for group in range(metadata.num_row_groups):
         readers.append(partial(read_row_group, path.resolve(), group, offset))
         offset += metadata.row_group(group).num_rows
-    return OnCluster(client, readers, metadata.schema.to_arrow_schema().names)
+    return OnCluster(client, readers, metadata.schema.to_arrow_schema().names, metadata.num_rows)
 
 
 class RowGroupWriter:

@@ -224,6 +224,7 @@ class FeaturizeParams(Section):
     scale_numeric: bool = True
     min_category_share: Annotated[float, Field(ge=0, lt=1)] = 0.001
     chunk_rows: int = Field(default=500_000, ge=1_000)
+    fit_rows: int = Field(default=1_000_000, ge=1_000)
 
 
 class SearchDimension(Section):

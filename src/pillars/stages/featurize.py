@@ -1,62 +1,66 @@
 """Pillar 6, featurize: fit the feature pipeline on train only, save it, and write the feature matrices.
 
-The fitted pipeline (src/pillars/features.py) is saved as an artifact so that serving transforms requests
-exactly as training did. Matrices are written in chunks, so large data never needs a whole dense copy.
+The fitted pipeline (src/pillars/training/features.py) is saved as an artifact so that serving transforms
+requests exactly as training did. It is fitted on train, or on a systematic sample of `featurize.fit_rows`
+train rows (every k-th row) when train is larger: medians, scales and category shares from a million rows
+are as good as from all, and the fit stays within one process's memory at any size. Matrices are written
+partition by partition, each transformed `chunk_rows` rows at a time, so large data never needs a whole
+dense copy.
 """
 
-from collections.abc import Iterator
-from pathlib import Path
+from functools import partial
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from sklearn.compose import ColumnTransformer
 
+from pillars.compute.cluster import engine_client
+from pillars.compute.partitions import collect, open_table, row_group_writer
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import atomic_path, read_json, read_parquet, write_json, write_pickle
+from pillars.core.io import read_json, write_json, write_pickle
 from pillars.core.params import load_params
 from pillars.training.features import FEATURE_DTYPE, build_pipeline, feature_sources
 
 
-def transform_chunks(
-    pipeline: ColumnTransformer, frame: pd.DataFrame, chunk_rows: int
-) -> Iterator[np.ndarray]:
-    """Transform `chunk_rows` rows at a time, so large data never needs a whole dense copy in memory."""
-    for start in range(0, len(frame), chunk_rows):
-        yield np.asarray(pipeline.transform(frame.iloc[start : start + chunk_rows]), dtype=FEATURE_DTYPE)
+def every_kth(frame: pd.DataFrame, step: int, columns: list[str]) -> pd.DataFrame:
+    """The rows of a partition whose position in the whole table is a multiple of `step`."""
+    return frame.loc[frame.index % step == 0, columns]
 
 
-def write_matrix(
-    path: Path, pipeline: ColumnTransformer, frame: pd.DataFrame, target: str, chunk_rows: int
-) -> None:
-    """Stream one split's feature matrix and target into a Parquet file, one row group per chunk."""
+def feature_matrix(
+    frame: pd.DataFrame, pipeline: ColumnTransformer, target: str, chunk_rows: int
+) -> pd.DataFrame:
+    """A partition's feature matrix (float32) and target, transformed `chunk_rows` rows at a time."""
     names = [str(name) for name in pipeline.get_feature_names_out()]
     if target in names:
         raise PillarsError(f"featurize: a feature is named like the target {target!r}; rename the column")
-    schema = pa.schema(
-        [pa.field(name, pa.float32()) for name in names]
-        + [pa.field(target, pa.from_numpy_dtype(frame[target].dtype))]
-    )
-    with atomic_path(path) as temporary, pq.ParquetWriter(temporary, schema, compression="zstd") as writer:
-        for start, matrix in zip(
-            range(0, len(frame), chunk_rows), transform_chunks(pipeline, frame, chunk_rows), strict=True
-        ):
-            columns = [pa.array(matrix[:, index]) for index in range(matrix.shape[1])]
-            labels = pa.array(frame[target].iloc[start : start + chunk_rows].to_numpy())
-            writer.write_table(pa.Table.from_arrays([*columns, labels], schema=schema))
+    chunks = [
+        np.asarray(pipeline.transform(frame.iloc[start : start + chunk_rows]), dtype=FEATURE_DTYPE)
+        for start in range(0, len(frame), chunk_rows)
+    ]
+    matrix = np.concatenate(chunks) if chunks else np.zeros((0, len(names)), dtype=FEATURE_DTYPE)
+    features = pd.DataFrame(matrix, columns=names)
+    features[target] = frame[target].to_numpy()
+    return features
 
 
 def main() -> None:
     params = load_params()
+    settings = params.featurize
     selection = read_json(layout.COLUMN_SELECTION)
     features, target = selection["features"], selection["target"]
-    train = read_parquet(layout.curated_split("train"))
-    pipeline = build_pipeline(features, params.featurize).fit(train[list(features)])
-    for split in layout.FEATURIZED_SPLITS:
-        frame = train if split == "train" else read_parquet(layout.curated_split(split))
-        write_matrix(layout.feature_split(split), pipeline, frame, target, params.featurize.chunk_rows)
+    with engine_client(params.compute) as client:
+        train = open_table(layout.curated_split("train"), client)
+        step = -(-train.rows // settings.fit_rows)  # ceil: at most fit_rows rows
+        sample = pd.concat(collect(train, partial(every_kth, step=step, columns=list(features))))
+        pipeline = build_pipeline(features, settings).fit(sample)
+        for split in layout.FEATURIZED_SPLITS:
+            table = train if split == "train" else open_table(layout.curated_split(split), client)
+            transform = partial(feature_matrix, target=target, chunk_rows=settings.chunk_rows)
+            with row_group_writer(layout.feature_split(split), params.compute.partition_rows) as matrix:
+                for part in table.stream(transform, pipeline=pipeline):
+                    matrix.write(part)
     sources = feature_sources(pipeline)
     write_pickle(layout.FEATURE_PIPELINE, pipeline)
     write_json(
@@ -69,7 +73,7 @@ def main() -> None:
     )
     print(
         f"featurize: {len(features)} columns -> {len(sources)} features -> {layout.FEATURES_DIR}, "
-        f"{layout.FEATURE_PIPELINE}"
+        f"{layout.FEATURE_PIPELINE} (fitted on {len(sample)} of {train.rows} train rows)"
     )
 
 
