@@ -1,27 +1,51 @@
-"""Benchmark of tuning on Dask: the train stage's studies with `compute.engine: dask` on a local cluster of 1
-and 2 worker processes against `engine: local`, on the bundled data's feature matrices.
+"""Benchmark of the Dask engine on this machine (2 cores, 24 GiB), run by `make bench` after `make run`.
 
-Run by `make bench` (not a pytest test), after `make run` (it reads data/features). Every run uses the same
-params - the default budget with `train.round_size` ROUND_SIZE, a fresh Optuna storage - so every run must
-give the same models, trial tables and train metrics, byte for byte: that is the target. Wall time is
-reported beside it (on 2 cores, with `train.n_jobs: 2` threads per trial, two workers oversubscribe the
-machine: the speed-up needs more cores than one trial's threads). Results go to
-tests/benchmarks/results/scale.{json,md}; it exits with status 1 when the bytes differ.
+1. Data: stages 1-6 and batch inference with `compute.engine: dask` (a local cluster of 2 worker processes)
+   on 100x and 1000x upsampled copies of the bundled data (4.9 M and 49 M rows, as files of 10x each, the
+   way large tables arrive), each stage a process as `dvc repro` runs it: wall time, rows per second, and
+   the peak memory of all processes together (the stage, the scheduler, the nannies and workers: the sum
+   of their resident memory, sampled every SAMPLE_S). Targets (issue 16): the 1000x run under 12 GiB and
+   within 15 times the 100x run's wall time.
+2. Train: the train stage's studies with `engine: dask` on 1 and 2 worker processes against `engine: local`,
+   on the bundled data's feature matrices; every run uses the same params - the default budget with
+   `train.round_size` ROUND_SIZE, a fresh Optuna storage - so every run must give the same models, trial
+   tables and train metrics, byte for byte. Wall time beside it (on 2 cores, with `train.n_jobs: 2` threads
+   per trial, two workers oversubscribe the machine).
 
-Not measured yet: stages 1-6 and batch inference on Dask DataFrames (100x and 1000x data) - those stages
-run in one process with pandas whatever the engine (see the README).
+Results go to tests/benchmarks/results/scale.{json,md}; it exits with status 1 when a target is missed.
+`python tests/benchmarks/bench_scale.py data` or `train` runs one part (the other's last results are kept).
 """
 
+import contextlib
 import hashlib
+import json
 import logging
 import pickle
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench_data_pillars import CPU_LIMIT, REPO, Target, machine_facts, pin_cpus, write_results
+import numpy as np
+import pandas as pd
+import psutil
+import yaml
+from bench_data_pillars import (
+    CPU_LIMIT,
+    REPO,
+    RESULTS_DIR,
+    SEED,
+    BenchError,
+    Target,
+    child_env,
+    machine_facts,
+    pin_cpus,
+    upsample,
+    write_results,
+)
 
 from pillars.core import layout
 from pillars.core.io import read_json
@@ -31,6 +55,102 @@ from pillars.training.tuning import trial_runner
 
 ROUND_SIZE = 2
 WORKERS = (1, 2)
+DATA_STAGES = ("ingest", "validate_data", "cleanse", "standardize", "curate", "featurize", "infer")
+FACTORS = (100, 1000)
+FILE_FACTOR = 10  # each generated file holds 10x the bundled rows (~490 k)
+SAMPLE_S = 0.2
+PEAK_LIMIT_MIB = 12 * 1024.0
+WALL_RATIO_LIMIT = 15.0
+
+
+def generate(folder: Path, factor: int) -> int:
+    """`factor` x the bundled rows as files of FILE_FACTOR x each (bench_data_pillars' upsampling, seeded
+    per file); the rows written."""
+    source = pd.read_parquet(REPO / "data/external/adult/adult.parquet")
+    folder.mkdir(parents=True)
+    rows = 0
+    for number in range(factor // FILE_FACTOR):
+        part = upsample(source, FILE_FACTOR, np.random.default_rng([SEED, number]))
+        part.to_parquet(folder / f"part-{number:04d}.parquet", index=False)
+        rows += len(part)
+    return rows
+
+
+def data_workspace(root: Path, factor: int) -> int:
+    """What stages 1-6 and infer read, with the source `factor` x the bundled data; the rows."""
+    (root / "data").mkdir(parents=True)
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    params["compute"] |= {"engine": "dask", "workers": 2, "threads_per_worker": 1}
+    params["ingest"]["sources"][0] |= {"path": "data/external/parts/part-*.parquet"}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    shutil.copy(REPO / "data/schema.yaml", root / "data/schema.yaml")
+    (root / "models").mkdir()
+    shutil.copy(REPO / layout.SERVICE_ARCHIVE, root / layout.SERVICE_ARCHIVE)
+    return generate(root / "data/external/parts", factor)
+
+
+def tree_rss(process: psutil.Process) -> int:
+    """The resident memory of a process and all its descendants, in bytes."""
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:  # ended between the listing and the reading
+            continue
+    return total
+
+
+def run_sampled(stage: str, root: Path, log: Path) -> dict:
+    """Run one stage as a process: its wall time and the peak summed memory of its process tree."""
+    peak = 0
+    with log.open("wb") as output:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-m", f"pillars.stages.{stage}"],
+            cwd=root,
+            env=child_env(REPO),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        watched = psutil.Process(process.pid)
+        while process.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                peak = max(peak, tree_rss(watched))
+            time.sleep(SAMPLE_S)
+        seconds = time.perf_counter() - started
+    if process.returncode:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+        raise BenchError(f"{stage} exited with {process.returncode}:\n{tail}")
+    return {"name": stage, "seconds": round(seconds, 1), "peak_mib": round(peak / 2**20, 1)}
+
+
+def timed_data(factor: int, scratch: Path) -> dict:
+    """Stages 1-6 and infer on `factor` x the bundled data on the Dask engine."""
+    root = scratch / f"x{factor}"
+    started = time.perf_counter()
+    rows = data_workspace(root, factor)
+    generate_s = time.perf_counter() - started
+    print(f"{factor}x: {rows:,} rows generated in {generate_s:.0f} s", flush=True)
+    stages = []
+    for stage in DATA_STAGES:
+        stages.append(run_sampled(stage, root, scratch / f"x{factor}-{stage}.log"))
+        print(f"  {stage:<14} {stages[-1]['seconds']:8.1f} s {stages[-1]['peak_mib']:9.0f} MiB", flush=True)
+    wall = sum(stage["seconds"] for stage in stages)
+    cleanse = json.loads((root / layout.CLEANSE_REPORT).read_text(encoding="utf-8"))
+    inference = json.loads((root / layout.INFERENCE_REPORT).read_text(encoding="utf-8"))
+    scored = sum(summary["rows"] for summary in inference["files"].values())
+    result = {
+        "factor": factor,
+        "rows": rows,
+        "clean_rows": cleanse["rows"]["clean"],
+        "inferred_rows": scored,
+        "wall_s": round(wall, 1),
+        "rows_per_s": round(rows / wall),
+        "peak_mib": max(stage["peak_mib"] for stage in stages),
+        "stages": stages,
+    }
+    shutil.rmtree(root)
+    return result
 
 
 def fingerprint(trained: Trained) -> str:
@@ -62,39 +182,94 @@ def timed_train(params: Params, compute: ComputeParams, scratch: Path, label: st
 def write_markdown(path: Path, results: dict, targets: dict[str, Target]) -> None:
     machine = results["machine"]
     lines = [
-        f"Measured on {machine['cpus_used']} CPUs, Python {machine['python']} (`make bench`): the train stage's "
-        f"studies on the bundled data, default budget, `round_size: {ROUND_SIZE}`, `n_jobs: 2` per trial.",
+        f"Measured on {machine['cpus_used']} CPUs, Python {machine['python']} (`make bench`).",
+        "",
+        "Stages 1-6 and infer, `compute.engine: dask` (local cluster, 2 worker processes x 1 thread), "
+        "upsampled data as files of 10x the bundled rows:",
+        "",
+        "| data | rows | wall s | rows / s | peak MiB (all processes) |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for run in results.get("data", {}).values():
+        lines.append(
+            f"| {run['factor']}x | {run['rows']:,} | {run['wall_s']:,.1f} | {run['rows_per_s']:,} | "
+            f"{run['peak_mib']:,.0f} |"
+        )
+    if results.get("data"):
+        names = [stage["name"] for stage in next(iter(results["data"].values()))["stages"]]
+        lines += ["", "| stage | " + " | ".join(f"{key} s / peak MiB" for key in results["data"]) + " |"]
+        lines.append("| --- |" + " ---: |" * len(results["data"]))
+        for position, name in enumerate(names):
+            cells = [
+                f"{run['stages'][position]['seconds']:,.1f} / {run['stages'][position]['peak_mib']:,.0f}"
+                for run in results["data"].values()
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"The train stage's studies on the bundled data, default budget, `round_size: {ROUND_SIZE}`, "
+        "`n_jobs: 2` per trial:",
         "",
         "| engine | train s | same bytes as local |",
         "| --- | ---: | --- |",
     ]
-    local = results["runs"]["local"]["fingerprint"]
-    for label, run in results["runs"].items():
-        lines.append(f"| {label} | {run['seconds']:.1f} | {'yes' if run['fingerprint'] == local else 'NO'} |")
+    runs = results.get("train", {})
+    for label, run in runs.items():
+        same = run["fingerprint"] == runs["local"]["fingerprint"]
+        lines.append(f"| {label} | {run['seconds']:.1f} | {'yes' if same else 'NO'} |")
+    lines += ["", "| target | measured | limit | result |", "| --- | ---: | ---: | --- |"]
+    for name, target in targets.items():
+        lines.append(
+            f"| {name} | {target.measured:,.1f} {target.unit} | {target.stated} | "
+            f"{'pass' if target.passed else 'MISSED'} |"
+        )
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def main() -> int:
-    """Train on each engine, write the results, and return 1 if an engine's bytes differ from local's."""
-    logging.basicConfig(level=logging.WARNING)
-    cpus = pin_cpus(CPU_LIMIT)
-    started = datetime.now(UTC)
+def data_part(scratch: Path) -> dict:
+    return {f"{factor}x": timed_data(factor, scratch) for factor in FACTORS}
+
+
+def train_part(scratch: Path) -> dict:
     params = load_params(REPO / "params.yaml")
-    scratch = Path(tempfile.mkdtemp(prefix="pillars-bench-scale-"))
     runs = {"local": timed_train(params, ComputeParams(engine="local"), scratch, "local")}
     for workers in WORKERS:
         compute = ComputeParams(engine="dask", workers=workers, threads_per_worker=1)
         runs[f"dask, {workers} worker{'s' if workers > 1 else ''}"] = timed_train(
             params, compute, scratch, f"dask-{workers}"
         )
-    differing = sum(run["fingerprint"] != runs["local"]["fingerprint"] for run in runs.values())
-    targets = {"bytes": Target("engines whose outputs differ from local", differing, 1, "runs")}
-    results = {
-        "started": started.isoformat(timespec="seconds"),
-        "machine": machine_facts(cpus),
-        "round_size": ROUND_SIZE,
-        "runs": runs,
-    }
+    return runs
+
+
+def main() -> int:
+    """Run the parts named on the command line (default both), write the results, and return 1 if a target
+    is missed."""
+    logging.basicConfig(level=logging.WARNING)
+    cpus = pin_cpus(CPU_LIMIT)
+    parts = sys.argv[1:] or ["data", "train"]
+    unknown = sorted(set(parts) - {"data", "train"})
+    if unknown:
+        raise SystemExit(f"unknown part(s) {unknown}: data, train")
+    last = RESULTS_DIR / "scale.json"
+    results = json.loads(last.read_text(encoding="utf-8")) if last.exists() else {}
+    results = {key: results[key] for key in ("data", "train") if key in results and key not in parts}
+    scratch = Path(tempfile.mkdtemp(prefix="pillars-bench-scale-"))
+    started = datetime.now(UTC)
+    if "data" in parts:
+        results["data"] = data_part(scratch)
+    if "train" in parts:
+        results["train"] = train_part(scratch)
+    targets = {}
+    if "train" in results:
+        local = results["train"]["local"]["fingerprint"]
+        differing = sum(run["fingerprint"] != local for run in results["train"].values())
+        targets["train engines whose bytes differ from local"] = Target("train bytes", differing, 1, "runs")
+    if "data" in results:
+        small, large = results["data"]["100x"], results["data"]["1000x"]
+        targets["1000x peak memory, all processes"] = Target("peak", large["peak_mib"], PEAK_LIMIT_MIB, "MiB")
+        ratio = large["wall_s"] / small["wall_s"]
+        targets["1000x wall / 100x wall"] = Target("wall ratio", ratio, WALL_RATIO_LIMIT, "x")
+    results |= {"started": started.isoformat(timespec="seconds"), "machine": machine_facts(cpus)}
     return write_results("scale", results, targets, write_markdown)
 
 

@@ -7,20 +7,29 @@ value, an impossible value) are written to `<file>.rejected.parquet` with the re
 Predictions carry the model version and the input file's fingerprint, and every scored row is logged for
 the monitor stage as the service logs it (`pillars.serve.capture`; no time, so the log is reproducible), keyed by
 request_id = the file's name and row = its position in the file.
+
+A Parquet file is scored partition by partition (its row groups; on Dask, by the workers), other formats a file
+at a time; outputs are written as the partitions arrive, so a batch never needs to fit in memory.
 """
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from distributed import Client
 
 from pillars.bento.archive import packaged_model
+from pillars.compute.cluster import engine_client
+from pillars.compute.partitions import InMemory, Table, open_table, row_group_writer
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import SUFFIX_FORMATS, read_file, write_json, write_parquet, write_text
-from pillars.core.params import load_params
+from pillars.core.io import SUFFIX_FORMATS, atomic_path, read_file, write_json
+from pillars.core.params import InferParams, load_params
 from pillars.core.schema import DataSchema, load_checked, parse_types
 from pillars.serve.capture import LOG_SUFFIX, log_line
 from pillars.serve.model import ServingModel, pin_threads
@@ -58,12 +67,15 @@ def score_frame(
     keep = reasons.isna().to_numpy()
     inputs = serving.typed({name: values[keep] for name, values in columns.items()})
     scored = serving.score(inputs)
-    predictions = pd.DataFrame({ROW_COLUMN: np.flatnonzero(keep), "prediction": scored.predictions})
+    predictions = pd.DataFrame(
+        {ROW_COLUMN: frame.index[keep].to_numpy(dtype="int64"), "prediction": scored.predictions}
+    )
     for label, values in (scored.probabilities or {}).items():
         predictions[f"{PROBABILITY_PREFIX}{label}"] = values
     predictions["warnings"] = ["; ".join(messages) for messages in scored.row_warnings()]
     predictions["model_version"] = serving.version
     rejected = frame.loc[~keep].astype("str").reset_index(names=ROW_COLUMN)
+    rejected[ROW_COLUMN] = rejected[ROW_COLUMN].astype("int64")
     rejected[REASON_COLUMN] = reasons[~keep].to_numpy()
     summary = {
         "rows": len(frame),
@@ -78,30 +90,81 @@ def score_frame(
     return ScoredBatch(predictions, rejected, summary, inputs)
 
 
-def batch_log(name: str, predictions: pd.DataFrame, inputs: dict[str, np.ndarray], version: str) -> str:
-    """The prediction log of one scored file: the service's log format, a line per LOG_CHUNK_ROWS rows."""
-    labels = [column for column in predictions if column.startswith(PROBABILITY_PREFIX)]
-    lines = []
-    for start in range(0, len(predictions), LOG_CHUNK_ROWS):
-        chunk = slice(start, start + LOG_CHUNK_ROWS)
-        rows = predictions[ROW_COLUMN].to_numpy()[chunk]
-        lines.append(
+def score_part(
+    frame: pd.DataFrame, serving: ServingModel, schema: DataSchema, placeholders: list[str], threads: int
+) -> ScoredBatch:
+    """`score_frame` with the model's thread pools pinned in the process that scores (a worker's own)."""
+    pin_threads(serving.model, threads)
+    return score_frame(frame, serving, schema, placeholders)
+
+
+def add_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One file's summary from its partitions'."""
+    reasons: dict[str, int] = {}
+    for summary in summaries:
+        for reason, count in summary["rejected_by_reason"].items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    total = {
+        key: sum(summary[key] for summary in summaries) for key in ("rows", "scored", "rejected", "warnings")
+    }
+    return total | {
+        "rejected_by_reason": dict(sorted(reasons.items())),
+        "reconciled": all(summary["reconciled"] for summary in summaries)
+        and total["rows"] == total["scored"] + total["rejected"],
+    }
+
+
+class BatchLog:
+    """The prediction log of one scored file in the service's log format, a line per LOG_CHUNK_ROWS rows
+    whatever the partitions, written as they arrive."""
+
+    def __init__(self, out: IO[str], name: str, version: str) -> None:
+        self.out, self.name, self.version = out, name, version
+        self.predictions: list[pd.DataFrame] = []
+        self.inputs: list[dict[str, np.ndarray]] = []
+
+    def add(self, predictions: pd.DataFrame, inputs: dict[str, np.ndarray]) -> None:
+        self.predictions.append(predictions)
+        self.inputs.append(inputs)
+        while sum(len(frame) for frame in self.predictions) >= LOG_CHUNK_ROWS:
+            self._line(LOG_CHUNK_ROWS)
+
+    def close(self) -> None:
+        if rows := sum(len(frame) for frame in self.predictions):
+            self._line(rows)
+
+    def _line(self, rows: int) -> None:
+        predictions = pd.concat(self.predictions, ignore_index=True)
+        inputs = {name: np.concatenate([part[name] for part in self.inputs]) for name in self.inputs[0]}
+        labels = [column for column in predictions if column.startswith(PROBABILITY_PREFIX)]
+        line = slice(0, rows)
+        self.out.write(
             log_line(
                 source="batch",
-                model_version=version,
-                request_ids=[name] * len(rows),
-                rows=rows.tolist(),
-                inputs={field: values[chunk] for field, values in inputs.items()},
-                predictions=predictions["prediction"].to_numpy()[chunk].tolist(),
+                model_version=self.version,
+                request_ids=[self.name] * rows,
+                rows=predictions[ROW_COLUMN].to_numpy()[line].tolist(),
+                inputs={field: values[line] for field, values in inputs.items()},
+                predictions=predictions["prediction"].to_numpy()[line].tolist(),
                 probabilities={
-                    label.removeprefix(PROBABILITY_PREFIX): predictions[label].to_numpy()[chunk]
+                    label.removeprefix(PROBABILITY_PREFIX): predictions[label].to_numpy()[line]
                     for label in labels
                 }
                 or None,
                 time_utc=None,
             )
         )
-    return "".join(lines)
+        self.predictions = [predictions.iloc[rows:]] if len(predictions) > rows else []
+        self.inputs = [{name: values[rows:] for name, values in inputs.items()}] if self.predictions else []
+
+
+@contextmanager
+def batch_log(path: Path, name: str, version: str) -> Iterator[BatchLog]:
+    """A `BatchLog` whose file replaces `path` atomically when the block succeeds."""
+    with atomic_path(path) as temporary, temporary.open("w", encoding="utf-8") as out:
+        log = BatchLog(out, name, version)
+        yield log
+        log.close()
 
 
 def input_files(folder: Path) -> list[Path]:
@@ -111,32 +174,56 @@ def input_files(folder: Path) -> list[Path]:
     return sorted(path for path in folder.iterdir() if path.suffix.lower() in SUFFIX_FORMATS)
 
 
+def input_table(path: Path, settings: InferParams, client: Client | None) -> Table:
+    """A file to score: its row groups as partitions on Dask when it is Parquet, else one partition."""
+    if client is not None and (
+        settings.format == "parquet"
+        or (settings.format == "auto" and SUFFIX_FORMATS.get(path.suffix.lower()) == "parquet")
+    ):
+        return open_table(path, client)
+    return InMemory(read_file(path, settings.format))
+
+
 def main() -> None:
     params = load_params()
     schema = load_checked(params)
     serving = packaged_model(layout.SERVICE_ARCHIVE)
-    pin_threads(serving.model, params.infer.threads)
     files = input_files(Path(params.infer.inputs))
     report: dict[str, Any] = {"model_version": serving.version, "files": {}}
-    for path in files:
-        fingerprint = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-        try:
-            predictions, rejected, summary, inputs = score_frame(
-                read_file(path, params.infer.format), serving, schema, params.dataset.placeholders
+    score = partial(
+        score_part, schema=schema, placeholders=params.dataset.placeholders, threads=params.infer.threads
+    )
+    rows_per_group = params.compute.partition_rows
+    with engine_client(params.compute) as client:
+        for path in files:
+            with path.open("rb") as handle:
+                fingerprint = "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
+            summaries = []
+            with (
+                row_group_writer(
+                    layout.PREDICTIONS_DIR / f"{path.stem}.parquet", rows_per_group
+                ) as predictions,
+                row_group_writer(
+                    layout.PREDICTIONS_DIR / f"{path.stem}.rejected.parquet", rows_per_group
+                ) as rejected,
+                batch_log(
+                    layout.BATCH_LOG_DIR / f"{path.stem}{LOG_SUFFIX}", path.name, serving.version
+                ) as log,
+            ):
+                try:
+                    for batch in input_table(path, params.infer, client).stream(score, serving=serving):
+                        batch.predictions["input_fingerprint"] = fingerprint
+                        predictions.write(batch.predictions)
+                        rejected.write(batch.rejected)
+                        log.add(batch.predictions, batch.inputs)
+                        summaries.append(batch.summary)
+                except PillarsError as error:
+                    raise PillarsError(f"{path}: {error}") from None
+            summary = add_summaries(summaries)
+            report["files"][path.name] = summary | {"fingerprint": fingerprint}
+            print(
+                f"infer: {path.name}: {summary['scored']} scored, {summary['rejected']} rejected -> {layout.PREDICTIONS_DIR}"
             )
-        except PillarsError as error:
-            raise PillarsError(f"{path}: {error}") from None
-        predictions["input_fingerprint"] = fingerprint
-        write_parquet(layout.PREDICTIONS_DIR / f"{path.stem}.parquet", predictions)
-        write_parquet(layout.PREDICTIONS_DIR / f"{path.stem}.rejected.parquet", rejected)
-        write_text(
-            layout.BATCH_LOG_DIR / f"{path.stem}{LOG_SUFFIX}",
-            batch_log(path.name, predictions, inputs, serving.version),
-        )
-        report["files"][path.name] = summary | {"fingerprint": fingerprint}
-        print(
-            f"infer: {path.name}: {summary['scored']} scored, {summary['rejected']} rejected -> {layout.PREDICTIONS_DIR}"
-        )
     write_json(layout.INFERENCE_REPORT, report)
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from urllib3.util import Retry
 
 from pillars.compute.cluster import engine_client
-from pillars.compute.partitions import OnCluster, Reader, Table, collect, row_group_writer
+from pillars.compute.partitions import InMemory, OnCluster, Reader, Table, collect, row_group_writer
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import first_line, read_csv, read_file, write_json
@@ -156,9 +156,8 @@ def open_source(source: FileSource | SqlSource | HttpSource, client: Client | No
     else:
         frame, location = READERS[source.kind](source)
         paths, readers = [location], [partial(given, frame)]
-    table = OnCluster(
-        client, readers, [], 0
-    )  # columns and rows: learnt next if client else InMemory(*[reader() for reader in readers])
+    # columns and rows: learnt next
+    table = OnCluster(client, readers, [], 0) if client else InMemory(*[reader() for reader in readers])
     partitions = collect(table, describe)
     where = f"source {source.name!r} ({location})"
     if not sum(partition.rows for partition in partitions):
