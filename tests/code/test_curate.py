@@ -78,6 +78,18 @@ def test_selection_reasons_and_class_shares(make_params) -> None:
     assert set(report["class_share"]["test"]) == {"0", "1"}
 
 
+def test_regression_reports_rows_without_class_shares(make_params) -> None:
+    params = make_params(
+        dataset={"target": "label", "task": "regression", "positive_label": None, "key_columns": []},
+        curate={"drop": {}},
+    )
+    frame = people(3_000).assign(label=lambda rows: rows["age"] * 1.5 + 0.25)  # a continuous target
+    splits, _, report = curate(frame, ROLES, params)
+    assert report["rows"] == {name: len(split) for name, split in splits.items()}
+    assert sum(report["rows"].values()) == 3_000
+    assert "class_share" not in report
+
+
 def test_params_drop_is_recorded(make_params) -> None:
     params = make_params(
         dataset={"target": "label", "key_columns": []}, curate={"drop": {"age": "leaks the label"}}

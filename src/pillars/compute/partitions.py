@@ -25,7 +25,7 @@ from pillars.core.io import atomic_path, require
 
 Result = TypeVar("Result")
 Reader = Callable[[], pd.DataFrame]
-TASKS_PER_WORKER = 2  # partitions in flight per worker: one computing, one waiting to be collected
+TASKS_PER_THREAD = 2  # partitions in flight per worker thread: one computing, one waiting to be collected
 
 
 class Table(Protocol):
@@ -63,7 +63,7 @@ class OnCluster:
         self.rows = rows
 
     def stream(self, function: Callable[..., Result], **shared: Any) -> Iterator[Result]:
-        window = TASKS_PER_WORKER * max(1, len(self.client.nthreads()))
+        window = TASKS_PER_THREAD * max(1, sum(self.client.nthreads().values()))
         scattered = {  # a list of one: scatter would spread a dict or list itself
             name: self.client.scatter([value], broadcast=True, hash=False)[0]
             for name, value in shared.items()

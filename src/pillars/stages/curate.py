@@ -241,14 +241,16 @@ def assign(
 
 
 def split_counts(
-    frame: pd.DataFrame, assignment: pd.Series, columns: list[str], target: str
+    frame: pd.DataFrame, assignment: pd.Series, columns: list[str], target: str | None
 ) -> tuple[dict[str, pd.Series], dict[str, pd.Series]]:
-    """A partition's value counts of the candidate columns on its train rows, and of the target per split."""
+    """A partition's value counts of the candidate columns on its train rows, and per split of the target
+    (classification; None: of nothing, i.e. the split's rows under one missing label)."""
     split = assignment.loc[frame.index]
     train = frame.loc[(split == "train").to_numpy()]
     counts = {name: train[name].value_counts(dropna=False, sort=False) for name in columns}
+    labels = frame[target] if target else pd.Series(np.nan, index=frame.index)
     targets = {
-        name: frame.loc[(split == name).to_numpy(), target].value_counts(sort=False)
+        name: labels[(split == name).to_numpy()].value_counts(dropna=False, sort=False)
         for name in split.cat.categories
     }
     return counts, targets

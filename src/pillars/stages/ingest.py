@@ -144,6 +144,7 @@ class Source(NamedTuple):
 
 
 def describe(frame: pd.DataFrame) -> Partition:
+    """The first pass over a partition."""
     return Partition(len(frame), frame.dtypes)
 
 
