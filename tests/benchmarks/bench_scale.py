@@ -76,11 +76,11 @@ def generate(folder: Path, factor: int) -> int:
     return rows
 
 
-def data_workspace(root: Path, factor: int) -> int:
+def data_workspace(root: Path, factor: int, engine: str) -> int:
     """What stages 1-6 and infer read, with the source `factor` x the bundled data; the rows."""
     (root / "data").mkdir(parents=True)
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    params["compute"] |= {"engine": "dask", "workers": 2, "threads_per_worker": 1}
+    params["compute"] |= {"engine": engine, "workers": 2, "threads_per_worker": 1}
     params["ingest"]["sources"][0] |= {"path": "data/external/parts/part-*.parquet"}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     shutil.copy(REPO / "data/schema.yaml", root / "data/schema.yaml")
@@ -124,16 +124,27 @@ def run_sampled(stage: str, root: Path, log: Path) -> dict:
     return {"name": stage, "seconds": round(seconds, 1), "peak_mib": round(peak / 2**20, 1)}
 
 
-def timed_data(factor: int, scratch: Path) -> dict:
-    """Stages 1-6 and infer on `factor` x the bundled data on the Dask engine."""
-    root = scratch / f"x{factor}"
+def outputs_digest(root: Path) -> str:
+    """One hash of every file the data stages and infer wrote (names and bytes)."""
+    digest = hashlib.sha256()
+    written = [*(root / "data").rglob("*"), *(root / "metrics").rglob("*"), root / layout.FEATURE_PIPELINE]
+    for path in sorted(path for path in written if path.is_file() and "external" not in path.parts):
+        digest.update(
+            str(path.relative_to(root)).encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest()
+        )
+    return digest.hexdigest()
+
+
+def timed_data(factor: int, engine: str, scratch: Path) -> dict:
+    """Stages 1-6 and infer on `factor` x the bundled data on an engine."""
+    root = scratch / f"x{factor}-{engine}"
     started = time.perf_counter()
-    rows = data_workspace(root, factor)
+    rows = data_workspace(root, factor, engine)
     generate_s = time.perf_counter() - started
-    print(f"{factor}x: {rows:,} rows generated in {generate_s:.0f} s", flush=True)
+    print(f"{factor}x, {engine}: {rows:,} rows generated in {generate_s:.0f} s", flush=True)
     stages = []
     for stage in DATA_STAGES:
-        stages.append(run_sampled(stage, root, scratch / f"x{factor}-{stage}.log"))
+        stages.append(run_sampled(stage, root, scratch / f"x{factor}-{engine}-{stage}.log"))
         print(f"  {stage:<14} {stages[-1]['seconds']:8.1f} s {stages[-1]['peak_mib']:9.0f} MiB", flush=True)
     wall = sum(stage["seconds"] for stage in stages)
     cleanse = json.loads((root / layout.CLEANSE_REPORT).read_text(encoding="utf-8"))
@@ -141,6 +152,8 @@ def timed_data(factor: int, scratch: Path) -> dict:
     scored = sum(summary["rows"] for summary in inference["files"].values())
     result = {
         "factor": factor,
+        "engine": engine,
+        "outputs": outputs_digest(root),
         "rows": rows,
         "clean_rows": cleanse["rows"]["clean"],
         "inferred_rows": scored,
@@ -187,13 +200,21 @@ def write_markdown(path: Path, results: dict, targets: dict[str, Target]) -> Non
         "Stages 1-6 and infer, `compute.engine: dask` (local cluster, 2 worker processes x 1 thread), "
         "upsampled data as files of 10x the bundled rows:",
         "",
-        "| data | rows | wall s | rows / s | peak MiB (all processes) |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| run | rows | clean rows | rows scored by infer | wall s | rows / s | peak MiB (all processes) | "
+        "same bytes as local |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    for run in results.get("data", {}).values():
+    data = results.get("data", {})
+    local = {run["factor"]: run["outputs"] for run in data.values() if run["engine"] == "local"}
+    for label, run in data.items():
+        same = (
+            {True: "yes", False: "NO"}.get(run["outputs"] == local[run["factor"]], "-")
+            if run["factor"] in local
+            else "- (not run)"
+        )
         lines.append(
-            f"| {run['factor']}x | {run['rows']:,} | {run['wall_s']:,.1f} | {run['rows_per_s']:,} | "
-            f"{run['peak_mib']:,.0f} |"
+            f"| {label} | {run['rows']:,} | {run['clean_rows']:,} | {run['inferred_rows']:,} | "
+            f"{run['wall_s']:,.1f} | {run['rows_per_s']:,} | {run['peak_mib']:,.0f} | {same} |"
         )
     if results.get("data"):
         names = [stage["name"] for stage in next(iter(results["data"].values()))["stages"]]
@@ -227,7 +248,11 @@ def write_markdown(path: Path, results: dict, targets: dict[str, Target]) -> Non
 
 
 def data_part(scratch: Path) -> dict:
-    return {f"{factor}x": timed_data(factor, scratch) for factor in FACTORS}
+    """Each factor on Dask, and the smallest also on the local engine (the alternative; the largest would
+    need about ten times its memory, more than the machine has), whose outputs must be the same bytes."""
+    runs = {f"{FACTORS[0]}x, local": timed_data(FACTORS[0], "local", scratch)}
+    runs |= {f"{factor}x, dask": timed_data(factor, "dask", scratch) for factor in FACTORS}
+    return runs
 
 
 def train_part(scratch: Path) -> dict:
@@ -265,7 +290,10 @@ def main() -> int:
         differing = sum(run["fingerprint"] != local for run in results["train"].values())
         targets["train engines whose bytes differ from local"] = Target("train bytes", differing, 1, "runs")
     if "data" in results:
-        small, large = results["data"]["100x"], results["data"]["1000x"]
+        small, large = results["data"][f"{FACTORS[0]}x, dask"], results["data"][f"{FACTORS[-1]}x, dask"]
+        local = results["data"][f"{FACTORS[0]}x, local"]
+        differing = int(small["outputs"] != local["outputs"])
+        targets["dask data outputs that differ from local"] = Target("data bytes", differing, 1, "runs")
         targets["1000x peak memory, all processes"] = Target("peak", large["peak_mib"], PEAK_LIMIT_MIB, "MiB")
         ratio = large["wall_s"] / small["wall_s"]
         targets["1000x wall / 100x wall"] = Target("wall ratio", ratio, WALL_RATIO_LIMIT, "x")
