@@ -197,8 +197,8 @@ def write_markdown(path: Path, results: dict, targets: dict[str, Target]) -> Non
     lines = [
         f"Measured on {machine['cpus_used']} CPUs, Python {machine['python']} (`make bench`).",
         "",
-        "Stages 1-6 and infer, `compute.engine: dask` (local cluster, 2 worker processes x 1 thread), "
-        "upsampled data as files of 10x the bundled rows:",
+        "Stages 1-6 and infer on upsampled data (files of 10x the bundled rows), `compute.engine: local` "
+        "and `dask` (a local cluster of 2 worker processes x 1 thread):",
         "",
         "| run | rows | clean rows | rows scored by infer | wall s | rows / s | peak MiB (all processes) | "
         "same bytes as local |",
