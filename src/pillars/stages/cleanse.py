@@ -167,7 +167,8 @@ def split_part(
             typed[name] = values
         elif rule.action == "flag":
             typed[name + FLAG_SUFFIX] = outliers
-    reason = decisions.reason.loc[raw.index].astype("str").mask(decisions.reason.loc[raw.index].isna())
+    reason = decisions.reason.loc[raw.index]
+    reason = reason.astype("str").mask(reason.isna())
     kept = reason.isna().to_numpy()
     typed[ROW_COLUMN] = typed.index.to_numpy(dtype="int64")
     clean = typed[kept].reset_index(drop=True)
@@ -187,12 +188,14 @@ def cleanse_table(
     """Pass each partition's clean and quarantined rows, in order, to the writers; return the report."""
     parts = collect(raw, partial(summarize, schema=schema, params=params))
     decisions = decide(parts, params)
+    placeholders = {name: sum(part.placeholders[name] for part in parts) for name in parts[0].placeholders}
+    dropped = parts[0].dropped_columns
+    del parts  # the rows' identities: not needed to write them
     clean_rows = removed_rows = 0
     for clean, removed in raw.stream(partial(split_part, schema=schema, params=params), decisions=decisions):
         write_clean(clean)
         write_removed(removed)
         clean_rows, removed_rows = clean_rows + len(clean), removed_rows + len(removed)
-    placeholders = {name: sum(part.placeholders[name] for part in parts) for name in parts[0].placeholders}
     reasons = decisions.reason.dropna().astype("str").value_counts().sort_index()
     return {
         "rows": {
@@ -209,7 +212,7 @@ def cleanse_table(
             name: [None if limit is None else float(limit) for limit in bounds]
             for name, bounds in decisions.limits.items()
         },
-        "dropped_columns": parts[0].dropped_columns,
+        "dropped_columns": dropped,
     }
 
 
