@@ -7,7 +7,7 @@ import pickle
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,9 @@ from pillars.core.errors import PillarsError
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path` and move it into place only if the block succeeds."""
+    """Yield a temporary path beside `path` and move it into place only if the block succeeds; if it fails,
+    the folders made for it go too (a stage that stops leaves nothing behind)."""
+    made = [folder for folder in path.parents if not folder.exists()]  # innermost first
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
@@ -31,8 +33,12 @@ def atomic_path(path: Path) -> Iterator[Path]:
     try:
         yield Path(temporary)
         Path(temporary).replace(path)
-    finally:
+    except BaseException:
         Path(temporary).unlink(missing_ok=True)
+        for folder in made:
+            with suppress(OSError):  # not empty: another output is in it
+                folder.rmdir()
+        raise
 
 
 def write_bytes(path: Path, write: Callable[[Path], None]) -> None:
