@@ -11,9 +11,14 @@
    `train.round_size` ROUND_SIZE, a fresh Optuna storage - so every run must give the same models, trial
    tables and train metrics, byte for byte. Wall time beside it (on 2 cores, with `train.n_jobs: 2` threads
    per trial, two workers oversubscribe the machine).
+3. External memory: the train stage (XGBoost alone, a fixed budget: EXTERNAL_XGBOOST) as a process on the
+   features of the 100x copy (stages 1-6 on the local engine first), with the train matrix in memory
+   (`train.external_memory_rows: null`, the alternative) and in XGBoost's external memory: wall time, peak
+   memory and the valid metric of each.
 
 Results go to tests/benchmarks/results/scale.{json,md}; it exits with status 1 when a target is missed.
-`python tests/benchmarks/bench_scale.py data` or `train` runs one part (the other's last results are kept).
+`python tests/benchmarks/bench_scale.py data`, `train` or `external` runs one part (the others' last results
+are kept).
 """
 
 import contextlib
@@ -59,8 +64,12 @@ DATA_STAGES = ("ingest", "validate_data", "cleanse", "standardize", "curate", "f
 FACTORS = (100, 1000)
 FILE_FACTOR = 10  # each generated file holds 10x the bundled rows (~490 k)
 SAMPLE_S = 0.2
+EXTERNAL_FACTOR = 100
+EXTERNAL_ROWS = 1_000_000  # train.external_memory_rows of the external run (train has about 2.9 M rows)
+EXTERNAL_XGBOOST = {"n_trials": 2, "fixed": {"n_estimators": 200, "early_stopping_rounds": 20}}
 PEAK_LIMIT_MIB = 12 * 1024.0
 WALL_RATIO_LIMIT = 15.0
+PARTS = ("data", "train", "external")
 
 
 def generate(folder: Path, factor: int) -> int:
@@ -183,7 +192,8 @@ def timed_train(params: Params, compute: ComputeParams, scratch: Path, label: st
     settings = params.model_copy(
         update={"train": params.train.model_copy(update={"storage": storage, "round_size": ROUND_SIZE})}
     )
-    data = load_training_data(read_json(layout.FEATURE_MANIFEST), params.dataset.task)
+    manifest = read_json(layout.FEATURE_MANIFEST)
+    data = load_training_data(manifest, params.dataset.task, params.train.external_memory_rows)
     started = time.perf_counter()
     with trial_runner(compute) as execute:
         trained = train(settings, data, "bench", execute)
@@ -238,6 +248,22 @@ def write_markdown(path: Path, results: dict, targets: dict[str, Target]) -> Non
     for label, run in runs.items():
         same = run["fingerprint"] == runs["local"]["fingerprint"]
         lines.append(f"| {label} | {run['seconds']:.1f} | {'yes' if same else 'NO'} |")
+    external = results.get("external")
+    if external:
+        lines += [
+            "",
+            f"The train stage, XGBoost alone ({EXTERNAL_XGBOOST['n_trials']} trials of at most "
+            f"{EXTERNAL_XGBOOST['fixed']['n_estimators']} rounds), on the features of the "
+            f"{EXTERNAL_FACTOR}x copy ({external['train_rows']:,} train rows):",
+            "",
+            "| train matrix | train s | peak MiB | valid metric |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for label in ("in memory", "external memory"):
+            run = external[label]
+            lines.append(
+                f"| {label} | {run['seconds']:.1f} | {run['peak_mib']:,.0f} | {run['valid_value']} |"
+            )
     lines += ["", "| target | measured | limit | result |", "| --- | ---: | ---: | --- |"]
     for name, target in targets.items():
         lines.append(
@@ -266,24 +292,56 @@ def train_part(scratch: Path) -> dict:
     return runs
 
 
+def external_part(scratch: Path) -> dict:
+    """Stages 1-6 on the 100x copy, then the train stage with its matrix in memory and in external memory."""
+    root = scratch / "external"
+    rows = data_workspace(root, EXTERNAL_FACTOR, "local")
+    for stage in DATA_STAGES[:-1]:
+        run_sampled(stage, root, scratch / f"external-{stage}.log")
+    train_rows = read_json(root / layout.CURATION_REPORT)["rows"]["train"]
+    runs = {"rows": rows, "train_rows": train_rows}
+    for label, limit in (("in memory", None), ("external memory", EXTERNAL_ROWS)):
+        params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+        params["train"] |= {
+            "candidates": ["xgboost"],
+            "external_memory_rows": limit,
+            "storage": f"sqlite:///{scratch / label.replace(' ', '-')}.db",
+        }
+        params["train"]["families"]["xgboost"] |= EXTERNAL_XGBOOST
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+        run = run_sampled("train", root, scratch / f"external-train-{limit}.log")
+        report = read_json(root / layout.TRAIN_REPORT)
+        runs[label] = {
+            "seconds": run["seconds"],
+            "peak_mib": run["peak_mib"],
+            "matrix": report["tuning"].get("train_matrix", "in_memory"),
+            "valid_value": report["candidates"]["xgboost"]["best_value"],
+        }
+        print(f"train, {label}: {run['seconds']:.1f} s {run['peak_mib']:.0f} MiB", flush=True)
+    shutil.rmtree(root)
+    return runs
+
+
 def main() -> int:
     """Run the parts named on the command line (default both), write the results, and return 1 if a target
     is missed."""
     logging.basicConfig(level=logging.WARNING)
     cpus = pin_cpus(CPU_LIMIT)
-    parts = sys.argv[1:] or ["data", "train"]
-    unknown = sorted(set(parts) - {"data", "train"})
+    parts = sys.argv[1:] or list(PARTS)
+    unknown = sorted(set(parts) - set(PARTS))
     if unknown:
-        raise SystemExit(f"unknown part(s) {unknown}: data, train")
+        raise SystemExit(f"unknown part(s) {unknown}: {', '.join(PARTS)}")
     last = RESULTS_DIR / "scale.json"
     results = json.loads(last.read_text(encoding="utf-8")) if last.exists() else {}
-    results = {key: results[key] for key in ("data", "train") if key in results and key not in parts}
+    results = {key: results[key] for key in PARTS if key in results and key not in parts}
     scratch = Path(tempfile.mkdtemp(prefix="pillars-bench-scale-"))
     started = datetime.now(UTC)
     if "data" in parts:
         results["data"] = data_part(scratch)
     if "train" in parts:
         results["train"] = train_part(scratch)
+    if "external" in parts:
+        results["external"] = external_part(scratch)
     targets = {}
     if "train" in results:
         local = results["train"]["local"]["fingerprint"]
@@ -297,6 +355,11 @@ def main() -> int:
         targets["1000x peak memory, all processes"] = Target("peak", large["peak_mib"], PEAK_LIMIT_MIB, "MiB")
         ratio = large["wall_s"] / small["wall_s"]
         targets["1000x wall / 100x wall"] = Target("wall ratio", ratio, WALL_RATIO_LIMIT, "x")
+    if "external" in results:
+        held, external = results["external"]["in memory"], results["external"]["external memory"]
+        targets["external memory train peak (below in memory's)"] = Target(
+            "external peak", external["peak_mib"], held["peak_mib"], "MiB"
+        )
     results |= {"started": started.isoformat(timespec="seconds"), "machine": machine_facts(cpus)}
     return write_results("scale", results, targets, write_markdown)
 

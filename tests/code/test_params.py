@@ -97,6 +97,10 @@ def test_committed_params_load() -> None:
             "train.small_data.max_rows: Input should be greater than",
         ),
         ({"train": {"small_data": {"rows": 10}}}, "train.small_data.rows: unknown key"),
+        (
+            {"train": {"external_memory_rows": 1000}},
+            "external_memory_rows (1000) is below small_data.max_rows (2000)",
+        ),
     ],
 )
 def test_bad_params_name_the_key(default_params_raw: dict, overrides: dict, message: str) -> None:

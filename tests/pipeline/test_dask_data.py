@@ -114,3 +114,40 @@ def test_splits_that_look_at_every_row_give_the_local_bytes(engines: dict[str, P
     assert dask == local
     report = yaml.safe_load((engines["local"] / layout.CURATION_REPORT).read_text(encoding="utf-8"))
     assert report["method"] == split["method"]
+
+
+def test_train_in_external_memory_on_dask_gives_the_local_bytes(engines: dict[str, Path]) -> None:
+    """Train larger than `train.external_memory_rows`: XGBoost reads the feature file's row groups into its
+    external memory, in the trials' processes (the workers) and in the stage's, with the same result."""
+    families = {"xgboost": {"n_trials": 4, "fixed": {"n_estimators": 60, "early_stopping_rounds": 10}}}
+    for root in engines.values():
+        params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+        params["train"] |= {
+            "candidates": ["xgboost"],
+            "external_memory_rows": 10_000,
+            "round_size": 2,
+            "storage": "sqlite:///studies.db",
+        }
+        params["train"]["families"]["xgboost"] |= families["xgboost"]
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+        run([sys.executable, "-m", "pillars.stages.train"], root)
+    trained = {
+        engine: {
+            str(path.relative_to(root)): path.read_bytes()
+            for output in (layout.CANDIDATES_DIR, layout.TRIALS_DIR)
+            for path in sorted((root / output).rglob("*"))
+            if path.is_file()
+        }
+        | {str(layout.TRAIN_REPORT): (root / layout.TRAIN_REPORT).read_bytes()}
+        for engine, root in engines.items()
+    }
+    assert trained["dask"] == trained["local"]
+    report = yaml.safe_load(trained["local"][str(layout.TRAIN_REPORT)])
+    assert report["tuning"]["train_matrix"] == "external_memory"
+    assert report["candidates"]["xgboost"]["trials"] == 4
+    assert sorted(trained["local"]) == [
+        "metrics/train.json",
+        "metrics/train/best_params.json",
+        "metrics/train/xgboost.csv",
+        "models/candidates/xgboost.pkl",
+    ]

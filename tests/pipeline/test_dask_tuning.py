@@ -104,8 +104,10 @@ def test_a_killed_worker_loses_no_finished_trial(local_run, make_params, tmp_pat
     with dask_client(ComputeParams(engine="dask", workers=2)) as client:
         pids = client.run(os.getpid)  # worker address -> its process
 
+        execute = OnCluster(client)
+
         def run() -> None:
-            result["trained"] = train(settings, data(), "fingerprint", OnCluster(client))
+            result["trained"] = train(settings, data(), "fingerprint", execute)
 
         runner = threading.Thread(target=run)
         runner.start()
@@ -115,10 +117,37 @@ def test_a_killed_worker_loses_no_finished_trial(local_run, make_params, tmp_pat
             if finished_before_kill(storage):
                 busy = [address for address, tasks in client.processing().items() if tasks]
         assert busy, "a worker was running a trial when it was killed"
-        os.kill(pids[busy[0]], signal.SIGKILL)
+        holders = {address for future in list(execute.shared.values()) for address in holds(client, future)}
+        victim = next((address for address in busy if address in holders), busy[0])  # the data's copy too
+        os.kill(pids[victim], signal.SIGKILL)
         runner.join(timeout=300)
     assert "trained" in result
     same(result["trained"], local_run)
+
+
+def holds(client: Client, future: object) -> tuple[str, ...]:
+    """The workers holding a copy of a future's data."""
+    return tuple(client.who_has([future]).get(future.key, ()))
+
+
+def test_trials_whose_data_the_cluster_lost_run_again(
+    local_run, cluster, make_params, tmp_path: Path
+) -> None:
+    """Sent data has no recipe to rebuild it: lost with a worker, its trials are cancelled, and the round
+    sends it again and runs them (here the copy is dropped on purpose, as it goes when its worker dies)."""
+    settings = make_params(train=params_overrides(tmp_path / "studies.db"))
+    lost: list[str] = []
+
+    class Losing(OnCluster):
+        def _submit(self, job, data, pooled):  # the round's first trials are sent; then their data is lost
+            future = super()._submit(job, data, pooled)
+            if not lost:
+                lost.extend(shared.key for shared in self.shared.values())
+                self.client.cancel(list(self.shared.values()))
+            return future
+
+    same(train(settings, data(), "fingerprint", Losing(cluster)), local_run)
+    assert lost
 
 
 def finished_before_kill(storage: Path) -> bool:

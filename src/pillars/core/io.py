@@ -86,6 +86,11 @@ def read_parquet(path: Path) -> pd.DataFrame:
     return pd.read_parquet(require(path))
 
 
+def parquet_rows(path: Path) -> int:
+    """How many rows a Parquet file written by an earlier stage holds, from its footer alone."""
+    return pq.ParquetFile(require(path)).metadata.num_rows
+
+
 def write_pickle(path: Path, obj: object) -> None:
     """Pickle a fitted object (e.g. a scikit-learn pipeline) atomically."""
     payload = pickles.dumps(obj)

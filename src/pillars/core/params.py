@@ -327,6 +327,7 @@ class TrainParams(Section):
     warm_start_step: int = Field(default=25, ge=1)
     patience: int = Field(default=3, ge=1)
     round_size: int = Field(default=1, ge=1)
+    external_memory_rows: int | None = Field(default=5_000_000, ge=1)
     pruner: PrunerParams = PrunerParams()
     small_data: SmallDataParams = SmallDataParams()
     ensemble: EnsembleParams = EnsembleParams()
@@ -350,6 +351,11 @@ class TrainParams(Section):
             raise ValueError(f"candidates: {missing} have no entry under train.families")
         if len(set(self.candidates)) != len(self.candidates):
             raise ValueError("candidates: each family may be listed once")
+        if self.external_memory_rows is not None and self.external_memory_rows < self.small_data.max_rows:
+            raise ValueError(
+                f"external_memory_rows ({self.external_memory_rows}) is below small_data.max_rows "
+                f"({self.small_data.max_rows}): small data is cross-validated in memory"
+            )
         return self
 
 

@@ -23,17 +23,27 @@ from typing import NamedTuple
 
 import optuna
 import pandas as pd
+import pyarrow.parquet as pq
 from optuna.trial import TrialState
 from threadpoolctl import threadpool_limits
 
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import read_json, read_parquet, write_bytes, write_json, write_parquet, write_pickle
+from pillars.core.io import (
+    parquet_rows,
+    read_json,
+    read_parquet,
+    write_bytes,
+    write_json,
+    write_parquet,
+    write_pickle,
+)
 from pillars.core.metrics import predict_scores
-from pillars.core.params import ENSEMBLE, Params, load_params
+from pillars.core.params import ENSEMBLE, Params, TrainParams, load_params
 from pillars.serve.estimators import Blend, blend_scores
 from pillars.training.cv import cross_validate, pool, refit, tuning_summary, uses_cv
 from pillars.training.ensemble import select_weights
+from pillars.training.external import FeatureFile
 from pillars.training.families import FAMILIES, TrainingData
 from pillars.training.features import categorical_blocks
 from pillars.training.oof import oof_table
@@ -41,21 +51,48 @@ from pillars.training.threshold import tune_threshold
 from pillars.training.tuning import Execute, finished_trials, run_here, run_study, study_name, trial_runner
 
 logger = logging.getLogger(__name__)
+BLOCK_BYTES = 1 << 24
 
 
-def load_training_data(manifest: dict, task: str) -> TrainingData:
-    """The train and valid feature matrices with their encoded targets and categorical blocks."""
+def load_training_data(manifest: dict, task: str, external_memory_rows: int | None) -> TrainingData:
+    """The train and valid feature matrices with their encoded targets and categorical blocks; a train
+    split of more than `external_memory_rows` rows stays on disk, for XGBoost's external memory."""
     target = manifest["target"]
-    train, valid = (read_parquet(layout.feature_split(split)) for split in ("train", "valid"))
-    features = train.drop(columns=target)
+    valid = read_parquet(layout.feature_split("valid"))
+    columns = [name for name in valid.columns if name != target]
+    train_path = layout.feature_split("train")
+    rows = parquet_rows(train_path)
+    if external_memory_rows is not None and rows > external_memory_rows:
+        logger.info(
+            "train: %d rows in train, more than train.external_memory_rows (%d): XGBoost's external memory",
+            rows,
+            external_memory_rows,
+        )
+        x_train = FeatureFile.of(train_path, target, columns)
+        y_train = pq.read_table(train_path, columns=[target]).column(target).to_numpy()
+    else:
+        train = read_parquet(train_path)
+        x_train, y_train = train[columns].to_numpy(), train[target].to_numpy()
     return TrainingData(
-        x_train=features.to_numpy(),
-        y_train=train[target].to_numpy(),
-        x_valid=valid.drop(columns=target).to_numpy(),
+        x_train=x_train,
+        y_train=y_train,
+        x_valid=valid[columns].to_numpy(),
         y_valid=valid[target].to_numpy(),
         task=task,
-        categorical=categorical_blocks(manifest, list(features.columns)),
+        categorical=categorical_blocks(manifest, columns),
     )
+
+
+def check_external_memory(data: TrainingData, settings: TrainParams) -> None:
+    """Out of core, only XGBoost trains: any other candidate is an error naming the params to change."""
+    others = [family for family in settings.candidates if family != "xgboost"]
+    if isinstance(data.x_train, FeatureFile) and others:
+        raise PillarsError(
+            f"train: train has {data.x_train.rows} rows, more than train.external_memory_rows "
+            f"({settings.external_memory_rows}), so it trains out of core, which only xgboost can: "
+            f"set train.candidates: [xgboost] (now also {others}), or raise train.external_memory_rows "
+            "if the matrix fits in memory"
+        )
 
 
 def trial_table(trials: list[optuna.trial.FrozenTrial], direction: str) -> pd.DataFrame:
@@ -95,6 +132,7 @@ def train(params: Params, data: TrainingData, data_fingerprint: str, execute: Ex
     the ensemble of them, and (binary) tune each candidate's decision threshold on the held-out rows; return
     the models, trial tables and the summary metrics."""
     settings = params.train
+    check_external_memory(data, settings)
     models, tables, summary, out_of_fold = {}, {}, {}, {}
     held_out: dict = {}  # per candidate: its scores on the held-out rows (valid, or out of fold)
     tuning = tuning_summary(data, settings)
@@ -110,7 +148,8 @@ def train(params: Params, data: TrainingData, data_fingerprint: str, execute: Ex
     with threadpool_limits(settings.n_jobs):
         for family in settings.candidates:
             folds = pooled.k if pooled is not None else None
-            name = study_name(family, settings, data_fingerprint, folds)
+            external = isinstance(data.x_train, FeatureFile)
+            name = study_name(family, settings, data_fingerprint, folds, external)
             study = run_study(family, data, settings, name, pooled, execute)
             trials = finished_trials(study, settings.families[family].n_trials)
             completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
@@ -169,15 +208,20 @@ def _plain(value: object) -> object:
 
 
 def data_fingerprint() -> str:
+    """A hash of the train and valid feature files' bytes, one after the other, read in blocks (train may
+    be larger than memory)."""
     digest = hashlib.sha256()
     for split in ("train", "valid"):
-        digest.update(layout.feature_split(split).read_bytes())
+        with layout.feature_split(split).open("rb") as file:
+            while block := file.read(BLOCK_BYTES):
+                digest.update(block)
     return digest.hexdigest()
 
 
 def main() -> None:
     params = load_params()
-    data = load_training_data(read_json(layout.FEATURE_MANIFEST), params.dataset.task)
+    manifest = read_json(layout.FEATURE_MANIFEST)
+    data = load_training_data(manifest, params.dataset.task, params.train.external_memory_rows)
     with trial_runner(params.compute) as execute:
         trained = train(params, data, data_fingerprint(), execute)
     for name, model in trained.models.items():

@@ -41,6 +41,7 @@ from pillars.core.errors import PillarsError
 from pillars.core.metrics import EVAL_METRICS, METRICS, Measurement, measure, predict_scores
 from pillars.core.params import TrainParams
 from pillars.serve.estimators import CatBoostModel, CategoryCodes, NativeCategorical
+from pillars.training.external import FeatureFile, fit_external
 
 Report = Callable[[int, float], None]  # (step, validation score) -> may raise optuna.TrialPruned
 
@@ -61,10 +62,11 @@ class Fitted:
 
 @dataclass(frozen=True)
 class TrainingData:
-    """Feature matrices and encoded targets of the train and valid splits; `categorical`: the positions of
-    each categorical column's one-hot block in the matrix."""
+    """Feature matrices and encoded targets of the train and valid splits (x_train a `FeatureFile` when it
+    is left on disk for XGBoost's external memory); `categorical`: the positions of each categorical
+    column's one-hot block in the matrix."""
 
-    x_train: np.ndarray
+    x_train: np.ndarray | FeatureFile
     y_train: np.ndarray
     x_valid: np.ndarray
     y_valid: np.ndarray
@@ -244,7 +246,10 @@ def fit_xgboost(hyper: dict, data: TrainingData, settings: TrainParams, report: 
     reporter = _RoundReporter(report, eval_metric, settings.pruner.round_interval)
     arguments = library_arguments("xgboost", hyper, data.y_train, data.task)
     model = _xgboost(arguments, data.task, settings, callbacks=[reporter])
-    model.fit(data.x_train, data.y_train, eval_set=[(data.x_valid, data.y_valid)], verbose=False)
+    if isinstance(data.x_train, FeatureFile):
+        fit_external(model, data.x_train, data.x_valid, data.y_valid, _classes(data))
+    else:
+        model.fit(data.x_train, data.y_train, eval_set=[(data.x_valid, data.y_valid)], verbose=False)
     model.set_params(callbacks=None)  # the reporter holds the Optuna trial: keep it out of the saved model
     early_stopped = model.get_params().get("early_stopping_rounds") is not None
     rounds = model.best_iteration + 1 if early_stopped else model.get_booster().num_boosted_rounds()

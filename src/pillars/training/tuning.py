@@ -27,6 +27,7 @@ from pathlib import Path
 
 import optuna
 from distributed import Client, Future, as_completed
+from distributed.client import FutureCancelledError
 from optuna.pruners import BasePruner, MedianPruner
 from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
@@ -56,9 +57,16 @@ def open_storage(url: str) -> str | BaseStorage:
     return url
 
 
-def study_name(family: str, settings: TrainParams, data_fingerprint: str, folds: int | None = None) -> str:
+def study_name(
+    family: str,
+    settings: TrainParams,
+    data_fingerprint: str,
+    folds: int | None = None,
+    external_memory: bool = False,
+) -> str:
     """Names a study by what decides its trials (not by its budget, so raising n_trials continues it);
-    `folds` when the trials are scored by cross-validation (small data), the round size when above 1."""
+    `folds` when the trials are scored by cross-validation (small data), the round size when above 1, and
+    whether XGBoost trains in external memory (its quantiles come from the file's row groups)."""
     config = settings.families[family]
     identity = {
         "family": family,
@@ -75,6 +83,8 @@ def study_name(family: str, settings: TrainParams, data_fingerprint: str, folds:
         identity["tuning"] = {"method": "cv", "folds": folds}
     if settings.round_size > 1:  # so do sequential ones (a round of one trial)
         identity["round_size"] = settings.round_size
+    if external_memory:
+        identity["train_matrix"] = "external_memory"
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
     return f"{family}-{digest}"
 
@@ -183,7 +193,12 @@ def run_here(
 
 class OnCluster:
     """The Dask engine: a round's trials at the same time on the cluster's workers (one task each, the
-    data sent to every worker once), each outcome yielded as it arrives."""
+    data sent to every worker once), each outcome yielded as it arrives. Sent data is not recomputable:
+    when a worker dies holding its last copy (Dask keeps one copy of what no task waits for), the trials
+    that needed it are cancelled, so the data is sent again and they run again (at most `RESENDS` times a
+    round)."""
+
+    RESENDS = 3
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -196,15 +211,34 @@ class OnCluster:
             self.shared[id(data)] = self.client.scatter(data, broadcast=True, hash=False)
         return self.shared[id(data)]
 
+    def _submit(self, job: TrialJob, data: TrainingData, pooled: Pooled | None) -> Future:
+        return self.client.submit(run_trial, job, self._share(data), self._share(pooled), pure=False)
+
     def __call__(
         self, jobs: list[TrialJob], data: TrainingData, pooled: Pooled | None
     ) -> Iterator[tuple[TrialJob, Outcome]]:
-        shared_data, shared_pooled = self._share(data), self._share(pooled)
-        futures = {
-            self.client.submit(run_trial, job, shared_data, shared_pooled, pure=False): job for job in jobs
-        }
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+        sent = 0  # how many times this round sent the data again; a future's number says which copy it used
+        futures = {self._submit(job, data, pooled): (job, sent) for job in jobs}
+        finished = as_completed(list(futures))
+        for future in finished:
+            job, copy = futures.pop(future)
+            try:
+                outcome = future.result()
+            except FutureCancelledError:
+                if copy == sent:  # the copy in use was lost (the other cancelled trials used it too)
+                    if sent == self.RESENDS:
+                        raise PillarsError(
+                            f"train: the cluster lost the training data {sent + 1} times in a round "
+                            "(its workers keep dying): see the workers' logs"
+                        ) from None
+                    logger.warning("train: a worker died with the training data: sending it again")
+                    self.shared.clear()
+                    sent += 1
+                retried = self._submit(job, data, pooled)
+                futures[retried] = (job, sent)
+                finished.add(retried)
+                continue
+            yield job, outcome
 
 
 @contextmanager
