@@ -148,6 +148,6 @@ def test_train_in_external_memory_on_dask_gives_the_local_bytes(engines: dict[st
     assert sorted(trained["local"]) == [
         "metrics/train.json",
         "metrics/train/best_params.json",
-        "metrics/train/xgboost.csv",
+        "metrics/train/xgboost_trials.csv",
         "models/candidates/xgboost.pkl",
     ]
