@@ -116,7 +116,7 @@ def add_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
 
 class BatchLog:
     """The prediction log of one scored file in the service's log format, a line per LOG_CHUNK_ROWS rows
-    whatever the partitions, written as they arrive."""
+    whatever the partitions, written as they arrive (the rows short of a line wait for the next)."""
 
     def __init__(self, out: IO[str], name: str, version: str) -> None:
         self.out, self.name, self.version = out, name, version
@@ -126,34 +126,37 @@ class BatchLog:
     def add(self, predictions: pd.DataFrame, inputs: dict[str, np.ndarray]) -> None:
         self.predictions.append(predictions)
         self.inputs.append(inputs)
-        while sum(len(frame) for frame in self.predictions) >= LOG_CHUNK_ROWS:
-            self._line(LOG_CHUNK_ROWS)
+        buffered = sum(len(frame) for frame in self.predictions)
+        if buffered >= LOG_CHUNK_ROWS:
+            self._lines(buffered - buffered % LOG_CHUNK_ROWS)
 
     def close(self) -> None:
         if rows := sum(len(frame) for frame in self.predictions):
-            self._line(rows)
+            self._lines(rows)
 
-    def _line(self, rows: int) -> None:
+    def _lines(self, rows: int) -> None:
+        """Write the first `rows` buffered rows, LOG_CHUNK_ROWS to a line, and keep the rest."""
         predictions = pd.concat(self.predictions, ignore_index=True)
         inputs = {name: np.concatenate([part[name] for part in self.inputs]) for name in self.inputs[0]}
         labels = [column for column in predictions if column.startswith(PROBABILITY_PREFIX)]
-        line = slice(0, rows)
-        self.out.write(
-            log_line(
-                source="batch",
-                model_version=self.version,
-                request_ids=[self.name] * rows,
-                rows=predictions[ROW_COLUMN].to_numpy()[line].tolist(),
-                inputs={field: values[line] for field, values in inputs.items()},
-                predictions=predictions["prediction"].to_numpy()[line].tolist(),
-                probabilities={
-                    label.removeprefix(PROBABILITY_PREFIX): predictions[label].to_numpy()[line]
-                    for label in labels
-                }
-                or None,
-                time_utc=None,
+        for start in range(0, rows, LOG_CHUNK_ROWS):
+            line = slice(start, min(start + LOG_CHUNK_ROWS, rows))
+            self.out.write(
+                log_line(
+                    source="batch",
+                    model_version=self.version,
+                    request_ids=[self.name] * (line.stop - line.start),
+                    rows=predictions[ROW_COLUMN].to_numpy()[line].tolist(),
+                    inputs={field: values[line] for field, values in inputs.items()},
+                    predictions=predictions["prediction"].to_numpy()[line].tolist(),
+                    probabilities={
+                        label.removeprefix(PROBABILITY_PREFIX): predictions[label].to_numpy()[line]
+                        for label in labels
+                    }
+                    or None,
+                    time_utc=None,
+                )
             )
-        )
         self.predictions = [predictions.iloc[rows:]] if len(predictions) > rows else []
         self.inputs = [{name: values[rows:] for name, values in inputs.items()}] if self.predictions else []
 

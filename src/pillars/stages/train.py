@@ -86,9 +86,9 @@ def load_training_data(manifest: dict, task: str, external_memory_rows: int | No
 def check_external_memory(data: TrainingData, settings: TrainParams) -> None:
     """Out of core, only XGBoost trains: any other candidate is an error naming the params to change."""
     others = [family for family in settings.candidates if family != "xgboost"]
-    if isinstance(data.x_train, FeatureFile) and others:
+    if data.in_external_memory and others:
         raise PillarsError(
-            f"train: train has {data.x_train.rows} rows, more than train.external_memory_rows "
+            f"train: train has {len(data.y_train)} rows, more than train.external_memory_rows "
             f"({settings.external_memory_rows}), so it trains out of core, which only xgboost can: "
             f"set train.candidates: [xgboost] (now also {others}), or raise train.external_memory_rows "
             "if the matrix fits in memory"
@@ -148,8 +148,7 @@ def train(params: Params, data: TrainingData, data_fingerprint: str, execute: Ex
     with threadpool_limits(settings.n_jobs):
         for family in settings.candidates:
             folds = pooled.k if pooled is not None else None
-            external = isinstance(data.x_train, FeatureFile)
-            name = study_name(family, settings, data_fingerprint, folds, external)
+            name = study_name(family, settings, data_fingerprint, folds, data.in_external_memory)
             study = run_study(family, data, settings, name, pooled, execute)
             trials = finished_trials(study, settings.families[family].n_trials)
             completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]

@@ -72,12 +72,10 @@ def _finding(column: str, check: str, hard: bool, values: pd.Series, examples: i
 
 
 class PartFindings(NamedTuple):
-    """What one partition of the raw data shows: its findings, rows, and the values of the columns the
-    schema says are unique (checked over all partitions together)."""
+    """What one partition of the raw data shows: its findings, and the values of the columns the schema
+    says are unique (checked over all partitions together)."""
 
     findings: list[Finding]
-    rows: int
-    columns: int
     unique_values: dict[str, pd.Series]
 
 
@@ -118,7 +116,7 @@ def validate_part(raw: pd.DataFrame, schema: DataSchema, params: Params) -> Part
             settings.examples,
         )
     unique = {name: typed[name] for name, column in schema.columns.items() if column.unique and name in typed}
-    return PartFindings(findings, len(raw), len(raw.columns), unique)
+    return PartFindings(findings, unique)
 
 
 def merge(parts: list[PartFindings], examples: int) -> list[Finding]:
@@ -146,23 +144,18 @@ def merge(parts: list[PartFindings], examples: int) -> list[Finding]:
     return findings
 
 
-def validate_table(table: Table, schema: DataSchema, params: Params) -> tuple[list[Finding], int, int]:
-    """Every finding for the raw data, hard ones first; and the raw data's rows and columns."""
+def validate_table(table: Table, schema: DataSchema, params: Params) -> list[Finding]:
+    """Every finding for the raw data, hard ones first."""
+    if not table.rows:
+        return [Finding("", "empty", True, 0)]
     parts = collect(table, partial(validate_part, schema=schema, params=params))
-    rows, columns = sum(part.rows for part in parts), parts[0].columns
-    if not rows:
-        return [Finding("", "empty", True, 0)], rows, columns
     findings = merge(parts, params.validate_data.examples)
-    return (
-        sorted(findings, key=lambda finding: (not finding.hard, finding.column, finding.check)),
-        rows,
-        columns,
-    )
+    return sorted(findings, key=lambda finding: (not finding.hard, finding.column, finding.check))
 
 
 def validate(raw: pd.DataFrame, schema: DataSchema, params: Params) -> list[Finding]:
     """Every finding for raw data in memory, hard ones first."""
-    return validate_table(InMemory(raw), schema, params)[0]
+    return validate_table(InMemory(raw), schema, params)
 
 
 def _pandera_findings(cases: pd.DataFrame, target: str, required: list[str], examples: int) -> list[Finding]:
@@ -202,7 +195,8 @@ def main() -> None:
     params = load_params()
     schema = load_checked(params)
     with engine_client(params.compute) as client:
-        findings, rows, columns = validate_table(open_table(layout.RAW_DATA, client), schema, params)
+        raw = open_table(layout.RAW_DATA, client)
+        findings = validate_table(raw, schema, params)
     hard = [finding for finding in findings if finding.hard]
     if hard:
         lines = "\n".join(f"  - {finding.describe()}" for finding in hard)
@@ -211,11 +205,11 @@ def main() -> None:
             f"against {params.dataset.schema_path}:\n"
             f"{lines}\nFix the source data, or review the schema if the data is right."
         )
-    write_json(layout.DATA_VALIDATION_REPORT, report(rows, columns, findings))
+    write_json(layout.DATA_VALIDATION_REPORT, report(raw.rows, len(raw.columns), findings))
     for finding in findings:
         print(f"validate_data: soft finding: {finding.describe()}")
     print(
-        f"validate_data: passed, {rows} rows, {len(findings)} soft finding(s) "
+        f"validate_data: passed, {raw.rows} rows, {len(findings)} soft finding(s) "
         f"-> {layout.DATA_VALIDATION_REPORT}"
     )
 

@@ -20,7 +20,6 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from pillars.core.errors import PillarsError
 from pillars.core.metrics import Measurement
 from pillars.core.params import TrainParams
-from pillars.training.external import FeatureFile
 from pillars.training.families import FOLD_FITS, REFITS, Report, Rows, TrainingData, fold_mean
 
 MIN_FOLDS = 2
@@ -53,7 +52,7 @@ def tuning_summary(data: TrainingData, settings: TrainParams) -> dict:
             "rows": rows["train"] + rows["valid"],
             "max_rows": settings.small_data.max_rows,
         }
-    if isinstance(data.x_train, FeatureFile):
+    if data.in_external_memory:
         return {"method": "holdout", "rows": rows, "train_matrix": "external_memory"}
     return {"method": "holdout", "rows": rows}
 

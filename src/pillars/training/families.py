@@ -73,6 +73,11 @@ class TrainingData:
     task: str
     categorical: tuple[tuple[int, ...], ...] = ()
 
+    @property
+    def in_external_memory(self) -> bool:
+        """Whether train is left on disk for XGBoost's external memory."""
+        return isinstance(self.x_train, FeatureFile)
+
 
 @dataclass(frozen=True)
 class Rows:
@@ -246,7 +251,7 @@ def fit_xgboost(hyper: dict, data: TrainingData, settings: TrainParams, report: 
     reporter = _RoundReporter(report, eval_metric, settings.pruner.round_interval)
     arguments = library_arguments("xgboost", hyper, data.y_train, data.task)
     model = _xgboost(arguments, data.task, settings, callbacks=[reporter])
-    if isinstance(data.x_train, FeatureFile):
+    if data.in_external_memory:
         fit_external(model, data.x_train, data.x_valid, data.y_valid, _classes(data))
     else:
         model.fit(data.x_train, data.y_train, eval_set=[(data.x_valid, data.y_valid)], verbose=False)
