@@ -12,10 +12,11 @@ from pillars.core.errors import PillarsError
 from pillars.core.metrics import measure, predict_scores
 from pillars.core.params import TrainParams
 from pillars.stages.train import train, trial_table
+from pillars.training import tuning
 from pillars.training.cv import FOLD_STEPS, cross_validate, pool, tuning_summary, uses_cv
 from pillars.training.families import FAMILIES, TrainingData, linear_model
 from pillars.training.oof import oof_scores
-from pillars.training.tuning import finished_trials, run_study, study_name
+from pillars.training.tuning import finished_trials, run_study, study_name, suggest
 
 HOLDOUT = {"small_data": {"max_rows": 0}}  # train + valid never count as small: one valid split
 
@@ -85,6 +86,40 @@ def test_resumed_study_matches_an_uninterrupted_one(make_params, tmp_path: Path)
     resumed = run_study("xgboost", data, settings, "resumed")
     straight = run_study("xgboost", data, settings, "straight")
     assert len(finished_trials(resumed)) == len(finished_trials(straight)) == 6
+    assert trial_table(finished_trials(resumed), "maximize").equals(
+        trial_table(finished_trials(straight), "maximize")
+    )
+
+
+class StoppedError(Exception):
+    """A run stopped (killed) while proposing a trial."""
+
+
+@pytest.mark.parametrize("proposal", [1, 3], ids=["the start point", "a sampled trial"])
+def test_a_run_stopped_while_proposing_resumes_to_the_same_study(
+    proposal: int, make_params, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped after a trial was created and some of its hyperparameters stored: the next run must not run
+    it half-proposed, but propose it again, as an uninterrupted run does."""
+    settings = small_settings(make_params, tmp_path, **HOLDOUT)
+    data = toy_data()
+    straight = run_study("xgboost", data, settings, "straight")
+    proposals: list[int] = []
+
+    def stops_partway(trial: optuna.Trial, space: dict) -> dict:
+        proposals.append(trial.number)
+        if len(proposals) < proposal:
+            return suggest(trial, space)
+        first = next(iter(space))
+        suggest(trial, {first: space[first]})  # one hyperparameter stored, then the stop
+        raise StoppedError
+
+    monkeypatch.setattr(tuning, "suggest", stops_partway)
+    with pytest.raises(StoppedError):
+        run_study("xgboost", data, settings, "stopped")
+    monkeypatch.undo()
+    resumed = run_study("xgboost", data, settings, "stopped")
+    assert len(finished_trials(resumed)) == settings.families["xgboost"].n_trials
     assert trial_table(finished_trials(resumed), "maximize").equals(
         trial_table(finished_trials(straight), "maximize")
     )

@@ -252,8 +252,9 @@ def trial_runner(compute: ComputeParams) -> Iterator[Execute]:
 
 
 def _unfinished(study: optuna.Study) -> list[FrozenTrial]:
-    """Trials a stopped run proposed and never finished (RUNNING, with their round recorded); older
-    leftovers without a round are marked failed, which every reader ignores."""
+    """Trials a stopped run proposed and never finished (RUNNING, with their round recorded); trials
+    without a round (stopped while being proposed, or from older versions) are marked failed, which every
+    reader ignores."""
     left = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if ROUND in trial.user_attrs:
@@ -261,6 +262,15 @@ def _unfinished(study: optuna.Study) -> list[FrozenTrial]:
         else:
             study.tell(trial.number, state=TrialState.FAIL)
     return left
+
+
+def _begun(study: optuna.Study) -> bool:
+    """Whether the study holds a trial proposed whole (with its round), finished, or waiting to be asked:
+    else its first trial, the start point, is still to be proposed (a run may have stopped proposing it)."""
+    return any(
+        ROUND in trial.user_attrs or trial.state in (*FINISHED, TrialState.WAITING)
+        for trial in study.get_trials(deepcopy=False)
+    )
 
 
 def _load(
@@ -278,16 +288,18 @@ def _job(family: str, name: str, trial: FrozenTrial | optuna.Trial, settings: Tr
 
 def _propose(family: str, name: str, settings: TrainParams, done: int, round_index: int) -> list[TrialJob]:
     """The next round's trials, proposed from the trials finished so far (`done` of them): trial k by a
-    sampler seeded with seed + k."""
+    sampler seeded with seed + k. Each trial records its round once all the round's hyperparameters are
+    stored: a run stopped while proposing leaves trials without a round, which the next run fails and
+    proposes again, the same way (a trial with a round always has all its hyperparameters)."""
     config = settings.families[family]
-    jobs = []
+    trials = []
     for offset in range(min(settings.round_size, config.n_trials - done)):
         sampler = optuna.samplers.TPESampler(seed=settings.seed + done + offset, constant_liar=False)
-        trial = _load(name, settings, sampler).ask()
+        trials.append(_load(name, settings, sampler).ask())
+        suggest(trials[-1], config.space)
+    for trial in trials:
         trial.set_user_attr(ROUND, round_index)
-        suggest(trial, config.space)
-        jobs.append(_job(family, name, trial, settings))
-    return jobs
+    return [_job(family, name, trial, settings) for trial in trials]
 
 
 def run_study(
@@ -310,9 +322,9 @@ def run_study(
         logger.info(
             "train: %s: resuming study %s with %d of %d trials finished", family, name, done, config.n_trials
         )
-    if config.start and not study.get_trials(deepcopy=False):
-        study.enqueue_trial(config.start)  # the first trial: the library's defaults
     jobs = [_job(family, name, trial, settings) for trial in _unfinished(study)]  # a stopped run's round
+    if config.start and not _begun(study):
+        study.enqueue_trial(config.start)  # the first trial: the library's defaults
     started = time.monotonic()
     while jobs or (done := len(finished_trials(study))) < config.n_trials:
         if settings.timeout_s is not None and time.monotonic() - started > settings.timeout_s:
