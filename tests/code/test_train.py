@@ -38,7 +38,7 @@ def small_settings(make_params, tmp_path: Path, task: str = "binary", **train: o
         "linear": {"n_trials": 3},
         "hist_gradient_boosting": {"n_trials": 3, "fixed": {"max_iter": 50}},
     }
-    overrides = {"storage": f"sqlite:///{tmp_path}/studies.db", "families": families, **train}
+    overrides = {"storage": f"sqlite:///{tmp_path}/studies.db", "families": families, "n_jobs": 1, **train}
     dataset = {"task": task, "positive_label": ">50K" if task == "binary" else None}
     return make_params(dataset=dataset, train=overrides).train
 
@@ -177,7 +177,10 @@ def test_train_is_deterministic(make_params, tmp_path: Path) -> None:
         decided = predict_scores(a.models[name], data.x_valid, "binary") >= threshold["value"]
         f1 = f1_score(data.y_valid, decided)
         assert threshold["objective"] == "f1" and threshold["valid_value"] == pytest.approx(f1, abs=1e-6)
-    assert a.tuning == b.tuning == {"method": "holdout", "rows": {"train": 450, "valid": 150}}
+    holdout = {"method": "holdout", "rows": {"train": 450, "valid": 150}}
+    assert a.tuning == b.tuning == holdout | {"threads": 1, "dropped": {}}, (
+        "n_jobs auto: 1 thread for 450 x 4"
+    )
     assert a.out_of_fold == {}, "one valid split: no out-of-fold predictions"
     assert all(a.tables[family].equals(b.tables[family]) for family in a.tables)
     assert all(pickle.dumps(a.models[family]) == pickle.dumps(b.models[family]) for family in a.models)
@@ -207,7 +210,14 @@ def test_small_data_tunes_by_cross_validation_and_refits_on_train_and_valid(
         }
     )
     trained = train(params, data, "fingerprint")
-    assert trained.tuning == {"method": "cv", "folds": 4, "rows": 400, "max_rows": 2000}
+    assert trained.tuning == {
+        "method": "cv",
+        "folds": 4,
+        "rows": 400,
+        "max_rows": 2000,
+        "threads": 1,
+        "dropped": {},
+    }
 
     x = np.concatenate([data.x_train, data.x_valid])
     y = np.concatenate([data.y_train, data.y_valid])

@@ -54,7 +54,12 @@ def on_disk(data: TrainingData, folder: Path) -> TrainingData:
 
 
 def settings(make_params, tmp_path: Path, task: str, **train: object) -> TrainParams:
-    overrides = {"storage": f"sqlite:///{tmp_path}/studies.db", "small_data": {"max_rows": 0}, **train}
+    overrides = {
+        "storage": f"sqlite:///{tmp_path}/studies.db",
+        "small_data": {"max_rows": 0},
+        "n_jobs": 2,
+        **train,
+    }
     dataset = {"task": task, "positive_label": ">50K" if task == "binary" else None}
     metric = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}[task]
     return make_params(dataset=dataset, train=overrides | {"metric": metric}).train
@@ -133,6 +138,8 @@ def test_train_in_external_memory_tunes_xgboost_and_says_so(make_params, tmp_pat
         "method": "holdout",
         "rows": {"train": ROWS, "valid": VALID_ROWS},
         "train_matrix": "external_memory",
+        "threads": 1,  # n_jobs auto: 4,000 rows are a small round's work
+        "dropped": {},
     }
     assert trained.summary["xgboost"]["trials"] == 3
     assert 0 < trained.summary["xgboost"]["threshold"]["value"] < 1  # tuned on the valid scores

@@ -69,6 +69,7 @@ def params_overrides(storage: Path, round_size: int = 3) -> dict:
         "candidates": list(FAMILIES),
         "families": FAMILIES,
         "round_size": round_size,
+        "n_jobs": 1,
         "small_data": {"max_rows": 0},
         "pruner": {"n_startup_trials": 2, "n_warmup_steps": 0, "round_interval": 5},
     }

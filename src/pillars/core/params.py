@@ -311,6 +311,26 @@ class EnsembleParams(Section):
     size: int = Field(default=25, ge=0)
 
 
+class FamilyCost(Section):
+    """What a trial of one family costs on the data it was measured on (`make budget`): a fixed part, and a
+    part per pruner step (`train.pruner.round_interval` boosting rounds, `warm_start_step` iterations, a
+    fold). Seconds, measured once; the run itself only counts trials and steps."""
+
+    trial_s: float = Field(ge=0)
+    step_s: float = Field(ge=0)
+
+
+class BudgetParams(Section):
+    """The train stage's share of a time budget, as counted work: a trial counts its family's `trial_s` plus
+    `step_s` per step it reported, and the studies stop proposing trials once their work reaches `seconds`.
+    Counted, never timed, so a run takes about `seconds` on the machine it was measured on and gives the
+    same models on any machine."""
+
+    minutes: float = Field(gt=0)  # the whole `make run` it was sized for (for people; train reads seconds)
+    seconds: float = Field(gt=0)
+    costs: dict[FamilyName, FamilyCost]
+
+
 ENSEMBLE = "ensemble"  # the ensemble candidate's name
 
 
@@ -318,9 +338,12 @@ class TrainParams(Section):
     """The Optuna studies: one per candidate family, seeded, pruned, resumable."""
 
     seed: int = Field(ge=0)
-    n_jobs: int = Field(ge=1)
+    n_jobs: Annotated[int, Field(ge=1)] | Literal["auto"]
+    max_threads: int = Field(default=2, ge=1)
     metric: str
     candidates: list[FamilyName] = Field(min_length=1)
+    drop_margin: float | None = Field(default=None, ge=0)
+    budget: BudgetParams | None = None
     storage: str = Field(min_length=1)
     timeout_s: float | None = Field(default=None, gt=0)
     cv_folds: int = Field(default=3, ge=2)
@@ -351,6 +374,10 @@ class TrainParams(Section):
             raise ValueError(f"candidates: {missing} have no entry under train.families")
         if len(set(self.candidates)) != len(self.candidates):
             raise ValueError("candidates: each family may be listed once")
+        if self.budget is not None and (
+            unmeasured := [name for name in self.candidates if name not in self.budget.costs]
+        ):
+            raise ValueError(f"budget.costs: no cost for {unmeasured}: run `make budget MINUTES=...` again")
         if self.external_memory_rows is not None and self.external_memory_rows < self.small_data.max_rows:
             raise ValueError(
                 f"external_memory_rows ({self.external_memory_rows}) is below small_data.max_rows "

@@ -38,17 +38,27 @@ from pillars.core.io import (
     write_parquet,
     write_pickle,
 )
-from pillars.core.metrics import predict_scores
+from pillars.core.metrics import METRICS, predict_scores
 from pillars.core.params import ENSEMBLE, Params, TrainParams, load_params
 from pillars.serve.estimators import Blend, blend_scores
-from pillars.training.cv import cross_validate, pool, refit, tuning_summary, uses_cv
+from pillars.training.budget import Limits, first_limits, kept_families, share, tuning_limits, tuning_order
+from pillars.training.cv import Pooled, cross_validate, pool, refit, tuning_summary, uses_cv
 from pillars.training.ensemble import select_weights
 from pillars.training.external import FeatureFile
 from pillars.training.families import FAMILIES, TrainingData
 from pillars.training.features import categorical_blocks
 from pillars.training.oof import oof_table
+from pillars.training.threads import with_threads
 from pillars.training.threshold import tune_threshold
-from pillars.training.tuning import Execute, finished_trials, run_here, run_study, study_name, trial_runner
+from pillars.training.tuning import (
+    Execute,
+    Progress,
+    finished_trials,
+    run_here,
+    run_study,
+    study_name,
+    trial_runner,
+)
 
 logger = logging.getLogger(__name__)
 BLOCK_BYTES = 1 << 24
@@ -123,6 +133,52 @@ class Trained(NamedTuple):
     out_of_fold: dict[str, pd.DataFrame]
 
 
+Tuned = dict[
+    str, tuple[list[optuna.trial.FrozenTrial], str | None]
+]  # family -> its trials, why it stopped early
+
+
+def tune(
+    settings: TrainParams, data: TrainingData, names: dict[str, str], pooled: Pooled | None, execute: Execute
+) -> Tuned:
+    """Every family's study (`pillars.training.budget`): first each family's first trial (the library's
+    defaults); then the families within `train.drop_margin` of the best first trial, cheapest first, each up
+    to its `n_trials` and its share of what is left of `train.budget`. Per family, in `train.candidates`'
+    order: the trials its result comes from, and why it stopped after its first trial (None: it did not)."""
+    total = settings.budget.seconds if settings.budget else sum(settings.families[f].n_trials for f in names)
+    progress = Progress(total)
+
+    def run(family: str, limits: Limits) -> list[optuna.trial.FrozenTrial]:
+        study = run_study(family, data, settings, names[family], pooled, execute, limits, progress)
+        return limits.taken(finished_trials(study))
+
+    firsts = {family: run(family, first_limits(settings, family)) for family in names}
+    work = {family: first_limits(settings, family).work_of(trials) for family, trials in firsts.items()}
+    maximize = METRICS[data.task][settings.metric].direction == "maximize"
+    values = {family: trials[0].value for family, trials in firsts.items()}
+    kept = kept_families(values, maximize, settings.drop_margin)
+    best = max(values.values()) if maximize else min(values.values())
+    reasons = {
+        family: f"first trial {values[family]:.6g} is more than train.drop_margin ({settings.drop_margin}) "
+        f"from the best first trial ({best:.6g})"
+        for family in names
+        if family not in kept
+    }
+    for family in reasons:
+        logger.info("train: %s: stops after its first trial: %s", family, reasons[family])
+        if settings.budget is None:
+            progress.skip(settings.families[family].n_trials - 1)
+    taken = dict(firsts)
+    spent = sum(work.values())
+    order = tuning_order(kept, work)
+    for position, family in enumerate(order):
+        extra = share(settings, spent, len(order) - position)
+        limits = tuning_limits(settings, family, None if extra is None else work[family] + extra)
+        taken[family] = run(family, limits)
+        spent += limits.work_of(taken[family]) - work[family]
+    return {family: (taken[family], reasons.get(family)) for family in names}
+
+
 def _ignore(step: int, value: float) -> None:
     """A report that goes nowhere: refits and final runs are not trials."""
 
@@ -131,11 +187,11 @@ def train(params: Params, data: TrainingData, data_fingerprint: str, execute: Ex
     """Tune and fit every candidate family (`execute` runs each round of trials: here, or on a cluster), then
     the ensemble of them, and (binary) tune each candidate's decision threshold on the held-out rows; return
     the models, trial tables and the summary metrics."""
-    settings = params.train
+    settings = with_threads(params.train, len(data.y_train), data.x_valid.shape[1])
     check_external_memory(data, settings)
     models, tables, summary, out_of_fold = {}, {}, {}, {}
     held_out: dict = {}  # per candidate: its scores on the held-out rows (valid, or out of fold)
-    tuning = tuning_summary(data, settings)
+    tuning = tuning_summary(data, settings) | {"threads": settings.n_jobs}
     pooled = pool(data, settings) if uses_cv(data, settings) else None
     if pooled is not None:
         logger.info(
@@ -145,22 +201,25 @@ def train(params: Params, data: TrainingData, data_fingerprint: str, execute: Ex
             pooled.k,
         )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    folds = pooled.k if pooled is not None else None
+    names = {
+        family: study_name(family, settings, data_fingerprint, folds, data.in_external_memory)
+        for family in settings.candidates
+    }
     with threadpool_limits(settings.n_jobs):
-        for family in settings.candidates:
-            folds = pooled.k if pooled is not None else None
-            name = study_name(family, settings, data_fingerprint, folds, data.in_external_memory)
-            study = run_study(family, data, settings, name, pooled, execute)
-            trials = finished_trials(study, settings.families[family].n_trials)
-            completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
+        studies = tune(settings, data, names, pooled, execute)
+        tuning["dropped"] = {family: reason for family, (_, reason) in studies.items() if reason}
+        for family, (taken, _) in studies.items():
+            completed = [trial for trial in taken if trial.state == TrialState.COMPLETE]
             if not completed:
                 raise PillarsError(
                     f"train: {family}: every trial was pruned or failed; widen train.families.{family}.space"
                 )
-            direction = study.direction.name.lower()
+            direction = METRICS[data.task][settings.metric].direction
             pick = max if direction == "maximize" else min  # the first of equal values, as Optuna picks
             best = pick(completed, key=lambda trial: trial.value)
             hyper = {**settings.families[family].fixed, **best.params}
-            tables[family] = trial_table(trials, direction)
+            tables[family] = trial_table(taken, direction)
             summary[family] = {
                 "best_value": round(float(best.value), 6),
                 "trials": len(tables[family]),

@@ -38,12 +38,12 @@ from pillars.compute.cluster import dask_client
 from pillars.core.errors import PillarsError
 from pillars.core.metrics import METRICS
 from pillars.core.params import ComputeParams, SearchDimension, TrainParams
+from pillars.training.budget import ROUND, Limits
 from pillars.training.cv import Pooled, cross_validate
-from pillars.training.families import FAMILIES, TrainingData
+from pillars.training.families import FAMILIES, Fitted, Report, TrainingData
 
 logger = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-ROUND = "round"  # the user attribute holding a trial's round
 
 
 def open_storage(url: str) -> str | BaseStorage:
@@ -77,6 +77,7 @@ def study_name(
         "seed": settings.seed,
         "pruner": settings.pruner.model_dump(),
         "steps": [settings.cv_folds, settings.warm_start_step, settings.patience],
+        "threads": settings.n_jobs,  # thread count can change a boosting library's result
         "data": data_fingerprint,
     }
     if folds is not None:  # holdout studies keep the names they always had
@@ -102,10 +103,9 @@ def suggest(trial: optuna.Trial, space: dict[str, SearchDimension]) -> dict:
     return values
 
 
-def finished_trials(study: optuna.Study, budget: int | None = None) -> list[FrozenTrial]:
-    """The finished trials in order; with `budget`, only the first `budget` of them: a study that once ran
-    a larger budget holds more, and the result must be the one this budget gives on a fresh machine."""
-    return study.get_trials(deepcopy=False, states=FINISHED)[:budget]
+def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The finished trials (complete or pruned), in proposal order."""
+    return study.get_trials(deepcopy=False, states=FINISHED)
 
 
 class _EarlierTrials:
@@ -171,16 +171,24 @@ def run_trial(job: TrialJob, data: TrainingData, pooled: Pooled | None) -> Outco
             raise optuna.TrialPruned()
 
     try:
-        with threadpool_limits(job.settings.n_jobs):
-            if pooled is not None:
-                fitted = cross_validate(job.family, job.hyper, pooled, job.settings, report)
-            else:
-                fitted = FAMILIES[job.family](job.hyper, data, job.settings, report)
+        fitted = fit_trial(job.family, job.hyper, data, pooled, job.settings, report)
     except optuna.TrialPruned:
         return TrialState.PRUNED, None
-    except TypeError as error:  # an argument the estimator does not take: a params mistake
-        raise PillarsError(f"params.yaml: train.families.{job.family}: {error}") from error
     return TrialState.COMPLETE, fitted.value
+
+
+def fit_trial(
+    family: str, hyper: dict, data: TrainingData, pooled: Pooled | None, settings: TrainParams, report: Report
+) -> Fitted:
+    """What a trial fits, with `train.n_jobs` threads: the configuration on train scored on valid, or (with
+    `pooled`, small data) over the folds of train + valid."""
+    try:
+        with threadpool_limits(settings.n_jobs):
+            if pooled is not None:
+                return cross_validate(family, hyper, pooled, settings, report)
+            return FAMILIES[family](hyper, data, settings, report)
+    except TypeError as error:  # an argument the estimator does not take: a params mistake
+        raise PillarsError(f"params.yaml: train.families.{family}: {error}") from error
 
 
 def run_here(
@@ -286,14 +294,16 @@ def _job(family: str, name: str, trial: FrozenTrial | optuna.Trial, settings: Tr
     return TrialJob(family, name, trial._trial_id, trial.number, trial.user_attrs[ROUND], hyper, settings)
 
 
-def _propose(family: str, name: str, settings: TrainParams, done: int, round_index: int) -> list[TrialJob]:
-    """The next round's trials, proposed from the trials finished so far (`done` of them): trial k by a
-    sampler seeded with seed + k. Each trial records its round once all the round's hyperparameters are
-    stored: a run stopped while proposing leaves trials without a round, which the next run fails and
-    proposes again, the same way (a trial with a round always has all its hyperparameters)."""
+def _propose(
+    family: str, name: str, settings: TrainParams, done: int, room: int, round_index: int
+) -> list[TrialJob]:
+    """The next round's trials (at most `room`), proposed from the trials finished so far (`done` of them):
+    trial k by a sampler seeded with seed + k. Each trial records its round once all the round's
+    hyperparameters are stored: a run stopped while proposing leaves trials without a round, which the next
+    run fails and proposes again, the same way (a trial with a round always has all its hyperparameters)."""
     config = settings.families[family]
     trials = []
-    for offset in range(min(settings.round_size, config.n_trials - done)):
+    for offset in range(min(settings.round_size, room)):
         sampler = optuna.samplers.TPESampler(seed=settings.seed + done + offset, constant_liar=False)
         trials.append(_load(name, settings, sampler).ask())
         suggest(trials[-1], config.space)
@@ -309,42 +319,85 @@ def run_study(
     name: str,
     pooled: Pooled | None = None,
     execute: Execute = run_here,
+    limits: Limits | None = None,
+    progress: "Progress | None" = None,
 ) -> optuna.Study:
-    """Run rounds of trials until `n_trials` have finished (complete or pruned), resuming what storage
-    already has; `execute` runs a round's trials (here, or on a cluster) and yields each outcome as it
-    comes, to be saved at once."""
+    """Run rounds of trials until `limits` are reached (default: the family's `n_trials`), resuming what
+    storage already has; `execute` runs a round's trials (here, or on a cluster) and yields each outcome as
+    it comes, to be saved at once; `progress` says so on the terminal."""
     config = settings.families[family]
+    limits = limits or Limits(config.n_trials)
+    progress = progress or Progress(limits.trials)
     direction = METRICS[data.task][settings.metric].direction
     storage = open_storage(settings.storage)
     study = optuna.create_study(storage=storage, study_name=name, direction=direction, load_if_exists=True)
-    done = len(finished_trials(study))
-    if done:
-        logger.info(
-            "train: %s: resuming study %s with %d of %d trials finished", family, name, done, config.n_trials
-        )
+    if resumed := progress.resumed(family, limits.taken(finished_trials(study)), limits):
+        logger.info("train: %s: resuming study %s with %d trials finished", family, name, resumed)
     jobs = [_job(family, name, trial, settings) for trial in _unfinished(study)]  # a stopped run's round
     if config.start and not _begun(study):
         study.enqueue_trial(config.start)  # the first trial: the library's defaults
     started = time.monotonic()
-    while jobs or (done := len(finished_trials(study))) < config.n_trials:
+    while jobs or not limits.reached(finished := finished_trials(study)):
         if settings.timeout_s is not None and time.monotonic() - started > settings.timeout_s:
-            logger.info("train: %s: timeout after %d trials", family, done)
+            logger.info("train: %s: timeout after %d trials", family, len(limits.taken(finished)))
             break
         if not jobs:
             rounds = [trial.user_attrs.get(ROUND, -1) for trial in study.get_trials(deepcopy=False)]
-            jobs = _propose(family, name, settings, done, max(rounds, default=-1) + 1)
+            done, room = len(finished), limits.room(finished)
+            jobs = _propose(family, name, settings, done, room, max(rounds, default=-1) + 1)
         study = _load(name, settings)
         for job, (state, value) in execute(jobs, data, pooled):
             study.tell(job.number, value, state=state)
-            report_progress(family, study, config.n_trials, value)
+            progress.told(family, study, job.number, limits)
         jobs = []
     return _load(name, settings)
 
 
-def report_progress(family: str, study: optuna.Study, budget: int, value: float | None) -> None:
-    """One terminal line per finished trial: its value (None: pruned) and the best so far (never in outputs)."""
-    trials = finished_trials(study)
-    outcome = "pruned" if value is None else f"{value:.4f}"
-    completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
-    best = f"{study.best_value:.4f}" if completed else "-"
-    logger.info("train: %s: trial %d/%d: %s (best %s)", family, len(trials), budget, outcome, best)
+class Progress:
+    """One terminal line per finished trial: its value, the best so far, the time elapsed and an estimate of
+    the time left. The estimate scales the work still to do (counted: `total` in the limits' units, trials
+    or budget seconds) by the time the work done took (measured); it goes to the terminal, never to outputs."""
+
+    def __init__(self, total: float) -> None:
+        self.total, self.done, self.started = total, 0.0, time.monotonic()
+        self.counted: set[tuple[str, int]] = set()  # (family, trial number) of the trials told or resumed
+
+    def skip(self, work: float) -> None:
+        """Work this run will not do (a family that stopped early)."""
+        self.total -= work
+
+    def resumed(self, family: str, trials: list[FrozenTrial], limits: Limits) -> int:
+        """Trials an earlier run finished: work this run will not do; how many."""
+        earlier = [trial for trial in trials if (family, trial.number) not in self.counted]
+        self.counted |= {(family, trial.number) for trial in earlier}
+        self.skip(limits.work_of(earlier))
+        return len(earlier)
+
+    def told(self, family: str, study: optuna.Study, number: int, limits: Limits) -> None:
+        trials = finished_trials(study)
+        trial = next(trial for trial in trials if trial.number == number)
+        self.counted.add((family, number))
+        self.done += limits.work_of([trial])
+        elapsed = time.monotonic() - self.started
+        left = max(self.total - self.done, 0.0) * elapsed / self.done if self.done else float("nan")
+        outcome = "pruned" if trial.state == TrialState.PRUNED else f"{trial.value:.4f}"
+        completed = [trial for trial in trials if trial.state == TrialState.COMPLETE]
+        best = f"{study.best_value:.4f}" if completed else "-"
+        logger.info(
+            "train: %s: trial %d/%d: %s (best %s) | %s elapsed, about %s left",
+            family,
+            len(trials),
+            limits.trials,
+            outcome,
+            best,
+            _duration(elapsed),
+            _duration(left),
+        )
+
+
+def _duration(seconds: float) -> str:
+    """`1m05s`, `12s`; `?` before anything is known."""
+    if seconds != seconds:  # NaN
+        return "?"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
