@@ -14,7 +14,7 @@ SEARCH_PATH := $(PATH)
 export PATH := $(BIN):$(PATH)
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: serve setup run repro deps init schema test test-fast lint format bench lock push pull clean sweep sweep-show \
+.PHONY: serve setup run repro deps init budget schema test test-fast lint format bench lock push pull clean sweep sweep-show \
 	register promote registry which champion monitor monitor-demo retrain \
 	ci-pull pr-report pr-comment sweep-report exp-push release-version release-publish bento-context \
 	container-smoke deploy-resolve rollout monitor-alert retrain-pr fuzz
@@ -45,9 +45,12 @@ repro: setup  ## rerun only what changed
 deps: setup  ## rewrite each stage's code deps in dvc.yaml to its import closure (the tests check them)
 	python -m pillars.ci.stage_deps --write
 
-init: setup  ## your own data: params.yaml and the schema for DATA (a file or glob) and TARGET [TASK=...] [FORCE=1]
-	@[ -n "$(DATA)" ] && [ -n "$(TARGET)" ] || { echo "usage: make init DATA=path/to/data.csv TARGET=column [TASK=binary|multiclass|regression] [FORCE=1] [BUDGET=quick]"; exit 1; }
+init: setup  ## your own data: params.yaml and the schema for DATA (a file or glob) and TARGET [TASK=...] [BUDGET=10m] [FORCE=1]
+	@[ -n "$(DATA)" ] && [ -n "$(TARGET)" ] || { echo "usage: make init DATA=path/to/data.csv TARGET=column [TASK=binary|multiclass|regression] [BUDGET=10m|quick] [FORCE=1]"; exit 1; }
 	python -m pillars.init --data '$(DATA)' --target '$(TARGET)' $(if $(TASK),--task $(TASK)) $(if $(FORCE),--force) $(if $(BUDGET),--budget $(BUDGET))
+
+budget: setup  ## size train so the next make run takes about MINUTES here (default 10): measured, written as counts
+	python -m pillars.init.budget --minutes $(or $(MINUTES),10)
 
 schema: setup  ## infer data/schema.yaml from the ingested data, for a person to review and commit
 	dvc repro ingest

@@ -55,7 +55,8 @@ from bench_data_pillars import (
 from pillars.core import layout
 from pillars.core.io import read_json
 from pillars.core.params import ComputeParams, Params, load_params
-from pillars.stages.train import Trained, load_training_data, train
+from pillars.stages.train import Trained, train
+from pillars.training.matrices import load_training_data
 from pillars.training.tuning import trial_runner
 
 ROUND_SIZE = 2

@@ -9,43 +9,24 @@ It refuses to overwrite uncommitted changes to params.yaml or the schema unless 
 
 import argparse
 import difflib
-import io
-import re
 import shutil
 from glob import glob
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
-from ruamel.yaml import YAML
 
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import SUFFIX_FORMATS, read_file, write_bytes
-from pillars.core.params import PARAMS_FILE, Params, parse_params
+from pillars.core.params import PARAMS_FILE, Params
 from pillars.core.process import run
 from pillars.core.schema import canonical_name, dump_schema, infer_schema
+from pillars.init.budget import DEFAULT_MINUTES, apply_budget, parse_minutes
+from pillars.init.params_file import load_round_trip, write_round_trip
 from pillars.init.profile import Profile, profile
 from pillars.init.proposal import propose, snake_names
 
 EXTERNAL_DIR = Path("data/external")
-
-
-def yaml_round_trip() -> YAML:
-    """A YAML reader and writer that keeps params.yaml's comments, quotes and layout (null as `null`)."""
-    handler = YAML()
-    handler.preserve_quotes = True
-    handler.width = 110
-    handler.indent(mapping=2, sequence=4, offset=2)
-    handler.representer.add_representer(
-        type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", "null")
-    )
-    return handler
-
-
-def with_section_breaks(text: str) -> str:
-    """One blank line before each top-level section (a replaced value takes the one after it along)."""
-    return re.sub(r"(?<=\S)\n(?=[a-z_]+:)", "\n\n", text)
 
 
 def refuse_uncommitted(paths: list[Path]) -> None:
@@ -152,11 +133,13 @@ def main() -> None:
     parser.add_argument("--task", choices=["binary", "multiclass", "regression"], help="default: inferred")
     parser.add_argument("--force", action="store_true", help="overwrite uncommitted params.yaml and schema")
     parser.add_argument(
-        "--budget", choices=["default", "quick"], default="default", help="quick: a few trials per family"
+        "--budget",
+        default=f"{DEFAULT_MINUTES:g}m",
+        help="minutes for the next `make run` (10m, 90s, 1.5h), measured here; quick: a few trials per family",
     )
     args = parser.parse_args()
-    handler = yaml_round_trip()
-    template: Any = handler.load(PARAMS_FILE.read_text(encoding="utf-8"))
+    minutes = None if args.budget == "quick" else parse_minutes(args.budget)
+    template: Any = load_round_trip()
     schema_path = Path(template["dataset"]["schema"])
     if not args.force:
         refuse_uncommitted([PARAMS_FILE, schema_path])
@@ -173,18 +156,16 @@ def main() -> None:
         target=args.target,
         source=source,
         rows=len(frame),
-        quick=args.budget == "quick",
+        quick=minutes is None,
     )
-    text = io.StringIO()
-    handler.dump(proposed, text)
-    written = with_section_breaks(text.getvalue())
-    params = parse_params(yaml.safe_load(written))  # as the stages will read it, with the same checks
-    write_bytes(PARAMS_FILE, lambda path: path.write_text(written, encoding="utf-8"))
+    params = write_round_trip(proposed)  # checked as the stages will read it
     schema = infer_schema(frame, params)
     schema_text = dump_schema(schema, source)
     write_bytes(schema_path, lambda path: path.write_text(schema_text, encoding="utf-8"))
     run(["dvc", "add", "--quiet", str(folder)])
     print(summary(found, params, PARAMS_FILE, schema_path, source, frame))
+    if minutes is not None:
+        apply_budget(minutes)
 
 
 if __name__ == "__main__":

@@ -98,6 +98,7 @@ def propose(
     curate["split"].update(split_method(profile, rows))
     train = template["train"]
     train["metric"] = METRICS[profile.task]
+    train["budget"] = None  # measured on the former data: `make budget` (or init's BUDGET) measures anew
     if quick:
         for family, trials in QUICK_TRIALS.items():
             train["families"][family]["n_trials"] = trials

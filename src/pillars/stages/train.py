@@ -17,22 +17,18 @@ its out-of-fold predictions are written beside the model for validate_model and 
 says which tuning ran.
 """
 
-import hashlib
 import logging
 from typing import NamedTuple
 
 import optuna
 import pandas as pd
-import pyarrow.parquet as pq
 from optuna.trial import TrialState
 from threadpoolctl import threadpool_limits
 
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import (
-    parquet_rows,
     read_json,
-    read_parquet,
     write_bytes,
     write_json,
     write_parquet,
@@ -44,9 +40,8 @@ from pillars.serve.estimators import Blend, blend_scores
 from pillars.training.budget import Limits, first_limits, kept_families, share, tuning_limits, tuning_order
 from pillars.training.cv import Pooled, cross_validate, pool, refit, tuning_summary, uses_cv
 from pillars.training.ensemble import select_weights
-from pillars.training.external import FeatureFile
 from pillars.training.families import FAMILIES, TrainingData
-from pillars.training.features import categorical_blocks
+from pillars.training.matrices import data_fingerprint, load_training_data
 from pillars.training.oof import oof_table
 from pillars.training.threads import with_threads
 from pillars.training.threshold import tune_threshold
@@ -61,36 +56,6 @@ from pillars.training.tuning import (
 )
 
 logger = logging.getLogger(__name__)
-BLOCK_BYTES = 1 << 24
-
-
-def load_training_data(manifest: dict, task: str, external_memory_rows: int | None) -> TrainingData:
-    """The train and valid feature matrices with their encoded targets and categorical blocks; a train
-    split of more than `external_memory_rows` rows stays on disk, for XGBoost's external memory."""
-    target = manifest["target"]
-    valid = read_parquet(layout.feature_split("valid"))
-    columns = [name for name in valid.columns if name != target]
-    train_path = layout.feature_split("train")
-    rows = parquet_rows(train_path)
-    if external_memory_rows is not None and rows > external_memory_rows:
-        logger.info(
-            "train: %d rows in train, more than train.external_memory_rows (%d): XGBoost's external memory",
-            rows,
-            external_memory_rows,
-        )
-        x_train = FeatureFile.of(train_path, target, columns)
-        y_train = pq.read_table(train_path, columns=[target]).column(target).to_numpy()
-    else:
-        train = read_parquet(train_path)
-        x_train, y_train = train[columns].to_numpy(), train[target].to_numpy()
-    return TrainingData(
-        x_train=x_train,
-        y_train=y_train,
-        x_valid=valid[columns].to_numpy(),
-        y_valid=valid[target].to_numpy(),
-        task=task,
-        categorical=categorical_blocks(manifest, columns),
-    )
 
 
 def check_external_memory(data: TrainingData, settings: TrainParams) -> None:
@@ -263,17 +228,6 @@ def train(params: Params, data: TrainingData, data_fingerprint: str, execute: Ex
 
 def _plain(value: object) -> object:
     return round(value, 8) if isinstance(value, float) else value
-
-
-def data_fingerprint() -> str:
-    """A hash of the train and valid feature files' bytes, one after the other, read in blocks (train may
-    be larger than memory)."""
-    digest = hashlib.sha256()
-    for split in ("train", "valid"):
-        with layout.feature_split(split).open("rb") as file:
-            while block := file.read(BLOCK_BYTES):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def main() -> None:

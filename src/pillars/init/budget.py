@@ -1,0 +1,178 @@
+"""`make budget MINUTES=10`: size the train stage so that the next `make run` takes about that long here.
+
+It brings the data stages up to date (`dvc repro featurize`: the next run then starts at train), measures
+what a trial of each family costs on the feature matrices (`pillars.training.probe`), and writes counts into
+params.yaml: `train.budget` (train's share of the minutes as counted work, and the measured costs), each
+family's `n_trials` cap, and a cap on its boosting rounds where one trial would otherwise take a large part
+of its share. The run itself never reads a clock, so its results stay byte-reproducible; the minutes hold
+on the machine that measured them (a machine twice as fast takes half the time, with the same models).
+`make init ... BUDGET=10m` does the same right after init.
+"""
+
+import argparse
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+
+from ruamel.yaml.comments import CommentedMap
+
+from pillars.core import layout
+from pillars.core.errors import PillarsError, run_cli
+from pillars.core.io import read_json
+from pillars.core.params import PARAMS_FILE, FamilyCost, TrainParams, load_params
+from pillars.core.process import run
+from pillars.init.params_file import load_round_trip, write_round_trip
+from pillars.training.cv import pool, uses_cv
+from pillars.training.matrices import load_training_data
+from pillars.training.probe import ROUNDS_KEYS, measure_costs, step_rounds
+from pillars.training.threads import with_threads
+
+logger = logging.getLogger(__name__)
+DEFAULT_MINUTES = 10.0
+# The stages after train (validate_model .. monitor): a fixed part (package builds the Bento, deploy starts
+# a server and times 2,300 requests, each stage starts Python and its libraries; 95 s measured on the bundled
+# data, 2 cores) and a part that grows with the rows predicted (test and holdout, assess's permutation
+# importance per input column). The plan reserves their time first.
+AFTER_TRAIN_S = 120.0
+AFTER_TRAIN_S_PER_CELL = 2e-6  # per test row x input column (permutation importance predicts them again)
+TYPICAL_STEPS_SHARE = 1 / 3  # a tuned trial stops early at about this share of its round cap
+MAX_TRIALS = 100  # per family: past this, TPE's proposals and the pruner's reads grow costly per trial
+MIN_TRIALS = 4
+TRIAL_SHARE = 1 / 3  # no single trial may take more than this share of its family's budget
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `make budget` writes, and the estimate it reports."""
+
+    minutes: float
+    train_s: float  # train's share of the minutes, refits included
+    tuning_s: float  # the counted work of the studies (train.budget.seconds)
+    after_train_s: float
+    costs: dict[str, FamilyCost]
+    trials: dict[str, int]  # n_trials caps
+    rounds: dict[str, int]  # round caps (fixed.<rounds key>), where lowered
+
+
+def parse_minutes(text: str) -> float:
+    """`10m`, `10`, `90s`, `1.5h` as minutes; anything else names the accepted forms."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min|h)?\s*", text)
+    if match is None or float(match.group(1)) <= 0:
+        raise PillarsError(f"BUDGET={text!r}: expected minutes as a positive number, e.g. 10m, 90s or 1.5h")
+    return float(match.group(1)) * {"s": 1 / 60, "h": 60.0}.get(match.group(2) or "m", 1.0)
+
+
+def round_cap(settings: TrainParams, family: str) -> int | None:
+    """A family's boosting-round cap as params have it (None: no rounds, or the library's default)."""
+    key = ROUNDS_KEYS.get(family)
+    value = settings.families[family].fixed.get(key) if key else None
+    return int(value) if isinstance(value, int) else None
+
+
+def typical_trial_s(settings: TrainParams, family: str, cost: FamilyCost, cap: int | None) -> float:
+    """What a tuned trial of the family costs on average, by its round cap (early stopping ends most
+    trials well before it)."""
+    if cap is None:
+        return cost.trial_s + cost.step_s * (settings.cv_folds if family == "linear" else 1)
+    steps = cap / step_rounds(settings, family) * TYPICAL_STEPS_SHARE
+    return cost.trial_s + cost.step_s * steps
+
+
+def plan(
+    minutes: float, settings: TrainParams, costs: dict[str, FamilyCost], test_cells: int, refits: int
+) -> Plan:
+    """Split `minutes` between the stages after train and train; train's share between the final fits
+    (`refits` trials per family) and the studies; cap each family's trials and rounds to its share."""
+    after = AFTER_TRAIN_S + AFTER_TRAIN_S_PER_CELL * test_cells
+    train_s = minutes * 60 - after
+    families = settings.candidates
+    caps = {family: round_cap(settings, family) for family in families}
+    typical = {family: typical_trial_s(settings, family, costs[family], caps[family]) for family in families}
+    refit_s = refits * sum(typical.values())
+    needed = after + refit_s + 2 * sum(typical.values())  # at least two trials each, besides the refits
+    if train_s - refit_s < 2 * sum(typical.values()):
+        raise PillarsError(
+            f"BUDGET: {minutes:g} minutes is too little for this data on this machine: the stages after train "
+            f"take about {after:.0f} s and two trials of each of {families} about "
+            f"{2 * sum(typical.values()):.0f} s; give at least {math.ceil(needed / 60)} minutes, or fewer "
+            "train.candidates"
+        )
+    tuning_s = train_s - refit_s
+    share = tuning_s / len(families)
+    trials, rounds = {}, {}
+    for family in families:
+        cost, cap = costs[family], caps[family]
+        if cap is not None and cost.step_s > 0:  # one trial at its cap within TRIAL_SHARE of the share
+            steps = (share * TRIAL_SHARE - cost.trial_s) / cost.step_s
+            allowed = max(int(steps) * step_rounds(settings, family), 2 * step_rounds(settings, family))
+            if allowed < cap:
+                rounds[family] = cap = allowed
+        each = typical_trial_s(settings, family, cost, cap)
+        trials[family] = max(MIN_TRIALS, min(MAX_TRIALS, math.ceil(1.5 * share / max(each, 1e-3))))
+    return Plan(minutes, train_s, tuning_s, after, costs, trials, rounds)
+
+
+def write_plan(found: Plan) -> None:
+    """The plan into params.yaml, touching only the keys it decides (comments and layout kept)."""
+    document = load_round_trip()
+    train = document["train"]
+    costs = CommentedMap()
+    for family, cost in found.costs.items():
+        entry = CommentedMap(trial_s=cost.trial_s, step_s=cost.step_s)
+        entry.fa.set_flow_style()
+        costs[family] = entry
+    train["budget"] = CommentedMap(minutes=found.minutes, seconds=round(found.tuning_s, 1), costs=costs)
+    for family, trials in found.trials.items():
+        train["families"][family]["n_trials"] = trials
+    for family, cap in found.rounds.items():
+        train["families"][family]["fixed"][ROUNDS_KEYS[family]] = cap
+    write_round_trip(document)
+
+
+def report(found: Plan, data_s: float) -> str:
+    """What the budget buys, for the person who asked."""
+    lines = [
+        f"budget: make run takes about {found.minutes:g} min here: train {found.train_s / 60:.1f} min, "
+        f"the stages after it about {found.after_train_s / 60:.1f} min"
+        + (f" (stages 1-6 ran now, {data_s:.0f} s)" if data_s else ""),
+        "  family: measured cost (per trial + per step) -> at most n_trials trials",
+    ]
+    for family, cost in found.costs.items():
+        capped = f", rounds capped at {found.rounds[family]}" if family in found.rounds else ""
+        lines.append(
+            f"  {family}: {cost.trial_s:.3f} s + {cost.step_s:.4f} s/step -> {found.trials[family]} trials{capped}"
+        )
+    lines.append(
+        "  counted, not timed: the same models on any machine; rerun make budget after changing the data"
+    )
+    return "\n".join(lines)
+
+
+def apply_budget(minutes: float) -> None:
+    """Bring stages 1-6 up to date, measure, plan and write the budget; say what it buys."""
+    started = time.perf_counter()
+    run(["dvc", "repro", "featurize"], stream=True)
+    data_s = time.perf_counter() - started
+    params = load_params(PARAMS_FILE)
+    manifest = read_json(layout.FEATURE_MANIFEST)
+    data = load_training_data(manifest, params.dataset.task, params.train.external_memory_rows)
+    settings = with_threads(params.train, len(data.y_train), data.x_valid.shape[1])
+    pooled = pool(data, settings) if uses_cv(data, settings) else None
+    logger.info("budget: measuring a trial of each of %s", settings.candidates)
+    costs = measure_costs(settings, data, pooled)
+    test_cells = len(data.y_valid) * len(manifest["inputs"])
+    found = plan(minutes, settings, costs, test_cells, refits=2 if pooled is not None else 1)
+    write_plan(found)
+    print(report(found, data_s))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="make budget", description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", default=f"{DEFAULT_MINUTES:g}m", help="e.g. 10m, 90s, 1.5h")
+    apply_budget(parse_minutes(parser.parse_args().minutes))
+
+
+if __name__ == "__main__":
+    run_cli(main)
