@@ -125,7 +125,7 @@ def test_a_data_folder_committed_to_git_is_refused_before_anything_changes(repo_
     run(["git", "add", "data/external/mine"], repo_copy)
     run(["git", "commit", "-qm", "data in Git"], repo_copy)
     line = refusal(init(repo_copy, "data/external/mine/mine.csv", "churn"), repo_copy)
-    assert "data/external/mine holds files committed to Git" in line
+    assert "data/external/mine holds files tracked by Git" in line
     assert "git rm -r --cached data/external/mine" in line
 
 

@@ -117,7 +117,7 @@ def refuse_git_tracked(folder: Path) -> None:
     tracked = [name for name in tracked if name]
     if tracked:
         raise PillarsError(
-            f"{folder} holds files committed to Git ({', '.join(tracked[:3])}), so DVC cannot track it; "
+            f"{folder} holds files tracked by Git ({', '.join(tracked[:3])}), so DVC cannot track it; "
             f"run `git rm -r --cached {folder}` and commit, then make init again"
         )
 
