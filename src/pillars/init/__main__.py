@@ -130,13 +130,20 @@ def track(files: list[Path], folder: Path, copy: bool) -> None:
         folder.mkdir(parents=True)
         for path in files:
             shutil.copyfile(path, folder / path.name)
-    added = run(["dvc", "add", str(folder)], check=False)
-    if added.returncode:
+    try:
+        added = run(["dvc", "add", str(folder)], check=False)
+        if added.returncode:
+            said = [
+                line.removeprefix("ERROR:").strip() for line in (added.stderr + added.stdout).splitlines()
+            ]
+            reason = next((line for line in said if line), f"exit {added.returncode}")
+            raise PillarsError(
+                f"`dvc add {folder}` failed: {reason}; params.yaml and the schema are unchanged"
+            )
+    except PillarsError:
         if copy:
-            shutil.rmtree(folder)
-        said = [line.removeprefix("ERROR:").strip() for line in (added.stderr + added.stdout).splitlines()]
-        reason = next((line for line in said if line), f"exit {added.returncode}")
-        raise PillarsError(f"`dvc add {folder}` failed: {reason}; params.yaml and the schema are unchanged")
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def read_all(files: list[Path], sep: str | None) -> pd.DataFrame:
