@@ -14,7 +14,7 @@ SEARCH_PATH := $(PATH)
 export PATH := $(BIN):$(PATH)
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: serve setup run repro deps init budget schema test test-fast lint format bench lock push pull clean sweep sweep-show \
+.PHONY: help serve setup run repro deps init init-undo budget schema test test-fast lint format bench lock push pull clean sweep sweep-show \
 	register promote registry which champion monitor monitor-demo retrain \
 	ci-pull pr-report pr-comment sweep-report exp-push release-version release-publish bento-context \
 	container-smoke deploy-resolve rollout monitor-alert retrain-pr fuzz
@@ -36,6 +36,9 @@ $(VENV)/.installed: requirements.lock pyproject.toml $(if $(filter $(INSTALLED_V
 .PHONY: python-changed
 python-changed:
 
+help:  ## this list: every target and what it does
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /\1\t/' | expand -t 18
+
 run: setup  ## set up, then run the whole pipeline on the configured data (default: bundled Adult)
 	dvc repro
 
@@ -45,9 +48,12 @@ repro: setup  ## rerun only what changed
 deps: setup  ## rewrite each stage's code deps in dvc.yaml to its import closure (the tests check them)
 	python -m pillars.ci.stage_deps --write
 
-init: setup  ## your own data: params.yaml and the schema for DATA (a file or glob) and TARGET [TASK=...] [BUDGET=10m] [FORCE=1]
-	@[ -n "$(DATA)" ] && [ -n "$(TARGET)" ] || { echo "usage: make init DATA=path/to/data.csv TARGET=column [TASK=binary|multiclass|regression] [BUDGET=10m|quick] [FORCE=1]"; exit 1; }
-	python -m pillars.init --data '$(DATA)' --target '$(TARGET)' $(if $(TASK),--task $(TASK)) $(if $(FORCE),--force) $(if $(BUDGET),--budget $(BUDGET))
+init: setup  ## your own data: params.yaml and the schema for DATA (a file or glob) and TARGET [TASK=...] [SEP=...] [POSITIVE=...] [BUDGET=10m] [FORCE=1]
+	@[ -n "$(DATA)" ] && [ -n "$(TARGET)" ] || { echo "usage: make init DATA=path/to/data.csv TARGET=column [TASK=binary|multiclass|regression] [SEP=';'|'\\t'] [POSITIVE=label] [BUDGET=10m|quick] [FORCE=1]"; exit 1; }
+	python -m pillars.init --data '$(DATA)' --target '$(TARGET)' $(if $(TASK),--task $(TASK)) $(if $(SEP),--sep '$(SEP)') $(if $(POSITIVE),--positive '$(POSITIVE)') $(if $(FORCE),--force) $(if $(BUDGET),--budget $(BUDGET))
+
+init-undo: setup  ## undo the last make init: params.yaml and the schema from Git, its data copy and .dvc file removed (unless committed)
+	python -m pillars.init.undo
 
 budget: setup  ## size train so the next make run takes about MINUTES here (default 10): measured, written as counts
 	python -m pillars.init.budget --minutes $(or $(MINUTES),10)

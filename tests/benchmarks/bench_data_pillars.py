@@ -167,7 +167,7 @@ def upsample(frame: pd.DataFrame, factor: int, rng: np.random.Generator) -> pd.D
 
 def write_upsampled_source(work: Path, factor: int, seed: int) -> tuple[int, float]:
     """Upsample the first ingest source of the copy, point the copy's params.yaml at it; rows and seconds."""
-    from pillars.core.io import FILE_READERS, SUFFIX_FORMATS  # the pipeline's own readers
+    from pillars.core.io import read_file  # the pipeline's own reader
 
     start = time.perf_counter()
     params_path = work / "params.yaml"
@@ -176,11 +176,12 @@ def write_upsampled_source(work: Path, factor: int, seed: int) -> tuple[int, flo
     if source.get("kind") != "file":
         raise BenchError(f"ingest.sources[0] is a {source.get('kind')!r} source; the benchmark needs a file")
     path = Path(source["path"])
-    fmt = SUFFIX_FORMATS[path.suffix.lower()] if source.get("format", "auto") == "auto" else source["format"]
-    upsampled = upsample(FILE_READERS[fmt](work / path), factor, np.random.default_rng(seed))
+    frame = read_file(work / path, source.get("format", "auto"), source.get("sep"))
+    upsampled = upsample(frame, factor, np.random.default_rng(seed))
     target = path.with_name(f"{path.stem}_x{factor}.parquet")
     upsampled.to_parquet(work / target, index=False)
     source["path"] = target.as_posix()
+    source.pop("sep", None)  # a Parquet file now
     if source.get("format", "auto") != "auto":
         source["format"] = "parquet"
     params_path.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")

@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 
 from pillars.core.errors import PillarsError
-from pillars.core.params import IngestParams
+from pillars.core.params import IngestParams, parse_params
 from pillars.stages.ingest import SOURCE_COLUMN, ingest
+from tests.helpers import deep_merge
 
 FRAME = pd.DataFrame(
     {"age": [25, 38, 28], "job": ["Private", "Local-gov", "?"], "label": ["no", "yes", "no"]}
@@ -40,6 +41,8 @@ def file_source(path: Path | str, name: str = "local", **extra: str) -> dict:
         (".csv", lambda frame, path: frame.to_csv(path, index=False)),
         (".parquet", lambda frame, path: frame.to_parquet(path, index=False)),
         (".jsonl", lambda frame, path: frame.to_json(path, orient="records", lines=True)),
+        (".tsv", lambda frame, path: frame.to_csv(path, sep="\t", index=False)),
+        (".json", lambda frame, path: frame.to_json(path, orient="records")),
     ],
 )
 def test_file_formats(tmp_path: Path, suffix: str, write) -> None:
@@ -49,6 +52,41 @@ def test_file_formats(tmp_path: Path, suffix: str, write) -> None:
     pd.testing.assert_frame_equal(raw.drop(columns=SOURCE_COLUMN), FRAME, check_dtype=False)
     assert manifest["sources"][0]["rows"] == 3
     assert manifest["sources"][0]["columns"] == ["age", "job", "label"]
+
+
+def test_a_csv_source_names_its_separator(tmp_path: Path) -> None:
+    """A semicolon file read as CSV is one column; with `sep` it is the table."""
+    path = tmp_path / "people.csv"
+    FRAME.to_csv(path, sep=";", index=False)
+    raw, _ = ingest(sources(file_source(path, sep=";")))
+    pd.testing.assert_frame_equal(raw.drop(columns=SOURCE_COLUMN), FRAME, check_dtype=False)
+    assert list(ingest(sources(file_source(path)))[0].columns) == ["age;job;label", SOURCE_COLUMN]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"sep": ";;"}, r"sources\[0\]\.sep: String should have at most 1 character"),
+        (
+            {"format": "parquet", "sep": ";"},
+            r"sources\[0\]: sep: only for CSV and TSV files \(format is parquet\)",
+        ),
+        ({"format": "xlsx"}, r"sources\[0\]\.format: Input should be"),
+        ({"separator": ";"}, r"sources\[0\]\.separator: unknown key"),
+    ],
+)
+def test_bad_file_source_settings_name_the_key(default_params_raw: dict, extra: dict, message: str) -> None:
+    raw = {"ingest": {"sources": [file_source("data/x.csv", **extra)]}}
+    with pytest.raises(PillarsError, match=rf"params.yaml: ingest\.{message}"):
+        parse_params(deep_merge(default_params_raw, raw))
+
+
+def test_a_json_file_must_hold_a_list_of_records(tmp_path: Path) -> None:
+    (tmp_path / "people.json").write_text('{"age": [25, 38]}')
+    with pytest.raises(
+        PillarsError, match=r"people.json: not a readable json file: expected a list of records"
+    ):
+        ingest(sources(file_source(tmp_path / "people.json")))
 
 
 def test_glob_reads_every_file_in_sorted_order(tmp_path: Path) -> None:

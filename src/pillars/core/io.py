@@ -1,5 +1,6 @@
 """File I/O at the stage edges: atomic writes (no half-written output), JSON, Parquet and source files."""
 
+import csv
 import io
 import json
 import os
@@ -102,44 +103,89 @@ def read_pickle(path: Path) -> Any:
     return pickle.loads(require(path).read_bytes())
 
 
-def read_csv(source: Path | bytes) -> pd.DataFrame:
-    """A CSV file or body. A header that names a column twice is an error: pandas would rename the second
-    one (`age.1`), and the schema would then report a missing column somewhere else."""
+def read_csv(source: Path | bytes, sep: str = ",") -> pd.DataFrame:
+    """A CSV file or body, its fields separated by `sep`. A header that names a column twice is an error:
+    pandas would rename the second one (`age.1`), and the schema would then report a missing column
+    somewhere else."""
 
     def opened() -> Path | io.BytesIO:
         return io.BytesIO(source) if isinstance(source, bytes) else source
 
-    header = pd.read_csv(opened(), header=None, nrows=1, dtype=str, skipinitialspace=True).iloc[0].tolist()
-    repeated = sorted({str(name) for name in header if header.count(name) > 1})
+    header = pd.read_csv(opened(), sep=sep, header=None, nrows=1, dtype=str, skipinitialspace=True)
+    names = header.iloc[0].tolist()
+    repeated = sorted({str(name) for name in names if names.count(name) > 1})
     if repeated:
         raise ValueError(f"the header names the column(s) {repeated} more than once")
-    return pd.read_csv(opened(), skipinitialspace=True)
+    return pd.read_csv(opened(), sep=sep, skipinitialspace=True)
 
 
-FILE_READERS = {
-    "csv": read_csv,
-    "parquet": pd.read_parquet,
-    "jsonl": lambda path: pd.read_json(path, lines=True),
+def read_json_records(path: Path) -> pd.DataFrame:
+    """A JSON file holding one list of records (objects with the columns as keys)."""
+    records = json.loads(path.read_bytes())
+    if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
+        raise ValueError("expected a list of records ([{column: value, ...}, ...])")
+    return pd.DataFrame.from_records(records)
+
+
+OWN_SEPARATORS = {"csv": ",", "tsv": "\t"}  # delimited text formats, and the field separator each means
+# Each format's reader, given the file and the field separator (None: the format's own; text formats only)
+FILE_READERS: dict[str, Callable[[Path, str | None], pd.DataFrame]] = {
+    "csv": lambda path, sep: read_csv(path, sep or OWN_SEPARATORS["csv"]),
+    "tsv": lambda path, sep: read_csv(path, sep or OWN_SEPARATORS["tsv"]),
+    "parquet": lambda path, _: pd.read_parquet(path),
+    "jsonl": lambda path, _: pd.read_json(path, lines=True),
+    "json": lambda path, _: read_json_records(path),
 }
+SNIFFED_SEPARATORS = ",;\t|"
+SNIFF_BYTES = 65_536
 SUFFIX_FORMATS = {
     ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
     ".parquet": "parquet",
     ".pq": "parquet",
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
+    ".json": "json",
+}
+# Formats people bring that no locked dependency reads: how to convert them
+CONVERT_HINTS = {
+    ".xlsx": "an Excel workbook: save the sheet as CSV (Excel: File > Save As > CSV UTF-8) and use that file",
+    ".xls": "an Excel workbook: save the sheet as CSV (Excel: File > Save As > CSV UTF-8) and use that file",
+    ".ods": "a spreadsheet: save the sheet as CSV and use that file",
 }
 
 
-def read_file(path: Path, fmt: str) -> pd.DataFrame:
-    """One CSV / Parquet / JSON-lines file (format `auto`: by suffix), with an error naming the file."""
-    sys.audit(READ_EVENT, str(path))
-    fmt = SUFFIX_FORMATS.get(path.suffix.lower(), "") if fmt == "auto" else fmt
-    if not fmt:
-        raise PillarsError(
-            f"{path}: unknown file type {path.suffix!r}; set the source's format to csv/parquet/jsonl"
-        )
+def file_format(path: Path) -> str:
+    """A file's format from its suffix; an error naming the file, and what to do, for any other suffix."""
+    suffix = path.suffix.lower()
+    if suffix in SUFFIX_FORMATS:
+        return SUFFIX_FORMATS[suffix]
+    known = ", ".join(SUFFIX_FORMATS)
+    hint = CONVERT_HINTS.get(suffix, f"use one of {known}, or set the source's format")
+    raise PillarsError(f"{path}: unknown file type {suffix!r}; {hint}")
+
+
+def sniff_separator(path: Path) -> str:
+    """The field separator of a delimited text file (one of `SNIFFED_SEPARATORS`), from its first lines;
+    a comma when they do not tell (one column)."""
+    with path.open("rb") as handle:
+        sample = handle.read(SNIFF_BYTES).decode("utf-8", errors="replace")
+    lines = sample.splitlines()
+    whole = "\n".join(lines[:-1] if len(lines) > 1 and len(sample) == SNIFF_BYTES else lines)
     try:
-        return FILE_READERS[fmt](path)
+        return csv.Sniffer().sniff(whole, delimiters=SNIFFED_SEPARATORS).delimiter
+    except csv.Error:
+        return ","
+
+
+def read_file(path: Path, fmt: str, sep: str | None = None) -> pd.DataFrame:
+    """One file of a format in FILE_READERS (`auto`: by suffix), its fields separated by `sep` (delimited
+    text; None: the format's own), with an error naming the file."""
+    sys.audit(READ_EVENT, str(path))
+    fmt = file_format(path) if fmt == "auto" else fmt
+    try:
+        return FILE_READERS[fmt](path, sep)
     except (ValueError, OSError, pa.ArrowException, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise PillarsError(f"{path}: not a readable {fmt} file: {first_line(error)}") from error
 

@@ -45,12 +45,22 @@ class DatasetParams(Section):
 
 
 class FileSource(Section):
-    """A local file or glob of files: CSV, Parquet or JSON lines."""
+    """A local file or glob of files: CSV or TSV, Parquet, JSON lines or a JSON list of records. `sep`: the
+    field separator of CSV/TSV (null: `,` for CSV, a tab for TSV), so ingest reads the file as init did."""
 
     kind: Literal["file"]
     name: str = Field(min_length=1)
     path: str = Field(min_length=1)
-    format: Literal["auto", "csv", "parquet", "jsonl"] = "auto"
+    format: Literal["auto", "csv", "tsv", "parquet", "jsonl", "json"] = "auto"
+    sep: str | None = Field(default=None, min_length=1, max_length=1)
+
+    @model_validator(mode="after")
+    def _sep_for_delimited_text(self) -> "FileSource":
+        if self.sep is not None and self.format not in ("auto", "csv", "tsv"):
+            raise ValueError(f"sep: only for CSV and TSV files (format is {self.format})")
+        if self.sep in ("\n", "\r", '"'):
+            raise ValueError(f"sep: {self.sep!r} cannot separate fields (a line break or the quote)")
+        return self
 
 
 class SqlSource(Section):

@@ -8,15 +8,16 @@ from typing import Any
 import yaml
 from ruamel.yaml import YAML
 
-from pillars.core.io import write_bytes
+from pillars.core.io import write_text
 from pillars.core.params import PARAMS_FILE, Params, parse_params
 
 
 def yaml_round_trip() -> YAML:
-    """A YAML reader and writer that keeps params.yaml's comments, quotes and layout (null as `null`)."""
+    """A YAML reader and writer that keeps params.yaml's comments, quotes and layout (null as `null`); no
+    line is wrapped, so lines it does not change come out as they went in."""
     handler = YAML()
     handler.preserve_quotes = True
-    handler.width = 110
+    handler.width = 4096
     handler.indent(mapping=2, sequence=4, offset=2)
     handler.representer.add_representer(
         type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", "null")
@@ -46,5 +47,5 @@ def write_round_trip(document: Any) -> Params:
     to params.yaml atomically; the params."""
     written = dump_round_trip(document)
     params = parse_params(yaml.safe_load(written))
-    write_bytes(PARAMS_FILE, lambda path: path.write_text(written, encoding="utf-8"))
+    write_text(PARAMS_FILE, written)
     return params

@@ -229,20 +229,28 @@ def ordering_date(frame: pd.DataFrame, dates: dict[str, str | None]) -> str | No
     return None
 
 
-def profile(frame: pd.DataFrame, target: str, task: Task | None, seed: int) -> Profile:
-    """Everything `make init` decides from the data, with reasons."""
+def without_placeholders(frame: pd.DataFrame, tokens: list[str]) -> pd.DataFrame:
+    """The frame with its placeholders as missing values, as cleanse will read it."""
+    return frame.replace(tokens, np.nan) if tokens else frame
+
+
+def profile(
+    frame: pd.DataFrame, target: str, task: Task | None, seed: int, positive_label: str | None = None
+) -> Profile:
+    """Everything `make init` decides from the data, with reasons; `positive_label`: the binary label
+    encoded as 1 (default: the minority class)."""
     notes = []
-    if task is None:
-        task = infer_task(frame[target])
-        if task == "multiclass" and pd.to_numeric(frame[target].dropna(), errors="coerce").notna().all():
-            notes.append(
-                f"{target}: {frame[target].nunique()} whole-number values, taken as classes; if it is a count "
-                "or an amount, run make init again with TASK=regression FORCE=1"
-            )
-    labels = class_labels(frame[target]) if task != "regression" else []
-    positive = labels[-1] if task == "binary" else None  # the minority class
     found_placeholders = placeholders(frame)
-    cleaned = frame.replace(found_placeholders, np.nan) if found_placeholders else frame
+    cleaned = without_placeholders(frame, found_placeholders)
+    if task is None:
+        task = infer_task(cleaned[target])
+        if task == "multiclass" and pd.to_numeric(cleaned[target].dropna(), errors="coerce").notna().all():
+            notes.append(
+                f"{target}: {cleaned[target].nunique()} whole-number values, taken as classes; if it is a "
+                "count or an amount, run make init again with TASK=regression FORCE=1"
+            )
+    labels = class_labels(cleaned[target]) if task != "regression" else []
+    positive = (positive_label or labels[-1]) if task == "binary" else None  # default: the minority class
     dates = {
         name: date_format(cleaned[name]) if not pd.api.types.is_datetime64_any_dtype(cleaned[name]) else None
         for name in cleaned.columns
@@ -260,8 +268,10 @@ def profile(frame: pd.DataFrame, target: str, task: Task | None, seed: int) -> P
             notes.append(
                 f"{name}: dates read as {fmt}; if day and month are the other way round, fix the schema's format"
             )
-    if task == "binary":
-        notes.append(f"positive label {positive!r} (the minority class): check it is the one to predict")
+    if task == "binary" and positive_label is None:
+        notes.append(
+            f"positive label {positive!r} (the minority class): check it is the one to predict (POSITIVE=...)"
+        )
     non_negative = False
     if task == "regression":
         values = pd.to_numeric(cleaned[target], errors="coerce").dropna()

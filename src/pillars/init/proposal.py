@@ -75,8 +75,37 @@ def split_method(profile: Profile, rows: int) -> dict[str, Any]:
     return {"method": "hash", "by": None}
 
 
+def file_source(sources: Any, name: str, path: str, sep: str | None) -> None:
+    """The one ingest source: the file (`sep`: its field separator, when not the format's own), written
+    over the current first source, in place, so that the comments on its keys stay (a new key goes before
+    the last one, which carries the blank line that ends the section)."""
+    values = {"name": name, "kind": "file", "path": path, "format": "auto"}
+    if sep is not None:
+        values["sep"] = DoubleQuotedScalarString(sep)
+    del sources[1:]
+    entry = sources[0]
+    if not isinstance(entry, CommentedMap):  # a plain mapping: nothing to keep
+        sources[0] = values
+        return
+    for key in [key for key in entry if key not in values]:
+        del entry[key]
+    for key, value in values.items():
+        if key in entry:
+            entry[key] = value
+        else:
+            entry.insert(max(len(entry) - 1, 0), key, value)
+
+
 def propose(
-    template: Any, profile: Profile, *, name: str, target: str, source: str, rows: int, quick: bool
+    template: Any,
+    profile: Profile,
+    *,
+    name: str,
+    target: str,
+    source: str,
+    sep: str | None = None,
+    rows: int,
+    quick: bool,
 ) -> Any:
     """`template` (params.yaml as loaded) rewritten for the new data, in place; returned for chaining."""
     classes = max(len(profile.labels), 2)
@@ -87,7 +116,7 @@ def propose(
     dataset["positive_label"] = profile.positive_label
     dataset["placeholders"] = inline_list(profile.placeholders)
     dataset["key_columns"] = []
-    template["ingest"]["sources"] = [{"name": name, "kind": "file", "path": source, "format": "auto"}]
+    file_source(template["ingest"]["sources"], name, source, sep)
     cleanse = template["cleanse"]
     cleanse["impossible"] = {}
     cleanse["outliers"] = {}

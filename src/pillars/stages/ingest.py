@@ -152,7 +152,9 @@ def open_source(source: FileSource | SqlSource | HttpSource, client: Client | No
     """A source's partitions (files are read where the engine runs), checked, with their union's dtypes."""
     if source.kind == "file":
         paths = file_paths(source)
-        readers: list[Reader] = [partial(read_file, Path(path).resolve(), source.format) for path in paths]
+        readers: list[Reader] = [
+            partial(read_file, Path(path).resolve(), source.format, source.sep) for path in paths
+        ]
         location = ", ".join(paths)
     else:
         frame, location = READERS[source.kind](source)
