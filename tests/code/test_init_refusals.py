@@ -37,7 +37,8 @@ def table(rows: int = 60) -> pd.DataFrame:
 
 
 def init(repo: Path, data: Path | str, target: str, *variables: str) -> subprocess.CompletedProcess:
-    return make(repo, "init", f"DATA={data}", f"TARGET={target}", *variables, check=False)
+    """make init with the quick budget (no probe: these tests are about what init reads and refuses)."""
+    return make(repo, "init", f"DATA={data}", f"TARGET={target}", "BUDGET=quick", *variables, check=False)
 
 
 def refusal(result: subprocess.CompletedProcess, repo: Path) -> str:
@@ -194,6 +195,8 @@ INIT_KEYS = (
     "curate.split.method",
     "curate.split.by",
     "train.metric",
+    "train.budget",
+    "train.families",  # the budget's trial counts and round caps, a count target's losses
     "validate_model.thresholds",
     "validate_model.slices",
     "monitor.replay.shift",
