@@ -39,8 +39,9 @@ python-changed:
 help:  ## this list: every target and what it does
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /\1\t/' | expand -t 18
 
-run: setup  ## set up, then run the whole pipeline on the configured data (default: bundled Adult)
+run: setup  ## set up, then run the whole pipeline on the configured data (default: bundled Adult); where you stand
 	dvc repro
+	@python -m pillars.lifecycle.summary
 
 repro: setup  ## rerun only what changed
 	dvc repro

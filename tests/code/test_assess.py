@@ -69,7 +69,9 @@ def test_slices_too_small_or_with_one_class_are_skipped_with_the_reason(make_par
     assert female["metrics"]["accuracy"] == pytest.approx(28 / 30, abs=1e-6)
     assert set(female["metrics"]) == set(METRICS["binary"])
     test = evaluate("binary", y, scores)
-    top = headline("xgboost", test, report, "roc_auc")
+    defaults = {"family": "lightgbm", "metrics": {"roc_auc": 0.5}, "undefined": {}}
+    top = headline("xgboost", test, report, "roc_auc", defaults)
+    assert top["baseline"] == {"family": "lightgbm", "roc_auc": 0.5}
     assert top["slices"] == {"gender=female": female["metrics"]["roc_auc"]}
     assert top["skipped_slices"] == {
         "gender=male": "one class only (every row is class 1)",
@@ -103,7 +105,8 @@ def test_multiclass_slice_with_two_of_three_classes_gets_its_metrics(make_params
         "roc_auc_ovr": "class [2] absent: one-vs-rest ROC AUC needs rows of every class"
     }
     assert report["gender=male"]["metrics"]["roc_auc_ovr"] == 1.0, "all three classes: defined"
-    top = headline("xgboost", evaluate("multiclass", y, scores), report, "roc_auc_ovr")
+    defaults = {"family": "xgboost", "metrics": {"roc_auc_ovr": None}, "undefined": {}}
+    top = headline("xgboost", evaluate("multiclass", y, scores), report, "roc_auc_ovr", defaults)
     assert top["slices"] == {"gender=female": None, "gender=male": 1.0}
     assert top["undefined"]["slices"] == {"gender=female": female_slice["undefined"]["roc_auc_ovr"]}
 
@@ -117,6 +120,7 @@ def test_the_model_card_shows_undefined_metrics_and_skipped_slices(make_params) 
         "model": "linear",
         "test": block(evaluate("binary", y, scores)),
         "candidates": {"linear": block(evaluate("binary", y, scores)), "xgboost": one_class},
+        "baseline": {"family": "xgboost", **one_class},
         "slices": slice_metrics(frame, y, scores, params, threshold=0.5),
     }
     inputs = CardInputs(
@@ -135,3 +139,4 @@ def test_the_model_card_shows_undefined_metrics_and_skipped_slices(make_params) 
     assert "| gender=male | 6 | skipped: one class only (every row is class 1) |" in card
     assert "| gender=other | 4 | skipped: fewer than 5 rows |" in card
     assert "| gender=female | 30 | 0." in card
+    assert "vs n/a: one class only (every row is class 0) for xgboost with its library's default" in card

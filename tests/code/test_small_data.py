@@ -109,6 +109,7 @@ def test_model_card_says_how_the_model_was_tuned(make_params, method: str) -> No
     report = {
         "test": block(evaluate("binary", y, scores)),
         "candidates": {"linear": block(evaluate("binary", y[negatives], scores[negatives]))},
+        "baseline": {"family": "linear", **block(evaluate("binary", y, scores))},
         "slices": {"gender=male": {"rows": 4, "skipped": "fewer than 10 rows"}},
     }
     card = model_card(params, inputs, report, pd.DataFrame({"column": [], "importance": []}))

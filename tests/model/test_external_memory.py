@@ -134,13 +134,15 @@ def test_train_in_external_memory_tunes_xgboost_and_says_so(make_params, tmp_pat
         }
     )
     trained = train(params, data, "fingerprint")
-    assert trained.tuning == {
+    expected = {
         "method": "holdout",
         "rows": {"train": ROWS, "valid": VALID_ROWS},
         "train_matrix": "external_memory",
         "threads": 1,  # n_jobs auto: 4,000 rows are a small round's work
         "dropped": {},
     }
+    assert {key: trained.tuning[key] for key in expected} == expected
+    assert trained.tuning["baseline"]["family"] == "xgboost", "the one candidate's defaults"
     assert trained.summary["xgboost"]["trials"] == 3
     assert 0 < trained.summary["xgboost"]["threshold"]["value"] < 1  # tuned on the valid scores
 

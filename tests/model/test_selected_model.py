@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from pillars.core.metrics import predict_scores, score
+from tests.helpers import BIN, run
 
 pytestmark = pytest.mark.slow
 
@@ -62,3 +63,43 @@ def test_unseen_categories_and_missing_values_still_score(model_and_pipeline, te
     odd.loc[odd.index[:10], "age"] = np.nan
     scores = predict_scores(model, pipeline.transform(odd), "binary")
     assert np.isfinite(scores).all() and ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_the_baseline_is_the_best_familys_library_defaults_scored_on_the_same_test_rows(
+    reproduced: Path, test_rows: pd.DataFrame
+) -> None:
+    """The untuned model a person would fit first: train's first trial of the family whose first trial scored
+    best on valid, refit and scored on test; the selected model is measured against it."""
+    trained = json.loads((reproduced / "metrics/train.json").read_text())
+    family = trained["tuning"]["baseline"]["family"]
+    firsts = {
+        name: pd.read_csv(reproduced / f"metrics/train/{name}_trials.csv").loc[0, "value"]
+        for name in trained["candidates"]
+        if (reproduced / f"metrics/train/{name}_trials.csv").exists()
+    }
+    assert family == max(firsts, key=firsts.get)  # roc_auc: the larger the better
+    assert trained["tuning"]["baseline"]["value"] == pytest.approx(firsts[family], abs=1e-6)
+    baseline = pickle.loads((reproduced / "models/baseline.pkl").read_bytes())
+    features = pd.read_parquet(reproduced / "data/features/test.parquet")
+    x, y = features.drop(columns="income").to_numpy(), features["income"].to_numpy()
+    assessed = json.loads((reproduced / "metrics/assess.json").read_text())
+    assert assessed["baseline"] == {
+        "family": family,
+        "roc_auc": pytest.approx(
+            score("roc_auc", "binary", y, predict_scores(baseline, x, "binary")), abs=1e-6
+        ),
+    }
+    assert assessed["test"]["roc_auc"] >= assessed["baseline"]["roc_auc"] - 0.002, (
+        "tuning kept the defaults' level"
+    )
+
+
+def test_make_run_ends_saying_where_you_stand(reproduced: Path) -> None:
+    said = run([str(BIN / "python"), "-m", "pillars.lifecycle.summary"], reproduced).stdout
+    selection = json.loads((reproduced / "metrics/selection.json").read_text())
+    assessed = json.loads((reproduced / "metrics/assess.json").read_text())
+    assert f"selected model: {selection['model']}" in said
+    assert f"test roc_auc: {assessed['test']['roc_auc']:.4f} vs {assessed['baseline']['roc_auc']:.4f}" in said
+    assert "deployment check: passed" in said and "make serve" in said
+    for path in ("metrics/model_card.md", "metrics/monitoring.html", "metrics/assess/"):
+        assert path in said and (reproduced / path).exists()

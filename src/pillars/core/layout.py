@@ -30,6 +30,9 @@ FEATURE_MANIFEST = FEATURES_DIR / "manifest.json"
 FEATURE_PIPELINE = Path("models/feature_pipeline.pkl")
 
 CANDIDATES_DIR = Path("models/candidates")
+BASELINE_MODEL = Path(
+    "models/baseline.pkl"
+)  # the best family's library defaults: what tuning is measured against
 TRAIN_REPORT = Path("metrics/train.json")
 TRIALS_DIR = Path("metrics/train")
 BEST_PARAMS = TRIALS_DIR / "best_params.json"

@@ -89,18 +89,43 @@ def trial_table(trials: list[optuna.trial.FrozenTrial], direction: str) -> pd.Da
 
 class Trained(NamedTuple):
     """What train returns: per family the model, the trial table, the summary (metrics/train.json) and, for
-    small-data tuning, the out-of-fold predictions; and how the tuning was done."""
+    small-data tuning, the out-of-fold predictions; how the tuning was done; and the baseline: the library
+    defaults (first trial) of the family whose defaults scored best, the untuned model a person would fit,
+    for assess to set beside the selected model on test."""
 
     models: dict
     tables: dict[str, pd.DataFrame]
     summary: dict
     tuning: dict
     out_of_fold: dict[str, pd.DataFrame]
+    baseline: object
 
 
-Tuned = dict[
-    str, tuple[list[optuna.trial.FrozenTrial], str | None]
-]  # family -> its trials, why it stopped early
+Tuned = dict[str, tuple[list[optuna.trial.FrozenTrial], str | None]]  # family -> its trials, why it stopped
+
+
+class Final(NamedTuple):
+    """A configuration fitted for good: the model, its scores on the held-out rows (valid, or out of fold),
+    and for small data its out-of-fold predictions and the rounds the refit used."""
+
+    model: object
+    held_out: object
+    out_of_fold: pd.DataFrame | None = None
+    refit_rounds: int | None = None
+
+
+def fit_final(
+    family: str, hyper: dict, data: TrainingData, pooled: Pooled | None, settings: TrainParams
+) -> Final:
+    """Fit a configuration on train (scored on valid), or (small data) once more over the folds for its
+    out-of-fold predictions, then on train + valid."""
+    if pooled is None:
+        model = FAMILIES[family](hyper, data, settings, _ignore).model
+        return Final(model, predict_scores(model, data.x_valid, data.task))
+    checked = cross_validate(family, hyper, pooled, settings, _ignore)
+    model = refit(family, hyper, pooled, settings, checked.refit_rounds)
+    oof = oof_table(checked.out_of_fold, pooled.folds, len(data.y_train))
+    return Final(model, checked.out_of_fold, oof, checked.refit_rounds)
 
 
 def tune(
@@ -171,6 +196,9 @@ def train(params: Params, data: TrainingData, data_fingerprint: str, execute: Ex
         family: study_name(family, settings, data_fingerprint, folds, data.in_external_memory)
         for family in settings.candidates
     }
+    direction = METRICS[data.task][settings.metric].direction
+    pick = max if direction == "maximize" else min  # the first of equal values, as Optuna picks
+    bests = {}
     with threadpool_limits(settings.n_jobs):
         studies = tune(settings, data, names, pooled, execute)
         tuning["dropped"] = {family: reason for family, (_, reason) in studies.items() if reason}
@@ -180,9 +208,7 @@ def train(params: Params, data: TrainingData, data_fingerprint: str, execute: Ex
                 raise PillarsError(
                     f"train: {family}: every trial was pruned or failed; widen train.families.{family}.space"
                 )
-            direction = METRICS[data.task][settings.metric].direction
-            pick = max if direction == "maximize" else min  # the first of equal values, as Optuna picks
-            best = pick(completed, key=lambda trial: trial.value)
+            best = bests[family] = pick(completed, key=lambda trial: trial.value)
             hyper = {**settings.families[family].fixed, **best.params}
             tables[family] = trial_table(taken, direction)
             summary[family] = {
@@ -191,16 +217,12 @@ def train(params: Params, data: TrainingData, data_fingerprint: str, execute: Ex
                 "pruned": int((tables[family]["state"] == "pruned").sum()),
                 "best_params": {key: _plain(value) for key, value in sorted(best.params.items())},
             }
-            if pooled is None:
-                models[family] = FAMILIES[family](hyper, data, settings, _ignore).model
-                held_out[family] = predict_scores(models[family], data.x_valid, data.task)
-            else:  # the chosen configuration once more over the folds: its out-of-fold predictions
-                checked = cross_validate(family, hyper, pooled, settings, _ignore)
-                models[family] = refit(family, hyper, pooled, settings, checked.refit_rounds)
-                out_of_fold[family] = oof_table(checked.out_of_fold, pooled.folds, len(data.y_train))
-                held_out[family] = checked.out_of_fold
-                if checked.refit_rounds is not None:
-                    summary[family]["refit_rounds"] = checked.refit_rounds
+            final = fit_final(family, hyper, data, pooled, settings)
+            models[family], held_out[family] = final.model, final.held_out
+            if final.out_of_fold is not None:
+                out_of_fold[family] = final.out_of_fold
+            if final.refit_rounds is not None:
+                summary[family]["refit_rounds"] = final.refit_rounds
             logger.info(
                 "train: %s: best %s %.4f after %d trials",
                 family,
@@ -208,6 +230,14 @@ def train(params: Params, data: TrainingData, data_fingerprint: str, execute: Ex
                 best.value,
                 len(tables[family]),
             )
+        firsts = {family: trials[0] for family, (trials, _) in studies.items()}
+        default = pick(firsts, key=lambda family: firsts[family].value)
+        if bests[default].number == firsts[default].number:  # tuning found nothing better: the same model
+            baseline = models[default]
+        else:
+            first = {**settings.families[default].fixed, **firsts[default].params}
+            baseline = fit_final(default, first, data, pooled, settings).model
+    tuning["baseline"] = {"family": default, "value": round(float(firsts[default].value), 6)}
     y_held_out = data.y_valid if pooled is None else pooled.y
     if settings.blends:
         fitted = select_weights(held_out, y_held_out, data.task, settings.metric, settings.ensemble.size)
@@ -223,7 +253,7 @@ def train(params: Params, data: TrainingData, data_fingerprint: str, execute: Ex
             summary[name]["threshold"] = tune_threshold(
                 y_held_out, held_out[name], settings.threshold
             ).report()
-    return Trained(models, tables, summary, tuning, out_of_fold)
+    return Trained(models, tables, summary, tuning, out_of_fold, baseline)
 
 
 def _plain(value: object) -> object:
@@ -238,6 +268,7 @@ def main() -> None:
         trained = train(params, data, data_fingerprint(), execute)
     for name, model in trained.models.items():
         write_pickle(layout.candidate_model(name), model)
+    write_pickle(layout.BASELINE_MODEL, trained.baseline)
     for family, table in trained.tables.items():
         write_bytes(layout.trials_table(family), lambda path, table=table: table.to_csv(path, index=False))
     for family, predictions in trained.out_of_fold.items():

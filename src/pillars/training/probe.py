@@ -36,6 +36,7 @@ def step_rounds(settings: TrainParams, family: str) -> int:
 
 def measure_costs(settings: TrainParams, data: TrainingData, pooled: Pooled | None) -> dict[str, FamilyCost]:
     """Every candidate family's cost per trial and per step (settings with `n_jobs` resolved)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="pillars-probe-") as folder:
         storage = f"sqlite:///{Path(folder) / 'probe.db'}"
         optuna.create_study(storage=storage, study_name="tables")  # the storage's tables, before any timing

@@ -1,0 +1,63 @@
+"""The end of `make run`: where you stand, in a few lines read from the reports the stages wrote.
+
+The selected model and how it was chosen, its test metric beside the untuned model a person would fit first
+(train's baseline: the best family's library defaults, on the same test rows), the gate's verdict, the
+deployment check's, monitoring's decision, and where to look next: the model card, the plots, the
+monitoring page and the command that serves the model.
+"""
+
+from pillars.core import layout
+from pillars.core.errors import run_cli
+from pillars.core.io import read_json
+
+
+def _value(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.4f}"
+
+
+def where_you_stand(
+    selection: dict, validation: dict, assess: dict, deploy: dict, monitoring: dict
+) -> list[str]:
+    """The lines, from the reports' contents (pure: the tests give it reports)."""
+    metric, chosen = selection["metric"], selection["model"]
+    baseline = assess["baseline"]
+    selected, default = assess["test"].get(metric), baseline[metric]
+    gap = "" if selected is None or default is None else f" ({selected - default:+.4f})"
+    failed = sorted(name for name, entry in validation["candidates"].items() if not entry["passed"])
+    checks = deploy["checks"]
+    return [
+        "where you stand:",
+        f"  selected model: {chosen} ({selection['reason']})",
+        f"  test {metric}: {_value(selected)} vs {_value(default)} for {baseline['family']} with its "
+        f"library's defaults{gap}",
+        f"  gate (validate_model): {len(validation['candidates']) - len(failed)} of "
+        f"{len(validation['candidates'])} candidates passed"
+        + (f"; not passed: {', '.join(failed)} (see {layout.MODEL_VALIDATION_REPORT})" if failed else ""),
+        "  deployment check: "
+        + (
+            "passed"
+            if deploy["passed"]
+            else "FAILED: " + ", ".join(name for name, ok in checks.items() if not ok)
+        )
+        + f" ({deploy['bento']})",
+        f"  monitoring: {monitoring['decision']['action']}: {'; '.join(monitoring['decision']['reasons'])}",
+        f"  model card: {layout.MODEL_CARD}",
+        f"  plots: {layout.ASSESS_PLOTS_DIR}/ (dvc plots show writes them as one page)",
+        f"  monitoring page: {layout.MONITORING_HTML}",
+        "  serve it: make serve (http://127.0.0.1:3000; the API described at /docs.json)",
+    ]
+
+
+def main() -> None:
+    lines = where_you_stand(
+        read_json(layout.SELECTION_REPORT),
+        read_json(layout.MODEL_VALIDATION_REPORT),
+        read_json(layout.ASSESS_REPORT),
+        read_json(layout.DEPLOY_REPORT),
+        read_json(layout.MONITORING_REPORT),
+    )
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    run_cli(main)
