@@ -1,13 +1,17 @@
-"""Helpers for tests: the repository root, params overrides, commands, and repository copies."""
+"""Helpers for tests: the repository root, params overrides, commands, repository copies, and processes."""
 
+import contextlib
 import copy
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -174,3 +178,21 @@ def install_fake_gh(
     for name in ("GH_REPO", "GITHUB_TOKEN", "GITHUB_SERVER_URL", "GITHUB_RUN_ID"):
         monkeypatch.delenv(name, raising=False)
     return FakeGitHub(state)
+
+
+def running(processes: Iterable[psutil.Process]) -> list[psutil.Process]:
+    """Those of `processes` still running (one that exited and waits to be reaped has ended)."""
+    alive = []
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+    return alive
+
+
+def still_running_after(processes: Iterable[psutil.Process], seconds: float) -> list[psutil.Process]:
+    """Those of `processes` still running after waiting up to `seconds` for them all to end."""
+    deadline = time.monotonic() + seconds
+    while (alive := running(processes)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive
