@@ -40,11 +40,18 @@ GIT_IDENTITY = {
 }
 
 
-def run(command: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True):
-    """Run a command with the project's virtual environment first on PATH; return the finished process."""
+def project_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment with the project's virtual environment first on PATH (`python` in a stage's command
+    is the project's), a Git identity unless set, and `env` on top."""
     path = f"{BIN}{os.pathsep}{os.environ['PATH']}"
-    environment = {**GIT_IDENTITY, **os.environ, "PATH": path, **(env or {})}
-    result = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, check=False)
+    return {**GIT_IDENTITY, **os.environ, "PATH": path, **(env or {})}
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True):
+    """Run a command in the project's environment (`project_env`); return the finished process."""
+    result = subprocess.run(
+        command, cwd=cwd, env=project_env(env), capture_output=True, text=True, check=False
+    )
     if check and result.returncode != 0:
         pytest.fail(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
