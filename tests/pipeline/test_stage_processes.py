@@ -61,7 +61,7 @@ def test_killing_dvc_while_deploy_serves_leaves_no_process(
     dvc = subprocess.Popen(
         ["dvc", "repro", "--force", "--single-item", "deploy"],
         cwd=repo,
-        env=project_env(),
+        env=project_env({"TMPDIR": str(tmp_path)}),  # the stage's BentoML home: here, even if it is killed
         start_new_session=True,  # a process group of dvc and the stage, without this test
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
