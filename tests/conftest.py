@@ -1,15 +1,17 @@
 """Shared fixtures: the project's own params and schema, and temporary copies of the repository."""
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
 from pillars.core.params import Params, parse_params
 from pillars.core.schema import DataSchema, load_schema
-from tests.helpers import ROOT, copy_repository, deep_merge, make, with_task
+from tests.helpers import ROOT, copy_repository, deep_merge, make, running, with_task
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -64,3 +66,14 @@ def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def audit_dir(repo: Path) -> Path:
     """Where the `reproduced` run's processes recorded what they read (beside the copy, not in it)."""
     return repo.parent / "reads"
+
+
+@pytest.fixture
+def watched() -> Iterator[list[psutil.Process]]:
+    """Processes a test starts and expects to end: those still running after it are killed, so a failed test
+    leaves none behind."""
+    processes: list[psutil.Process] = []
+    yield processes
+    for process in running(processes):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()

@@ -1,13 +1,17 @@
-"""Helpers for tests: the repository root, params overrides, commands, and repository copies."""
+"""Helpers for tests: the repository root, params overrides, commands, repository copies, and processes."""
 
+import contextlib
 import copy
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -36,11 +40,18 @@ GIT_IDENTITY = {
 }
 
 
-def run(command: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True):
-    """Run a command with the project's virtual environment first on PATH; return the finished process."""
+def project_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment with the project's virtual environment first on PATH (`python` in a stage's command
+    is the project's), a Git identity unless set, and `env` on top."""
     path = f"{BIN}{os.pathsep}{os.environ['PATH']}"
-    environment = {**GIT_IDENTITY, **os.environ, "PATH": path, **(env or {})}
-    result = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, check=False)
+    return {**GIT_IDENTITY, **os.environ, "PATH": path, **(env or {})}
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True):
+    """Run a command in the project's environment (`project_env`); return the finished process."""
+    result = subprocess.run(
+        command, cwd=cwd, env=project_env(env), capture_output=True, text=True, check=False
+    )
     if check and result.returncode != 0:
         pytest.fail(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
@@ -174,3 +185,21 @@ def install_fake_gh(
     for name in ("GH_REPO", "GITHUB_TOKEN", "GITHUB_SERVER_URL", "GITHUB_RUN_ID"):
         monkeypatch.delenv(name, raising=False)
     return FakeGitHub(state)
+
+
+def running(processes: Iterable[psutil.Process]) -> list[psutil.Process]:
+    """Those of `processes` still running (one that exited and waits to be reaped has ended)."""
+    alive = []
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+    return alive
+
+
+def still_running_after(processes: Iterable[psutil.Process], seconds: float) -> list[psutil.Process]:
+    """Those of `processes` still running after waiting up to `seconds` for them all to end."""
+    deadline = time.monotonic() + seconds
+    while (alive := running(processes)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive

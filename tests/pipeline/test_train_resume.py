@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BIN, run, write_params
+from tests.helpers import project_env, run, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -48,11 +48,10 @@ def test_killed_study_resumes_where_it_stopped(repo_copy: Path) -> None:
         },
     )
     run(["dvc", "repro", "featurize"], repo_copy)
-    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     process = subprocess.Popen(
         ["dvc", "repro", "train"],
         cwd=repo_copy,
-        env=environment,
+        env=project_env(),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

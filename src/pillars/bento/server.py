@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
@@ -55,28 +56,28 @@ def served(
 ) -> Iterator[tuple[str, float]]:
     """Serve `target` (a Bento tag) on a free loopback port; yield its base URL and the seconds to ready."""
     port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="bentoml-serve-", suffix=".log", delete=False)  # noqa: SIM115
     environment = {"BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "true", **(env or {})}
-    started = time.perf_counter()
-    process = start(
-        [str(BENTOML), "serve", target, "--host", "127.0.0.1", "--port", str(port)], env=environment, log=log
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        ready_s = _wait_ready(url, process, started, ready_timeout_s, Path(log.name))
+    with tempfile.TemporaryFile(prefix="bentoml-serve-") as log:  # nameless: not left behind if we are killed
+        started = time.perf_counter()
+        process = start(
+            [str(BENTOML), "serve", target, "--host", "127.0.0.1", "--port", str(port)],
+            env=environment,
+            log=log,
+        )
         try:
-            yield url, ready_s
-        except Exception:  # a failed request: the server's side of the story, before its log goes
-            logger.error("last lines of the bentoml serve log:\n%s", _tail(Path(log.name)))
-            raise
-    finally:
-        stop(process)
-        log.close()
-        Path(log.name).unlink(missing_ok=True)
+            ready_s = _wait_ready(url, process, started, ready_timeout_s, log)
+            try:
+                yield url, ready_s
+            except Exception:  # a failed request: the server's side of the story, before its log goes
+                logger.error("last lines of the bentoml serve log:\n%s", _tail(log))
+                raise
+        finally:
+            stop(process)
 
 
 def _wait_ready(
-    url: str, process: subprocess.Popen[bytes], started: float, timeout_s: float, log: Path
+    url: str, process: subprocess.Popen[bytes], started: float, timeout_s: float, log: IO[bytes]
 ) -> float:
     while time.perf_counter() - started < timeout_s:
         if process.poll() is not None:
@@ -91,8 +92,9 @@ def _wait_ready(
     raise PillarsError(f"{url}/readyz did not answer 200 within {timeout_s} s:\n{_tail(log)}")
 
 
-def _tail(log: Path, lines: int = 30) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+def _tail(log: IO[bytes], lines: int = 30) -> str:
+    written = os.pread(log.fileno(), os.fstat(log.fileno()).st_size, 0)  # leaves the writers' offset alone
+    return "\n".join(written.decode(errors="replace").splitlines()[-lines:])
 
 
 def main() -> None:

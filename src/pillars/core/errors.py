@@ -1,8 +1,11 @@
 """One error type for every problem a user can fix, and the edge that turns it into a clean exit."""
 
 import logging
+import os
 import sys
 from collections.abc import Callable
+
+from pillars.core.lifetime import end_with_parent, exit_on_signals
 
 
 class PillarsError(Exception):
@@ -13,9 +16,15 @@ def run_cli(main: Callable[[], None]) -> None:
     """Run an entry point: logging set up once (progress lines on stderr), and a PillarsError as one
     readable line on stderr with exit code 2.
 
-    Any other exception is a bug in pillars itself, so it keeps its traceback.
+    Any other exception is a bug in pillars itself, so it keeps its traceback. SIGTERM and SIGHUP end the
+    entry point through its `finally` blocks, so the servers and workers it started stop with it. A DVC
+    stage (DVC sets DVC_STAGE) also ends when its dvc does: dvc records no outputs then and its lock is
+    gone, so the stage would only hold resources, or write outputs while a new run writes them too.
     """
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    exit_on_signals()
+    if "DVC_STAGE" in os.environ:
+        end_with_parent()
     try:
         main()
     except PillarsError as error:
