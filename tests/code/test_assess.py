@@ -48,6 +48,29 @@ def test_importance_groups_features_by_input_column(make_params) -> None:
     assert importance["importance"].iloc[0] > 0.3 > abs(importance["importance"].iloc[1])
 
 
+class CountingModel:
+    """A model that counts the rows it is asked to score."""
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        self.rows.append(len(x))
+        return np.column_stack([1 - x[:, 0], x[:, 0]])
+
+
+def test_permutation_importance_predicts_at_most_importance_rows(make_params) -> None:
+    """A large test split costs what `assess.importance_rows` rows cost: every prediction is of the sample."""
+    generator = np.random.default_rng(1)
+    x = pd.DataFrame({"signal": generator.uniform(size=5000), "noise": generator.uniform(size=5000)})
+    y = (x["signal"] > 0.5).astype("int64").to_numpy()
+    model = CountingModel()
+    params = make_params(assess={"importance_rows": 400, "importance_repeats": 2})
+    importance = permutation_importance(model, x, y, {"signal": "signal", "noise": "noise"}, params)
+    assert model.rows == [400] * (1 + 2 * 2), "the baseline, then 2 repeats of 2 columns, on 400 rows each"
+    assert importance["column"].tolist() == ["signal", "noise"] and importance["importance"].iloc[0] > 0.2
+
+
 def binary_slices() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """40 rows: the female slice (30) holds both classes, the male slice (6) only class 1, the other
     slice (4) both classes but fewer rows than min_rows."""

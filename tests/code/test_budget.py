@@ -171,11 +171,11 @@ def test_the_plan_buys_more_trials_with_more_minutes_and_caps_the_rounds_of_cost
         "xgboost": FamilyCost(trial_s=0.2, step_s=0.05),
         "linear": FamilyCost(trial_s=0.0, step_s=0.2),
     }
-    ten, thirty = plan(10, settings, costs, 1000, refits=1), plan(30, settings, costs, 1000, refits=1)
+    ten, thirty = plan(10, settings, costs, 90.0, refits=2), plan(30, settings, costs, 90.0, refits=2)
     assert ten.tuning_s < ten.train_s < 600 - ten.after_train_s + 1e-9
     assert all(ten.trials[family] <= thirty.trials[family] for family in costs)
     assert ten.trials["lightgbm"] > ten.trials["catboost"]
     assert ten.rounds["catboost"] < settings.families["catboost"].fixed["iterations"]
     assert "lightgbm" not in ten.rounds, "a cheap family keeps its round cap"
     with pytest.raises(PillarsError, match="give at least"):
-        plan(2, settings, costs, 1000, refits=1)
+        plan(2, settings, costs, 90.0, refits=2)

@@ -431,6 +431,7 @@ class AssessParams(Section):
 
     calibration_bins: int = Field(default=10, ge=2)
     importance_repeats: int = Field(default=3, ge=1)
+    importance_rows: int = Field(default=10_000, ge=100)
     seed: int = Field(default=0, ge=0)
 
 

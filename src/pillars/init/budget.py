@@ -21,7 +21,7 @@ from ruamel.yaml.comments import CommentedMap
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_json
-from pillars.core.params import PARAMS_FILE, FamilyCost, TrainParams, load_params
+from pillars.core.params import PARAMS_FILE, FamilyCost, Params, TrainParams, load_params
 from pillars.core.process import run
 from pillars.init.params_file import load_round_trip, write_round_trip
 from pillars.training.cv import pool, uses_cv
@@ -36,7 +36,8 @@ DEFAULT_MINUTES = 10.0
 # data on 2 cores, 26 s of it deploy) and a part that grows with the rows predicted (test and holdout,
 # assess's permutation importance per input column). The plan reserves their time first.
 AFTER_TRAIN_S = 90.0
-AFTER_TRAIN_S_PER_CELL = 2e-6  # per test row x input column (permutation importance predicts them again)
+AFTER_TRAIN_S_PER_CELL = 3e-5  # per row x column x repeat that permutation importance predicts again
+AFTER_TRAIN_S_PER_ROW = 2e-4  # per test and holdout row: parity checks, served in bulk, batch inference
 TYPICAL_STEPS_SHARE = 1 / 3  # a tuned trial stops early at about this share of its round cap
 MAX_TRIALS = 100  # per family: past this, TPE's proposals and the pruner's reads grow costly per trial
 # n_trials is a cap above what the work budget buys: pruned and early-stopped trials cost much less than a
@@ -44,6 +45,9 @@ MAX_TRIALS = 100  # per family: past this, TPE's proposals and the pruner's read
 TRIALS_OVER_ESTIMATE = 5
 MIN_TRIALS = 4
 TRIAL_SHARE = 1 / 3  # no single trial may take more than this share of its family's budget
+# Fits after tuning, in trials per family: the chosen configuration, and the baseline (the best family's
+# library defaults) when tuning moved away from them; small data also refits each on train + valid
+REFITS = {False: 2, True: 3}
 
 
 @dataclass(frozen=True)
@@ -83,12 +87,19 @@ def typical_trial_s(settings: TrainParams, family: str, cost: FamilyCost, cap: i
     return cost.trial_s + cost.step_s * steps
 
 
+def after_train_s(params: Params, held_out_rows: int, inputs: int) -> float:
+    """What the stages after train take, estimated from the rows they predict (test and holdout about
+    `held_out_rows` each) and the cells permutation importance predicts again."""
+    importance = min(held_out_rows, params.assess.importance_rows) * inputs * params.assess.importance_repeats
+    return AFTER_TRAIN_S + AFTER_TRAIN_S_PER_CELL * importance + AFTER_TRAIN_S_PER_ROW * 2 * held_out_rows
+
+
 def plan(
-    minutes: float, settings: TrainParams, costs: dict[str, FamilyCost], test_cells: int, refits: int
+    minutes: float, settings: TrainParams, costs: dict[str, FamilyCost], after: float, refits: int
 ) -> Plan:
-    """Split `minutes` between the stages after train and train; train's share between the final fits
-    (`refits` trials per family) and the studies; cap each family's trials and rounds to its share."""
-    after = AFTER_TRAIN_S + AFTER_TRAIN_S_PER_CELL * test_cells
+    """Split `minutes` between the stages after train (`after` seconds) and train; train's share between the
+    final fits (`refits` trials per family) and the studies; cap each family's trials and rounds to its
+    share."""
     train_s = minutes * 60 - after
     families = settings.candidates
     caps = {family: round_cap(settings, family) for family in families}
@@ -167,8 +178,8 @@ def apply_budget(minutes: float) -> None:
     pooled = pool(data, settings) if uses_cv(data, settings) else None
     logger.info("budget: measuring a trial of each of %s", settings.candidates)
     costs = measure_costs(settings, data, pooled)
-    test_cells = len(data.y_valid) * len(manifest["inputs"])
-    found = plan(minutes, settings, costs, test_cells, refits=2 if pooled is not None else 1)
+    after = after_train_s(params, len(data.y_valid), len(manifest["inputs"]))
+    found = plan(minutes, settings, costs, after, refits=REFITS[pooled is not None])
     write_plan(found)
     print(report(found, data_s))
 

@@ -68,14 +68,18 @@ def curves(
 def permutation_importance(
     model: object, x: pd.DataFrame, y: np.ndarray, sources: dict[str, str], params: Params
 ) -> pd.DataFrame:
-    """How much the primary metric drops when one input column's features are shuffled together."""
+    """How much the primary metric drops when one input column's features are shuffled together (on at most
+    `assess.importance_rows` test rows: every column is predicted `importance_repeats` times)."""
     task, metric_name = params.dataset.task, params.train.metric
     metric = METRICS[task][metric_name]
+    generator = np.random.default_rng(params.assess.seed)
+    if len(x) > params.assess.importance_rows:  # a seeded sample in row order: the estimate needs no more
+        kept = np.sort(generator.choice(len(x), params.assess.importance_rows, replace=False))
+        x, y = x.iloc[kept].reset_index(drop=True), y[kept]
     try:  # shuffling features leaves the targets as they are: defined on the baseline, defined on every shuffle
         baseline = score(metric_name, task, y, predict_scores(model, x.to_numpy(), task))
     except UndefinedMetricError as error:
         raise PillarsError(f"assess: no permutation importance on the test split: {error}") from error
-    generator = np.random.default_rng(params.assess.seed)
     rows = []
     for column in sorted(set(sources.values())):
         group = [feature for feature, source in sources.items() if source == column]
