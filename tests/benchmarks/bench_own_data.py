@@ -30,6 +30,7 @@ from bench_data_pillars import (
     BIN,
     CPU_LIMIT,
     REPO,
+    RESULTS_DIR,
     Target,
     child_env,
     copy_working_tree,
@@ -85,8 +86,8 @@ def timed_run(work: Path, logs: Path, label: str) -> dict:
     return {"train_s": round(train.seconds, 1), "make_run_s": round(train.seconds + rest.seconds, 1)}
 
 
-def run_shape(name: str, minutes: float, scratch: Path) -> dict:
-    work, busy = scratch / name, scratch / f"{name}-busy"
+def run_shape(name: str, minutes: float, scratch: Path, busy_too: bool, flaml_too: bool) -> dict:
+    work, busy = scratch / f"{name}-{minutes:g}", scratch / f"{name}-{minutes:g}-busy"
     copy_working_tree(work)
     logs = scratch / "logs"
     data, target = write_shape(name, scratch / "downloads")
@@ -97,20 +98,24 @@ def run_shape(name: str, minutes: float, scratch: Path) -> dict:
         child_env(work),
         logs / f"{name}-init.log",
     )
-    shutil.copytree(work, busy, symlinks=True)  # the same init (params, features in the DVC cache)
-    idle_run = timed_run(work, logs, f"{name}-idle")
-    competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR])
-    try:
-        busy_run = timed_run(busy, logs, f"{name}-busy")
-    finally:
-        competitor.kill()
-        competitor.wait()
+    if busy_too:
+        shutil.copytree(work, busy, symlinks=True)  # the same init (params, features in the DVC cache)
+    idle_run = timed_run(work, logs, f"{name}-{minutes:g}-idle")
+    busy_run = None
+    if busy_too:
+        competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR])
+        try:
+            busy_run = timed_run(busy, logs, f"{name}-{minutes:g}-busy")
+        finally:
+            competitor.kill()
+            competitor.wait()
     params = yaml.safe_load((work / "params.yaml").read_text())
     task, metric = params["dataset"]["task"], params["train"]["metric"]
     split = Split(work, task)
     assessed = json.loads((work / "metrics/assess.json").read_text())
     trained = json.loads((work / "metrics/train.json").read_text())
     return {
+        "shape": name,
         "task": task,
         "metric": metric,
         "greater_is_better": METRICS[task][metric].greater_is_better,
@@ -127,7 +132,7 @@ def run_shape(name: str, minutes: float, scratch: Path) -> dict:
         "pillars": assessed["test"],
         "baseline": assessed["baseline"],
         "defaults": defaults(split),
-        "flaml": flaml(split, metric, idle_run["train_s"]),
+        "flaml": flaml(split, metric, idle_run["train_s"]) if flaml_too else None,
     }
 
 
@@ -138,13 +143,14 @@ def targets_of(results: dict) -> dict[str, Target]:
         targets[f"{name} idle"] = Target(
             f"{name}: make run s", found["idle"]["make_run_s"], RUN_LIMIT * budget_s, "s", kind="max"
         )
-        targets[f"{name} busy"] = Target(
-            f"{name}: make run s, one competing process",
-            found["busy"]["make_run_s"],
-            BUSY_LIMIT * found["idle"]["make_run_s"],
-            "s",
-            kind="max",
-        )
+        if found["busy"] is not None:
+            targets[f"{name} busy"] = Target(
+                f"{name}: make run s, one competing process",
+                found["busy"]["make_run_s"],
+                BUSY_LIMIT * found["idle"]["make_run_s"],
+                "s",
+                kind="max",
+            )
         metric, better = found["metric"], found["greater_is_better"]
         best_default = (max if better else min)(values[metric] for values in found["defaults"].values())
         targets[f"{name} vs defaults"] = at_least(
@@ -174,30 +180,44 @@ def write_markdown(path: Path, results: dict, targets: dict[str, Target]) -> Non
             if family in found["chosen"]["n_trials"]
         )
         passed = all(target.passed for key, target in targets.items() if key.startswith(f"{name} "))
+        busy = found["busy"]
+        competed = (
+            "-"
+            if busy is None
+            else f"{busy['make_run_s']:.0f} s ({busy['make_run_s'] / found['idle']['make_run_s']:.2f}x idle)"
+        )
+        automl = found["flaml"]
+        flaml_cell = "-" if automl is None else f"{automl['test'][metric]:.4f} ({automl['best_estimator']})"
         lines.append(
-            f"| {name} | {found['task']} | {rows['train']}/{rows['valid']}/{rows['test']} | "
+            f"| {found['shape']} | {found['task']} | {rows['train']}/{rows['valid']}/{rows['test']} | "
             f"{found['budget_minutes']:g} min | {found['idle']['make_run_s']:.0f} s "
-            f"({found['idle']['make_run_s'] / budget_s:.2f}x) | {found['busy']['make_run_s']:.0f} s "
-            f"({found['busy']['make_run_s'] / found['idle']['make_run_s']:.2f}x idle) | {trials} | {metric} | "
+            f"({found['idle']['make_run_s'] / budget_s:.2f}x) | {competed} | {trials} | {metric} | "
             f"{found['pillars'][metric]:.4f} ({found['selected']}) | "
             f"{found['baseline'][metric]:.4f} ({found['baseline']['family']}) | "
             f"{found['defaults']['lightgbm'][metric]:.4f} | {found['defaults']['xgboost'][metric]:.4f} | "
-            f"{found['flaml']['test'][metric]:.4f} ({found['flaml']['best_estimator']}) | "
-            f"{'pass' if passed else 'FAIL'} |"
+            f"{flaml_cell} | {'pass' if passed else 'FAIL'} |"
         )
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=5.0, help="the budget given to make init")
+    parser.add_argument("--minutes", type=float, nargs="+", default=[5.0], help="budgets given to make init")
+    parser.add_argument("--idle-only", action="store_true", help="no run with a competing process")
+    parser.add_argument("--no-flaml", action="store_true", help="no FLAML (it takes the train stage's time)")
     parser.add_argument("shapes", nargs="*", default=sorted(EXPORT_SHAPES, key=SHAPE_ORDER.index))
     args = parser.parse_args()
     cpus = pin_cpus(CPU_LIMIT)
     started = datetime.now(UTC)
     scratch = Path(tempfile.mkdtemp(prefix="pillars-bench-own-data-"))
+    previous = RESULTS_DIR / "own_data.json"  # entries of other shapes and budgets are kept
+    datasets = json.loads(previous.read_text())["datasets"] if previous.exists() else {}
     try:
-        datasets = {name: run_shape(name, args.minutes, scratch) for name in args.shapes}
+        for name in args.shapes:
+            for minutes in args.minutes:
+                datasets[f"{name} {minutes:g}m"] = run_shape(
+                    name, minutes, scratch, busy_too=not args.idle_only, flaml_too=not args.no_flaml
+                )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     results = {

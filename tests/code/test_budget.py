@@ -2,6 +2,7 @@
 counted work, the same trials whatever the machine; families far behind stop after their first trial; the
 probe prices a trial and a step; the plan turns minutes into counts, and refuses minutes that cannot work."""
 
+import re
 import time
 from pathlib import Path
 
@@ -177,5 +178,7 @@ def test_the_plan_buys_more_trials_with_more_minutes_and_caps_the_rounds_of_cost
     assert ten.trials["lightgbm"] > ten.trials["catboost"]
     assert ten.rounds["catboost"] < settings.families["catboost"].fixed["iterations"]
     assert "lightgbm" not in ten.rounds, "a cheap family keeps its round cap"
-    with pytest.raises(PillarsError, match="give at least"):
-        plan(2, settings, costs, 90.0, refits=2)
+    with pytest.raises(PillarsError, match="give at least") as refused:
+        plan(1.6, settings, costs, 90.0, refits=2)
+    least = int(re.search(r"MINUTES=(\d+)", str(refused.value)).group(1))
+    assert plan(least, settings, costs, 90.0, refits=2).tuning_s > 0, "the least it names works"

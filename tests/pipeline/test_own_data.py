@@ -71,3 +71,21 @@ def test_binary_credit_risk_with_missing_values(repo_copy: Path, tmp_path: Path)
         repo_copy, "init", "DATA=data/external/german_credit/german_credit.csv", "TARGET=Risk", check=False
     )
     assert refused.returncode != 0 and "FORCE=1" in refused.stderr
+
+
+def test_init_with_a_budget_measures_every_family_and_writes_counts(repo_copy: Path, tmp_path: Path) -> None:
+    """BUDGET=4m: stages 1-6 run, each family's trial is priced on the feature matrices, and the counts that
+    fit 4 minutes are written; a budget too small for this data is refused, naming the least that works."""
+    data, target = write_shape("credit_risk", tmp_path / "downloads")
+    said = make(repo_copy, "init", f"DATA={data}", f"TARGET={target}", "BUDGET=4m").stdout
+    train = yaml.safe_load((repo_copy / "params.yaml").read_text())["train"]
+    budget = train["budget"]
+    assert budget["minutes"] == 4.0 and 0 < budget["seconds"] < 4 * 60
+    assert set(budget["costs"]) == set(train["candidates"])
+    assert all(cost["step_s"] > 0 for cost in budget["costs"].values())
+    assert all(train["families"][family]["n_trials"] >= 4 for family in train["candidates"])
+    assert "budget: make run takes about 4 min here" in said
+    assert "up to date" in run([str(BIN / "dvc"), "status", "featurize"], repo_copy).stdout, "stages 1-6 ran"
+    refused = make(repo_copy, "budget", "MINUTES=0.2", check=False)
+    assert refused.returncode != 0 and "make budget MINUTES=" in refused.stderr
+    assert yaml.safe_load((repo_copy / "params.yaml").read_text())["train"]["budget"] == budget, "unchanged"

@@ -94,39 +94,56 @@ def after_train_s(params: Params, held_out_rows: int, inputs: int) -> float:
     return AFTER_TRAIN_S + AFTER_TRAIN_S_PER_CELL * importance + AFTER_TRAIN_S_PER_ROW * 2 * held_out_rows
 
 
+def capped_rounds(settings: TrainParams, family: str, cost: FamilyCost, share: float) -> int | None:
+    """The family's round cap, lowered so that one trial at the cap takes at most TRIAL_SHARE of `share`
+    (at least two steps)."""
+    cap = round_cap(settings, family)
+    if cap is None or cost.step_s <= 0:
+        return cap
+    steps = (share * TRIAL_SHARE - cost.trial_s) / cost.step_s
+    return min(cap, max(int(steps), 2) * step_rounds(settings, family))
+
+
 def plan(
     minutes: float, settings: TrainParams, costs: dict[str, FamilyCost], after: float, refits: int
 ) -> Plan:
     """Split `minutes` between the stages after train (`after` seconds) and train; train's share between the
-    final fits (`refits` trials per family) and the studies; cap each family's trials and rounds to its
-    share."""
+    final fits (`refits` trials per family) and the studies; cap each family's rounds and trials to its
+    share. Refused when not even two of the cheapest trials of each family fit."""
     train_s = minutes * 60 - after
     families = settings.candidates
-    caps = {family: round_cap(settings, family) for family in families}
-    typical = {family: typical_trial_s(settings, family, costs[family], caps[family]) for family in families}
-    refit_s = refits * sum(typical.values())
-    needed = after + refit_s + 2 * sum(typical.values())  # at least two trials each, besides the refits
-    if train_s - refit_s < 2 * sum(typical.values()):
-        raise PillarsError(
-            f"BUDGET: {minutes:g} minutes is too little for this data on this machine: the stages after train "
-            f"take about {after:.0f} s and two trials of each of {families} about "
-            f"{2 * sum(typical.values()):.0f} s; give at least {math.ceil(needed / 60)} minutes, or fewer "
-            "train.candidates"
-        )
+
+    def typical(share: float) -> dict[str, float]:
+        return {
+            family: typical_trial_s(
+                settings, family, costs[family], capped_rounds(settings, family, costs[family], share)
+            )
+            for family in families
+        }
+
+    refit_s = refits * sum(typical(train_s / len(families)).values())
     tuning_s = train_s - refit_s
-    share = tuning_s / len(families)
-    trials, rounds = {}, {}
-    for family in families:
-        cost, cap = costs[family], caps[family]
-        if cap is not None and cost.step_s > 0:  # one trial at its cap within TRIAL_SHARE of the share
-            steps = (share * TRIAL_SHARE - cost.trial_s) / cost.step_s
-            allowed = max(int(steps) * step_rounds(settings, family), 2 * step_rounds(settings, family))
-            if allowed < cap:
-                rounds[family] = cap = allowed
-        each = typical_trial_s(settings, family, cost, cap)
-        trials[family] = max(
-            MIN_TRIALS, min(MAX_TRIALS, math.ceil(TRIALS_OVER_ESTIMATE * share / max(each, 1e-3)))
+    least_trial = {family: costs[family].trial_s + 2 * costs[family].step_s for family in families}
+    if tuning_s < 2 * sum(least_trial.values()):
+        least = math.ceil((after + refit_s + 2 * sum(least_trial.values())) / 60)
+        raise PillarsError(
+            f"budget: {minutes:g} minutes is too little for this data on this machine: the stages after train "
+            f"take about {after:.0f} s and the final fits of {families} about {refit_s:.0f} s; give at least "
+            f"{least} minutes (make budget MINUTES={least}), or fewer train.candidates"
         )
+    share = tuning_s / len(families)
+    each = typical(share)
+    rounds = {
+        family: cap
+        for family in families
+        if (cap := capped_rounds(settings, family, costs[family], share)) != round_cap(settings, family)
+    }
+    trials = {
+        family: max(
+            MIN_TRIALS, min(MAX_TRIALS, math.ceil(TRIALS_OVER_ESTIMATE * share / max(each[family], 1e-3)))
+        )
+        for family in families
+    }
     return Plan(minutes, train_s, tuning_s, after, costs, trials, rounds)
 
 
@@ -169,7 +186,14 @@ def report(found: Plan, data_s: float) -> str:
 def apply_budget(minutes: float) -> None:
     """Bring stages 1-6 up to date, measure, plan and write the budget; say what it buys."""
     started = time.perf_counter()
-    run(["dvc", "repro", "featurize"], stream=True)
+    run(
+        ["dvc", "repro", "featurize"],
+        stream=True,
+        describe=lambda said: (
+            f"{said}; the budget needs stages 1-6: fix what the stage said above, then "
+            f"make budget MINUTES={minutes:g}"
+        ),
+    )
     data_s = time.perf_counter() - started
     params = load_params(PARAMS_FILE)
     manifest = read_json(layout.FEATURE_MANIFEST)
