@@ -39,11 +39,9 @@ AFTER_TRAIN_S = 90.0
 AFTER_TRAIN_S_PER_CELL = 3e-5  # per row x column x repeat that permutation importance predicts again
 AFTER_TRAIN_S_PER_ROW = 2e-4  # per test and holdout row: parity checks, served in bulk, batch inference
 TYPICAL_STEPS_SHARE = 1 / 3  # a tuned trial stops early at about this share of its round cap
-MAX_TRIALS = 100  # per family: past this, TPE's proposals and the pruner's reads grow costly per trial
-# n_trials is a cap above what the work budget buys: pruned and early-stopped trials cost much less than a
-# typical one (on the bundled data, caps at 1.5x the estimate bound every family at 45% of the budget)
-TRIALS_OVER_ESTIMATE = 5
-MIN_TRIALS = 4
+MAX_TRIALS = 100  # n_trials under a budget: past this TPE's proposals and the pruner's reads grow costly per
+# trial (and caps below it bound the run before the budget: families that stop early leave their share to
+# the others, and pruned trials cost far less than a typical one)
 TRIAL_SHARE = 1 / 3  # no single trial may take more than this share of its family's budget
 # Fits after tuning, in trials per family: the chosen configuration, and the baseline (the best family's
 # library defaults) when tuning moved away from them; small data also refits each on train + valid
@@ -132,18 +130,12 @@ def plan(
             f"{least} minutes (make budget MINUTES={least}), or fewer train.candidates"
         )
     share = tuning_s / len(families)
-    each = typical(share)
     rounds = {
         family: cap
         for family in families
         if (cap := capped_rounds(settings, family, costs[family], share)) != round_cap(settings, family)
     }
-    trials = {
-        family: max(
-            MIN_TRIALS, min(MAX_TRIALS, math.ceil(TRIALS_OVER_ESTIMATE * share / max(each[family], 1e-3)))
-        )
-        for family in families
-    }
+    trials = dict.fromkeys(families, MAX_TRIALS)  # a safety cap: the counted work stops the studies
     return Plan(minutes, train_s, tuning_s, after, costs, trials, rounds)
 
 
