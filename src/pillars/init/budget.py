@@ -59,6 +59,7 @@ class Plan:
     costs: dict[str, FamilyCost]
     trials: dict[str, int]  # n_trials caps
     rounds: dict[str, int]  # round caps (fixed.<rounds key>), where lowered
+    expected: dict[str, int]  # about how many typical trials each family's equal share buys (for people)
 
 
 def parse_minutes(text: str) -> float:
@@ -136,7 +137,8 @@ def plan(
         if (cap := capped_rounds(settings, family, costs[family], share)) != round_cap(settings, family)
     }
     trials = dict.fromkeys(families, MAX_TRIALS)  # a safety cap: the counted work stops the studies
-    return Plan(minutes, train_s, tuning_s, after, costs, trials, rounds)
+    expected = {family: max(1, round(share / max(each, 1e-6))) for family, each in typical(share).items()}
+    return Plan(minutes, train_s, tuning_s, after, costs, trials, rounds, expected)
 
 
 def write_plan(found: Plan) -> None:
@@ -162,12 +164,13 @@ def report(found: Plan, data_s: float) -> str:
         f"budget: make run takes about {found.minutes:g} min here: train {found.train_s / 60:.1f} min, "
         f"the stages after it about {found.after_train_s / 60:.1f} min"
         + (f" (stages 1-6 ran now, {data_s:.0f} s)" if data_s else ""),
-        "  family: measured cost (per trial + per step) -> at most n_trials trials",
+        "  family: measured cost (per trial + per step) -> typical trials in an equal share (pruned ones cost less)",
     ]
     for family, cost in found.costs.items():
         capped = f", rounds capped at {found.rounds[family]}" if family in found.rounds else ""
         lines.append(
-            f"  {family}: {cost.trial_s:.3f} s + {cost.step_s:.4f} s/step -> {found.trials[family]} trials{capped}"
+            f"  {family}: {cost.trial_s:.3f} s + {cost.step_s:.4f} s/step -> about {found.expected[family]} "
+            f"trials{capped}"
         )
     lines.append(
         "  counted, not timed: the same models on any machine; rerun make budget after changing the data"

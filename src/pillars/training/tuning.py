@@ -331,8 +331,15 @@ def run_study(
     direction = METRICS[data.task][settings.metric].direction
     storage = open_storage(settings.storage)
     study = optuna.create_study(storage=storage, study_name=name, direction=direction, load_if_exists=True)
-    if resumed := progress.resumed(family, limits.taken(finished_trials(study)), limits):
-        logger.info("train: %s: resuming study %s with %d trials finished", family, name, resumed)
+    taken = limits.taken(finished_trials(study))
+    if progress.resumed(family, taken, limits):  # trials an earlier run finished
+        logger.info(
+            "train: %s: resuming study %s with %d of %d trials finished",
+            family,
+            name,
+            len(taken),
+            limits.trials,
+        )
     jobs = [_job(family, name, trial, settings) for trial in _unfinished(study)]  # a stopped run's round
     if config.start and not _begun(study):
         study.enqueue_trial(config.start)  # the first trial: the library's defaults
