@@ -44,6 +44,7 @@ from bench_quality import Split, at_least, defaults, flaml
 sys.path.insert(0, str(REPO))
 from tests.shapes import EXPORT_SHAPES, write_shape
 
+from pillars.core.lifetime import end_with_parent  # the competitor ends with this benchmark
 from pillars.core.metrics import METRICS
 
 RUN_LIMIT = 1.25  # make run's wall time over the budget init reported, idle
@@ -103,7 +104,7 @@ def run_shape(name: str, minutes: float, scratch: Path, busy_too: bool, flaml_to
     idle_run = timed_run(work, logs, f"{name}-{minutes:g}-idle")
     busy_run = None
     if busy_too:
-        competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR])
+        competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR], preexec_fn=end_with_parent)
         try:
             busy_run = timed_run(busy, logs, f"{name}-{minutes:g}-busy")
         finally:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from bench_data_pillars import CPU_LIMIT, REPO, Target, machine_facts, pin_cpus, write_results
 
 sys.path.insert(0, str(REPO / "src"))
+from pillars.core.lifetime import end_with_parent  # the competitor ends with this benchmark
 from pillars.training.threads import ONE_THREAD_CELLS
 
 SHAPES = ((300, 20, 100), (3_000, 50, 100), (30_000, 76, 100), (300_000, 50, 30))  # rows, columns, rounds
@@ -55,7 +56,7 @@ def fit_seconds(family: str, shape: tuple[int, int, int], threads: int, policy: 
 def measure(family: str, shape: tuple[int, int, int], threads: int, policy: str) -> dict:
     """Idle, then with one competing CPU-bound process; the least of two runs each."""
     idle = min(fit_seconds(family, shape, threads, policy) for _ in range(2))
-    competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=end_with_parent)
     try:
         busy = min(fit_seconds(family, shape, threads, policy) for _ in range(2))
     finally:

@@ -37,8 +37,13 @@ DEFAULT_MINUTES = 10.0
 # assess's permutation importance per input column). The plan reserves their time first.
 AFTER_TRAIN_S = 90.0
 AFTER_TRAIN_S_PER_CELL = 3e-5  # per row x column x repeat that permutation importance predicts again
-AFTER_TRAIN_S_PER_ROW = 2e-4  # per test and holdout row: parity checks, served in bulk, batch inference
+AFTER_TRAIN_S_PER_ROW = 1.2e-3  # per test and holdout row: parity checks, served in bulk, batch inference,
+# monitoring (flight_delays, 2 x 29,103 held-out rows: about 80 s beyond the fixed part)
 TYPICAL_STEPS_SHARE = 1 / 3  # a tuned trial stops early at about this share of its round cap
+# Counted work runs slower than the probe's trials on large data: the pruner reads every trial's reports at
+# each report, which grows with the study (the probe's study holds one trial). flight_delays (204k train rows):
+# 188 s of wall time for 138 counted seconds; the smaller shapes ran at 0.7-0.9 wall per counted second
+WALL_PER_COUNTED = 1.35
 MAX_TRIALS = 100  # n_trials under a budget: past this TPE's proposals and the pruner's reads grow costly per
 # trial (and caps below it bound the run before the budget: families that stop early leave their share to
 # the others, and pruned trials cost far less than a typical one)
@@ -77,12 +82,18 @@ def round_cap(settings: TrainParams, family: str) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
-def typical_trial_s(settings: TrainParams, family: str, cost: FamilyCost, cap: int | None) -> float:
+def typical_trial_s(
+    settings: TrainParams,
+    family: str,
+    cost: FamilyCost,
+    cap: int | None,
+    share_of_cap: float = TYPICAL_STEPS_SHARE,
+) -> float:
     """What a tuned trial of the family costs on average, by its round cap (early stopping ends most
-    trials well before it)."""
+    trials well before it: at about `share_of_cap` of it)."""
     if cap is None:
         return cost.trial_s + cost.step_s * (settings.cv_folds if family == "linear" else 1)
-    steps = cap / step_rounds(settings, family) * TYPICAL_STEPS_SHARE
+    steps = cap / step_rounds(settings, family) * share_of_cap
     return cost.trial_s + cost.step_s * steps
 
 
@@ -112,16 +123,21 @@ def plan(
     train_s = minutes * 60 - after
     families = settings.candidates
 
-    def typical(share: float) -> dict[str, float]:
+    def typical(share: float, share_of_cap: float = TYPICAL_STEPS_SHARE) -> dict[str, float]:
         return {
             family: typical_trial_s(
-                settings, family, costs[family], capped_rounds(settings, family, costs[family], share)
+                settings,
+                family,
+                costs[family],
+                capped_rounds(settings, family, costs[family], share),
+                share_of_cap,
             )
             for family in families
         }
 
-    refit_s = refits * sum(typical(train_s / len(families)).values())
-    tuning_s = train_s - refit_s
+    # the final fits: the chosen configurations tend to be the slow-learning ones, at their round caps
+    refit_s = refits * sum(typical(train_s / len(families), share_of_cap=1.0).values())
+    tuning_s = (train_s - refit_s) / WALL_PER_COUNTED
     least_trial = {family: costs[family].trial_s + 2 * costs[family].step_s for family in families}
     if tuning_s < 2 * sum(least_trial.values()):
         least = math.ceil((after + refit_s + 2 * sum(least_trial.values())) / 60)
