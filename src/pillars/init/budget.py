@@ -120,7 +120,6 @@ def plan(
     """Split `minutes` between the stages after train (`after` seconds) and train; train's share between the
     final fits (`refits` trials per family) and the studies; cap each family's rounds and trials to its
     share. Refused when not even two of the cheapest trials of each family fit."""
-    train_s = minutes * 60 - after
     families = settings.candidates
 
     def typical(share: float, share_of_cap: float = TYPICAL_STEPS_SHARE) -> dict[str, float]:
@@ -135,12 +134,17 @@ def plan(
             for family in families
         }
 
-    # the final fits: the chosen configurations tend to be the slow-learning ones, at their round caps
-    refit_s = refits * sum(typical(train_s / len(families), share_of_cap=1.0).values())
-    tuning_s = (train_s - refit_s) / WALL_PER_COUNTED
-    least_trial = {family: costs[family].trial_s + 2 * costs[family].step_s for family in families}
-    if tuning_s < 2 * sum(least_trial.values()):
-        least = math.ceil((after + refit_s + 2 * sum(least_trial.values())) / 60)
+    def split(minutes: float) -> tuple[float, float, float]:
+        """train's seconds, the final fits' (the chosen configurations tend to be the slow-learning ones, at
+        their round caps) and the studies' counted work."""
+        train_s = minutes * 60 - after
+        refit_s = refits * sum(typical(train_s / len(families), share_of_cap=1.0).values())
+        return train_s, refit_s, (train_s - refit_s) / WALL_PER_COUNTED
+
+    least_trial = sum(costs[family].trial_s + 2 * costs[family].step_s for family in families)
+    train_s, refit_s, tuning_s = split(minutes)
+    if tuning_s < 2 * least_trial:  # not even two of the cheapest trials of each family
+        least = next(more for more in range(math.ceil(minutes), 10_000) if split(more)[2] >= 2 * least_trial)
         raise PillarsError(
             f"budget: {minutes:g} minutes is too little for this data on this machine: the stages after train "
             f"take about {after:.0f} s and the final fits of {families} about {refit_s:.0f} s; give at least "
