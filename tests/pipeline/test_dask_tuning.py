@@ -19,6 +19,7 @@ from pillars.compute.cluster import dask_client
 from pillars.core.errors import PillarsError
 from pillars.core.params import ComputeParams, parse_params
 from pillars.stages.train import Trained, train, trial_table
+from pillars.training.budget import Limits
 from pillars.training.families import TrainingData
 from pillars.training.tuning import OnCluster, finished_trials, run_here, run_study
 from tests.helpers import deep_merge
@@ -70,6 +71,7 @@ def params_overrides(storage: Path, round_size: int = 3) -> dict:
         "families": FAMILIES,
         "round_size": round_size,
         "n_jobs": 1,
+        "drop_margin": None,  # every family tuned to its n_trials
         "small_data": {"max_rows": 0},
         "pruner": {"n_startup_trials": 2, "n_warmup_steps": 0, "round_interval": 5},
     }
@@ -172,13 +174,17 @@ def test_a_run_stopped_mid_round_resumes_to_the_same_study(local_run, make_param
     settings = make_params(train=params_overrides(tmp_path / "studies.db")).train
     outcomes: list = []
 
-    def stops_in_round_two(jobs, data, pooled):  # round one's 3 trials, then one of round two's
+    def stops_in_round_two(jobs, data, pooled):  # round one's 3 trials, then one of round two's (after the
+        # first trial's round 0)
         for outcome in run_here(jobs, data, pooled):
             if len(outcomes) == 4:
                 raise StoppedError
             outcomes.append(outcome)
             yield outcome
 
+    run_study(
+        "xgboost", data(), settings, "stopped", limits=Limits(1)
+    )  # as train runs it: the defaults alone
     with pytest.raises(StoppedError):
         run_study("xgboost", data(), settings, "stopped", execute=stops_in_round_two)
     study = run_study("xgboost", data(), settings, "stopped")
