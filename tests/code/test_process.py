@@ -2,6 +2,7 @@
 on `stop`, when the starter is killed (SIGTERM or SIGKILL), or when the program itself exits."""
 
 import contextlib
+import shlex
 import signal
 import subprocess
 import sys
@@ -100,3 +101,31 @@ def test_a_program_that_exits_leaves_no_orphan_and_its_exit_code(
         watched += [psutil.Process(process.pid), *program_processes(tmp_path / "pids")]
         assert process.wait(timeout=WAIT_S) == 3
     assert still_running_after(watched, 0) == []
+
+
+# dvc as far as a stage can tell: it starts the stage's command through /bin/sh with DVC_STAGE set, then waits.
+# Debian's sh (dash) stays between the two as the stage's parent, alive after dvc has gone.
+RUNNER = """
+import os, subprocess, sys
+subprocess.Popen(["/bin/sh", "-c", sys.argv[1]], env={**os.environ, "DVC_STAGE": "deploy"}).wait()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_a_stage_below_a_shell_ends_with_its_dvc(
+    signum: signal.Signals, tmp_path: Path, watched: list[psutil.Process]
+) -> None:
+    stage = shlex.join([sys.executable, "-c", STARTER, str(tmp_path / "log"), *program(tmp_path)])
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, stage])
+    watched.append(psutil.Process(runner.pid))
+    try:
+        watched += program_processes(tmp_path / "pids")
+        below_runner = psutil.Process(runner.pid).children(recursive=True)  # sh, the stage, the watchdog, ...
+        assert "sh" in [process.name() for process in below_runner]  # the shell stays between
+        watched += below_runner
+        runner.send_signal(signum)
+        runner.wait(timeout=WAIT_S)
+    finally:
+        runner.kill()
+        runner.wait()
+    assert [process.cmdline() for process in still_running_after(watched, WAIT_S)] == []

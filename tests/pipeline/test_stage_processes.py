@@ -61,7 +61,9 @@ def test_killing_dvc_while_deploy_serves_leaves_no_process(
     dvc = subprocess.Popen(
         ["dvc", "repro", "--force", "--single-item", "deploy"],
         cwd=repo,
-        env=project_env({"TMPDIR": str(tmp_path)}),  # the stage's BentoML home: here, even if it is killed
+        # TMPDIR: the stage's BentoML home, here even if it is killed. SHELL: dvc starts the stage through it,
+        # and a POSIX sh (Debian's dash, CI's when SHELL is unset) stays between dvc and the stage
+        env=project_env({"TMPDIR": str(tmp_path), "SHELL": "/bin/sh"}),
         start_new_session=True,  # a process group of dvc and the stage, without this test
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -5,7 +5,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from pillars.core.lifetime import end_with_parent, exit_on_signals
+from pillars.core.lifetime import end_with_dvc, exit_on_signals
 
 
 class PillarsError(Exception):
@@ -24,7 +24,7 @@ def run_cli(main: Callable[[], None]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     exit_on_signals()
     if "DVC_STAGE" in os.environ:
-        end_with_parent()
+        end_with_dvc()
     try:
         main()
     except PillarsError as error:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from pillars.core.errors import PillarsError
-from pillars.core.lifetime import STOPPING_SIGNALS, adopt_orphans, end_with_parent, exit_on_signals
+from pillars.core.lifetime import STOPPING_SIGNALS, adopt_orphans, end_with_parent, exit_on_signals, status
 
 STOP_TIMEOUT_S = 15
 
@@ -125,13 +125,11 @@ def _running_descendants(program: subprocess.Popen[bytes]) -> set[int]:
     program.poll()
     parent_of: dict[int, int] = {}
     exited: set[int] = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:  # the fields after the name, which may hold spaces and ")"
-            state, parent = stat.read_text().rpartition(")")[2].split()[:2]
+    for pid in (int(entry.name) for entry in Path("/proc").glob("[0-9]*")):
+        try:
+            state, parent_of[pid] = status(pid)
         except OSError:  # ended between the listing and the reading
             continue
-        pid = int(stat.parent.name)
-        parent_of[pid] = int(parent)
         if state == "Z":
             exited.add(pid)
     me = os.getpid()
