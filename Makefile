@@ -63,15 +63,16 @@ schema: setup  ## infer data/schema.yaml from the ingested data, for a person to
 	dvc repro ingest
 	python -m pillars.core.schema infer $(if $(FORCE),--force)
 
-test: setup lint  ## lint, then every test (code, data, pipeline)
-	pytest
+test: test-fast  ## everything: the fast tier, then the tests that run pipelines and servers (marked slow)
+	pytest -m slow
 
-test-fast: setup  ## the unit tests only (no dvc repro)
+test-fast: setup lint  ## lint and type check, then the tests without a pipeline run: what a pull request waits for
 	pytest -m "not slow"
 
-lint: setup  ## ruff: lint and format check
+lint: setup  ## ruff (lint and format check) and mypy (strict on core/ and serve/)
 	ruff check .
 	ruff format --check .
+	mypy
 
 format: setup
 	ruff format .

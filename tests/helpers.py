@@ -15,6 +15,8 @@ import psutil
 import pytest
 import yaml
 
+from pillars.core.model_handoffs import MODEL_VALIDATION, SELECTION, ModelValidation, Selection
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 FAKE_GH = ROOT / "tests/code/fake_gh.py"
@@ -203,3 +205,22 @@ def still_running_after(processes: Iterable[psutil.Process], seconds: float) -> 
     while (alive := running(processes)) and time.monotonic() < deadline:
         time.sleep(0.1)
     return alive
+
+
+def selection_of(model: str, reason: str = "best") -> Selection:
+    """A select report (metrics/selection.json) that chose `model`, for `reason`."""
+    return SELECTION.check(
+        {
+            "model": model,
+            "metric": "roc_auc",
+            "reason": reason,
+            "eligible": 1,
+            "not_eligible": [],
+        }
+    )
+
+
+def gate_report(*families: str, eligible: list[str]) -> ModelValidation:
+    """A validate_model report (metrics/model_validation.json) on `families`, those in `eligible` passed."""
+    candidates = {family: {"passed": family in eligible, "checks": {}} for family in families}
+    return MODEL_VALIDATION.check({"metric": "roc_auc", "eligible": eligible, "candidates": candidates})

@@ -18,6 +18,7 @@ own_data.{json,md}; exit status 1 when a target is missed.
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from bench_data_pillars import (
     CPU_LIMIT,
     REPO,
     RESULTS_DIR,
+    BenchError,
     Target,
     child_env,
     copy_working_tree,
@@ -48,6 +50,7 @@ from pillars.core.lifetime import end_with_parent  # the competitor ends with th
 from pillars.core.metrics import METRICS
 
 RUN_LIMIT = 1.25  # make run's wall time over the budget init reported, idle
+REFUSAL = re.compile(r"\d+ minutes is too little for this data[^\n]*?make budget MINUTES=(\d+)[^\n]*")
 BUSY_LIMIT = 1.5  # make run's wall time with a competing CPU-bound process over its idle time
 COMPETITOR = "while True: pass"
 SHAPE_ORDER = ["wide_imbalanced", "loan_grades", "flight_delays"]  # the quickest first
@@ -87,6 +90,26 @@ def timed_run(work: Path, logs: Path, label: str) -> dict:
     return {"train_s": round(train.seconds, 1), "make_run_s": round(train.seconds + rest.seconds, 1)}
 
 
+def refusal(error: BenchError) -> tuple[str, float] | None:
+    """The line in which `make init` refused a budget too small for the data, and the least minutes it
+    names; None if init failed otherwise."""
+    found = REFUSAL.search(str(error))
+    return (found.group(0), float(found.group(1))) if found else None
+
+
+def run_shapes(name: str, minutes: float, scratch: Path, busy_too: bool, flaml_too: bool) -> dict[str, dict]:
+    """The shape at `minutes`; if init refuses that budget, the refusal, then the shape at the least
+    minutes the refusal names, as a user would."""
+    try:
+        return {f"{name} {minutes:g}m": run_shape(name, minutes, scratch, busy_too, flaml_too)}
+    except BenchError as error:
+        if (refused := refusal(error)) is None:
+            raise
+    message, least = refused
+    entry = {"shape": name, "budget_minutes": minutes, "refused": message, "least_minutes": least}
+    return {f"{name} {minutes:g}m": entry, **run_shapes(name, least, scratch, busy_too, flaml_too)}
+
+
 def run_shape(name: str, minutes: float, scratch: Path, busy_too: bool, flaml_too: bool) -> dict:
     work, busy = scratch / f"{name}-{minutes:g}", scratch / f"{name}-{minutes:g}-busy"
     copy_working_tree(work)
@@ -97,7 +120,7 @@ def run_shape(name: str, minutes: float, scratch: Path, busy_too: bool, flaml_to
         make_command("init", f"DATA={data}", f"TARGET={target}", f"BUDGET={minutes:g}m"),
         work,
         child_env(work),
-        logs / f"{name}-init.log",
+        logs / f"{name}-{minutes:g}-init.log",
     )
     if busy_too:
         shutil.copytree(work, busy, symlinks=True)  # the same init (params, features in the DVC cache)
@@ -140,6 +163,8 @@ def run_shape(name: str, minutes: float, scratch: Path, busy_too: bool, flaml_to
 def targets_of(results: dict) -> dict[str, Target]:
     targets = {}
     for name, found in results["datasets"].items():
+        if "refused" in found:
+            continue
         budget_s = found["budget_minutes"] * 60
         targets[f"{name} idle"] = Target(
             f"{name}: make run s", found["idle"]["make_run_s"], RUN_LIMIT * budget_s, "s", kind="max"
@@ -173,6 +198,12 @@ def write_markdown(path: Path, results: dict, targets: dict[str, Target]) -> Non
         "| --- | --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for name, found in results["datasets"].items():
+        if "refused" in found:
+            lines.append(
+                f"| {found['shape']} | | | {found['budget_minutes']:g} min | refused by make init: "
+                f"{found['refused']} | | | | | | | | | |"
+            )
+            continue
         rows, metric = found["rows"], found["metric"]
         budget_s = found["budget_minutes"] * 60
         trials = ", ".join(
@@ -216,7 +247,7 @@ def main() -> int:
     try:
         for name in args.shapes:
             for minutes in args.minutes:
-                datasets[f"{name} {minutes:g}m"] = run_shape(
+                datasets |= run_shapes(
                     name, minutes, scratch, busy_too=not args.idle_only, flaml_too=not args.no_flaml
                 )
     finally:

@@ -52,7 +52,7 @@ from bench_data_pillars import (
     write_results,
 )
 
-from pillars.core import layout
+from pillars.core import data_handoffs, layout
 from pillars.core.io import read_json
 from pillars.core.params import ComputeParams, Params, load_params
 from pillars.stages.train import Trained, train
@@ -193,7 +193,7 @@ def timed_train(params: Params, compute: ComputeParams, scratch: Path, label: st
     settings = params.model_copy(
         update={"train": params.train.model_copy(update={"storage": storage, "round_size": ROUND_SIZE})}
     )
-    manifest = read_json(layout.FEATURE_MANIFEST)
+    manifest = data_handoffs.FEATURE_MANIFEST.read()
     data = load_training_data(manifest, params.dataset.task, params.train.external_memory_rows)
     started = time.perf_counter()
     with trial_runner(compute) as execute:

@@ -9,6 +9,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from pillars.core.metrics import METRICS, evaluate
+from pillars.core.model_handoffs import BEST_PARAMS, TRAIN_REPORT
 from pillars.stages.assess import (
     CardInputs,
     block,
@@ -18,6 +19,7 @@ from pillars.stages.assess import (
     permutation_importance,
     slice_metrics,
 )
+from tests.helpers import gate_report, selection_of
 
 
 def test_binary_curves() -> None:
@@ -147,13 +149,19 @@ def test_the_model_card_shows_undefined_metrics_and_skipped_slices(make_params) 
         "slices": slice_metrics(frame, y, scores, params, threshold=0.5),
     }
     inputs = CardInputs(
-        selection={"model": "linear", "metric": "roc_auc", "reason": "best valid roc_auc"},
-        validation={"eligible": ["linear"]},
-        train_summary={
-            "tuning": {"method": "holdout", "rows": {"train": 100, "valid": 40}},
-            "candidates": {"linear": {"trials": 3, "pruned": 0}},
-        },
-        best_params={"linear": {"C": 1.0}},
+        selection=selection_of("linear"),
+        validation=gate_report("linear", "xgboost", eligible=["linear"]),
+        train_summary=TRAIN_REPORT.check(
+            {
+                "tuning": {
+                    "method": "holdout",
+                    "rows": {"train": 100, "valid": 40},
+                    "baseline": {"family": "xgboost"},
+                },
+                "candidates": {"linear": {"trials": 3, "pruned": 0}},
+            }
+        ),
+        best_params=BEST_PARAMS.check({"linear": {"C": 1.0}}),
         split_rows={"train": 100, "valid": 40, "test": 40},
         lineage={"data/curated": "abc"},
     )

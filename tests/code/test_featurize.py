@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from pillars.compute.partitions import row_group_writer
+from pillars.core.data_handoffs import FEATURE_MANIFEST
 from pillars.core.params import FeaturizeParams
 from pillars.stages.featurize import feature_matrix
 from pillars.training.features import build_pipeline, categorical_blocks, feature_sources
@@ -70,10 +71,15 @@ def test_feature_sources() -> None:
 def test_categorical_blocks_are_the_one_hot_positions_of_each_categorical_input() -> None:
     pipeline = build_pipeline(FEATURES, settings()).fit(train_frame()[list(FEATURES)])
     names = [str(name) for name in pipeline.get_feature_names_out()]
-    manifest = {
-        "features": [{"name": name, "source": source} for name, source in feature_sources(pipeline).items()],
-        "inputs": FEATURES,
-    }
+    manifest = FEATURE_MANIFEST.check(
+        {
+            "target": "label",
+            "inputs": FEATURES,
+            "features": [
+                {"name": name, "source": source} for name, source in feature_sources(pipeline).items()
+            ],
+        }
+    )
     (block,) = categorical_blocks(manifest, names)
     assert [names[position] for position in block] == [name for name in names if name.startswith("city_")]
 

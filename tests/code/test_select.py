@@ -5,15 +5,24 @@ never chosen."""
 import pytest
 
 from pillars.core.errors import PillarsError
+from pillars.core.model_handoffs import MODEL_VALIDATION, ModelValidation
 from pillars.stages.select import Footprint, rank
 
+ONE_CLASS = "one class only (every row is class 0)"
 
-def validation(values: dict[str, float | None], eligible: list[str], on: str = "valid") -> dict:
-    """A validate_model report: scores on valid, or on out-of-fold predictions after small-data tuning."""
-    return {
-        "eligible": eligible,
-        "candidates": {family: {on: {"roc_auc": value}} for family, value in values.items()},
-    } | ({} if on == "valid" else {"evaluated_on": on})
+
+def validation(
+    values: dict[str, float | None], eligible: list[str], on: str = "valid", metric: str = "roc_auc"
+) -> ModelValidation:
+    """A validate_model report: scores on valid, or on out-of-fold predictions after small-data tuning (an
+    undefined score with its reason)."""
+    candidates = {
+        family: {"passed": family in eligible, "checks": {}, on: {metric: value}}
+        | ({"undefined": {metric: ONE_CLASS}} if value is None else {})
+        for family, value in values.items()
+    }
+    report = {"metric": metric, "eligible": eligible, "candidates": candidates}
+    return MODEL_VALIDATION.check(report | ({} if on == "valid" else {"evaluated_on": on}))
 
 
 FOOTPRINTS = {  # the smallest file is not the cheapest to serve
@@ -68,10 +77,7 @@ def test_lower_is_better_for_regression_metrics(make_params) -> None:
     params = make_params(
         dataset={"task": "regression", "positive_label": None}, select={"tie_tolerance": 0.0}
     )
-    report = {
-        "eligible": ["xgboost", "linear"],
-        "candidates": {"xgboost": {"valid": {"rmse": 3.0}}, "linear": {"valid": {"rmse": 2.5}}},
-    }
+    report = validation({"xgboost": 3.0, "linear": 2.5}, ["xgboost", "linear"], metric="rmse")
     assert rank(report, FOOTPRINTS, params)["model"] == "linear"
 
 
@@ -97,7 +103,6 @@ def test_holdout_selection_report_keeps_its_keys(make_params) -> None:
 @pytest.mark.parametrize("on", ["valid", "out_of_fold"])
 def test_a_candidate_with_an_undefined_score_ranks_last_and_is_not_chosen(make_params, on: str) -> None:
     report = validation({"xgboost": None, "linear": 0.90}, ["xgboost", "linear"], on)
-    report["candidates"]["xgboost"]["undefined"] = {"roc_auc": "one class only (every row is class 0)"}
     selection = rank(report, FOOTPRINTS, make_params(select={"tie_tolerance": 0.5}))
     assert selection["model"] == "linear" and selection[on] == 0.90
     assert selection["ranking"][-1] == {"family": "xgboost", on: None, **FOOTPRINTS["xgboost"]._asdict()}
@@ -108,6 +113,5 @@ def test_a_candidate_with_an_undefined_score_ranks_last_and_is_not_chosen(make_p
 )
 def test_no_candidate_with_a_score_stops_with_the_reasons(make_params, on: str, named: str) -> None:
     report = validation({"xgboost": None}, ["xgboost"], on)
-    report["candidates"]["xgboost"]["undefined"] = {"roc_auc": "one class only (every row is class 0)"}
     with pytest.raises(PillarsError, match=rf"{named} roc_auc is undefined .*xgboost: one class only"):
         rank(report, FOOTPRINTS, make_params())

@@ -11,13 +11,15 @@ import yaml
 from sklearn.linear_model import LogisticRegression
 
 from pillars.core import layout
+from pillars.core.data_handoffs import FEATURE_MANIFEST
 from pillars.core.errors import PillarsError
 from pillars.core.io import write_json, write_parquet, write_pickle
 from pillars.core.metrics import evaluate
+from pillars.core.model_handoffs import BEST_PARAMS, TRAIN_REPORT
 from pillars.stages import select, validate_model
 from pillars.stages.assess import CardInputs, block, model_card
 from pillars.training.oof import oof_table
-from tests.helpers import deep_merge
+from tests.helpers import deep_merge, gate_report, selection_of
 
 TRAIN_ROWS, VALID_ROWS = 300, 100
 
@@ -45,7 +47,13 @@ def small_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_par
         )
         people = {"gender": np.where(np.arange(len(labels)) % 3, "female", "male"), "race": "white"}
         write_parquet(layout.curated_split(split), pd.DataFrame(people | {"income": labels}))
-    write_json(layout.FEATURE_MANIFEST, {"target": "income"})
+    FEATURE_MANIFEST.write(
+        {
+            "target": "income",
+            "inputs": {"f0": "numeric", "f1": "numeric"},
+            "features": [{"name": name, "source": name} for name in ("f0", "f1")],
+        }
+    )
     pooled = np.concatenate([y["train"], y["valid"]])
     noise = generator.random(len(pooled))
     predictions = {
@@ -57,8 +65,14 @@ def small_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_par
         write_parquet(layout.candidate_oof(family), oof_table(scores, folds, TRAIN_ROWS))
         stand_in = LogisticRegression(C=1.0 if family == "linear" else 2.0).fit([[0.0], [1.0]], [0, 1])
         write_pickle(layout.candidate_model(family), stand_in)  # fitted: select counts its serving cost
-    tuning = {"method": "cv", "folds": 5, "rows": TRAIN_ROWS + VALID_ROWS, "max_rows": 2000}
-    write_json(layout.TRAIN_REPORT, {"metric": "roc_auc", "tuning": tuning, "candidates": {}})
+    tuning = {
+        "method": "cv",
+        "folds": 5,
+        "rows": TRAIN_ROWS + VALID_ROWS,
+        "max_rows": 2000,
+        "baseline": {"family": "linear"},
+    }
+    TRAIN_REPORT.write({"metric": "roc_auc", "tuning": tuning, "candidates": {}})
     return tmp_path
 
 
@@ -97,10 +111,15 @@ def test_model_card_says_how_the_model_was_tuned(make_params, method: str) -> No
         else {"method": "holdout", "rows": {"train": 300, "valid": 80}}
     )
     inputs = CardInputs(
-        selection={"model": "linear", "metric": "roc_auc", "reason": "best"},
-        validation={"eligible": ["linear"]},
-        train_summary={"tuning": tuning, "candidates": {"linear": {"trials": 6, "pruned": 0}}},
-        best_params={"linear": {"C": 1.0}},
+        selection=selection_of("linear"),
+        validation=gate_report("linear", eligible=["linear"]),
+        train_summary=TRAIN_REPORT.check(
+            {
+                "tuning": tuning | {"baseline": {"family": "linear"}},
+                "candidates": {"linear": {"trials": 6, "pruned": 0}},
+            }
+        ),
+        best_params=BEST_PARAMS.check({"linear": {"C": 1.0}}),
         split_rows={"train": 300, "valid": 80},
         lineage={},
     )

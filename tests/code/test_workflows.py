@@ -28,6 +28,7 @@ TESTED_BY = {
     "setup": ".ci/run",
     "lint": ".ci/run",
     "test": ".ci/run",
+    "test-fast": ".ci/run",  # make test runs it first
     "repro": "tests/conftest.py::reproduced",
     "ci-pull": "tests/pipeline/test_ci_remote.py::test_a_fresh_clone_pulls_from_the_secret_remote",
     "push": "tests/pipeline/test_ci_remote.py::origin",

@@ -2,6 +2,7 @@
 trials, models and outputs as `compute.engine: local`, whatever the number of workers; a worker killed
 mid-study loses no finished trial; a run stopped mid-round resumes to the same study."""
 
+import contextlib
 import os
 import pickle
 import signal
@@ -154,10 +155,16 @@ def test_trials_whose_data_the_cluster_lost_run_again(
 
 
 def finished_before_kill(storage: Path) -> bool:
-    """At least one trial finished and another reporting: the moment to kill its worker."""
+    """At least one trial finished and another reporting: the moment to kill its worker. Optuna creates
+    the study's tables one by one, so they are read only once both exist."""
     if not storage.exists():
         return False
-    with sqlite3.connect(storage) as connection:
+    with contextlib.closing(sqlite3.connect(storage)) as connection:
+        tables = {
+            name for (name,) in connection.execute("select name from sqlite_master where type = 'table'")
+        }
+        if not {"trials", "trial_intermediate_values"} <= tables:
+            return False
         states = dict(connection.execute("select state, count(*) from trials group by state").fetchall())
         reporting = connection.execute(
             "select count(*) from trials t where state = 'RUNNING' and exists "

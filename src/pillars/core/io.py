@@ -42,7 +42,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
-def write_bytes(path: Path, write: Callable[[Path], None]) -> None:
+def write_bytes(path: Path, write: Callable[[Path], object]) -> None:
     """Call `write` on a temporary file that replaces `path` atomically when it returns."""
     with atomic_path(path) as temporary:
         write(temporary)
@@ -89,7 +89,7 @@ def read_parquet(path: Path) -> pd.DataFrame:
 
 def parquet_rows(path: Path) -> int:
     """How many rows a Parquet file written by an earlier stage holds, from its footer alone."""
-    return pq.ParquetFile(require(path)).metadata.num_rows
+    return int(pq.ParquetFile(require(path)).metadata.num_rows)
 
 
 def write_pickle(path: Path, obj: object) -> None:

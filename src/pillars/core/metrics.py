@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -190,7 +190,7 @@ def labels_from_scores(scores: np.ndarray, task: Task, threshold: float = BINARY
     threshold, `decision_threshold`), the most probable class otherwise."""
     if task == "binary":
         return (scores >= threshold).astype("int64")
-    return scores.argmax(axis=1)
+    return np.asarray(scores.argmax(axis=1))
 
 
 def task_classes(task: Task, scores: np.ndarray) -> np.ndarray:
@@ -202,22 +202,20 @@ def task_classes(task: Task, scores: np.ndarray) -> np.ndarray:
     return np.array([], dtype="int64")
 
 
-def predict_scores(
-    model: object, features: np.ndarray, task: Task, n_classes: int | None = None
-) -> np.ndarray:
+def predict_scores(model: Any, features: np.ndarray, task: Task, n_classes: int | None = None) -> np.ndarray:
     """Probabilities of the positive class (binary), of every class (multiclass), or values (regression).
 
     With `n_classes`, a classifier that never saw some classes (fitted on a fold that lacked them) gets
     probability 0 for them, so its scores have one column per class code like every other model's."""
     if len(features) == 0:  # no rows: scikit-learn and LightGBM refuse to predict on none
-        width = n_classes or len(model.classes_) if task == "multiclass" else 0  # type: ignore[attr-defined]
+        width = n_classes or len(model.classes_) if task == "multiclass" else 0
         return np.zeros((0, width)) if task == "multiclass" else np.zeros(0)
     if task == "regression":
         return np.asarray(model.predict(features), dtype="float64")
     probabilities = np.asarray(model.predict_proba(features), dtype="float64")
     if n_classes is not None and probabilities.shape[1] != n_classes:
         full = np.zeros((len(probabilities), n_classes))
-        full[:, np.asarray(model.classes_, dtype="int64")] = probabilities  # type: ignore[attr-defined]
+        full[:, np.asarray(model.classes_, dtype="int64")] = probabilities
         probabilities = full
     return probabilities[:, POSITIVE] if task == "binary" else probabilities
 
@@ -227,12 +225,6 @@ class Measurement(NamedTuple):
 
     value: float | None
     undefined: str | None = None
-
-
-def decision_threshold(train_report: dict, candidate: str) -> float:
-    """A binary candidate's decision threshold, tuned by train (metrics/train.json); 0.5 where none was."""
-    tuned = train_report["candidates"].get(candidate, {}).get("threshold")
-    return BINARY_THRESHOLD if tuned is None else float(tuned["value"])
 
 
 def measure(

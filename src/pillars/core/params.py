@@ -277,7 +277,11 @@ class FamilyParams(Section):
             if dimension.type == "categorical":
                 if value not in (dimension.choices or []):
                     raise ValueError(f"start.{name}: {value!r} is not one of the choices {dimension.choices}")
-            elif not dimension.low <= float(value) <= dimension.high:  # numeric: low and high are set
+            elif (
+                dimension.low is not None
+                and dimension.high is not None
+                and not (dimension.low <= float(value) <= dimension.high)
+            ):  # numeric: both are set
                 raise ValueError(f"start.{name}: {value!r} is outside [{dimension.low}, {dimension.high}]")
         return self
 

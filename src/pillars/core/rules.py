@@ -3,12 +3,12 @@
 Kept free of pandas I/O, pandera and scikit-learn, so the model service imports only what it runs.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
-CASE_FOLDS = {"lower": str.lower, "upper": str.upper, "keep": str}
+CASE_FOLDS: dict[str, Callable[[str], str]] = {"lower": str.lower, "upper": str.upper, "keep": str}
 
 
 def outside(values: object, low: float | None, high: float | None) -> np.ndarray:
@@ -61,7 +61,7 @@ def parse_datetimes(values: object, date_format: str | None) -> np.ndarray:
         series = pd.to_datetime(series, utc=True)
     if pd.api.types.is_datetime64_any_dtype(series):
         parsed = series.dt.tz_convert("UTC").dt.tz_localize(None) if series.dt.tz is not None else series
-        return parsed.to_numpy(dtype=DATETIME_UNIT)
+        return np.asarray(parsed.to_numpy(dtype=DATETIME_UNIT))
     text = series.astype("str").mask(series.isna())
     parsed = pd.to_datetime(text, format=date_format or "ISO8601", errors="coerce", utc=True)
     if date_format not in (None, "ISO8601"):
@@ -70,7 +70,7 @@ def parse_datetimes(values: object, date_format: str | None) -> np.ndarray:
             parsed = parsed.mask(
                 retry, pd.to_datetime(text[retry], format="ISO8601", errors="coerce", utc=True)
             )
-    return parsed.dt.tz_localize(None).to_numpy(dtype=DATETIME_UNIT)
+    return np.asarray(parsed.dt.tz_localize(None).to_numpy(dtype=DATETIME_UNIT))
 
 
 def calendar_names(column: str, with_time: bool) -> list[str]:

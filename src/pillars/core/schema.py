@@ -348,7 +348,8 @@ def dump_schema(schema: DataSchema, source: str) -> str:
         "# findings); datetime: format (strptime codes or ISO8601) and with_time (times of day occur);\n"
         "# min/max: the expected range; nullable: missing values allowed; unique: no repeated values.\n"
     )
-    return header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=110)
+    dumped: str = yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=110)
+    return header + dumped
 
 
 def main() -> None:

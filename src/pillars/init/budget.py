@@ -18,9 +18,8 @@ from dataclasses import dataclass
 
 from ruamel.yaml.comments import CommentedMap
 
-from pillars.core import layout
+from pillars.core import data_handoffs
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import read_json
 from pillars.core.params import PARAMS_FILE, FamilyCost, Params, TrainParams, load_params
 from pillars.core.process import run
 from pillars.init.params_file import load_round_trip, write_round_trip
@@ -211,13 +210,13 @@ def apply_budget(minutes: float) -> None:
     )
     data_s = time.perf_counter() - started
     params = load_params(PARAMS_FILE)
-    manifest = read_json(layout.FEATURE_MANIFEST)
+    manifest = data_handoffs.FEATURE_MANIFEST.read()
     data = load_training_data(manifest, params.dataset.task, params.train.external_memory_rows)
     settings = with_threads(params.train, len(data.y_train), data.x_valid.shape[1])
     pooled = pool(data, settings) if uses_cv(data, settings) else None
     logger.info("budget: measuring a trial of each of %s", settings.candidates)
     costs = measure_costs(settings, data, pooled)
-    after = after_train_s(params, len(data.y_valid), len(manifest["inputs"]))
+    after = after_train_s(params, len(data.y_valid), len(manifest.inputs))
     found = plan(minutes, settings, costs, after, refits=REFITS[pooled is not None])
     write_plan(found)
     print(report(found, data_s))

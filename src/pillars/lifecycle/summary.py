@@ -6,9 +6,15 @@ deployment check's, monitoring's decision, and where to look next: the model car
 monitoring page and the command that serves the model.
 """
 
-from pillars.core import layout
+from pillars.core import layout, model_handoffs
 from pillars.core.errors import run_cli
-from pillars.core.io import read_json
+from pillars.core.model_handoffs import (
+    AssessReport,
+    DeployReport,
+    ModelValidation,
+    MonitoringReport,
+    Selection,
+)
 
 
 def _value(value: float | None) -> str:
@@ -16,31 +22,34 @@ def _value(value: float | None) -> str:
 
 
 def where_you_stand(
-    selection: dict, validation: dict, assess: dict, deploy: dict, monitoring: dict
+    selection: Selection,
+    validation: ModelValidation,
+    assess: AssessReport,
+    deploy: DeployReport,
+    monitoring: MonitoringReport,
 ) -> list[str]:
     """The lines, from the reports' contents (pure: the tests give it reports)."""
-    metric, chosen = selection["metric"], selection["model"]
-    baseline = assess["baseline"]
-    selected, default = assess["test"].get(metric), baseline[metric]
+    metric, chosen = selection.metric, selection.model
+    baseline = assess.baseline
+    selected, default = assess.test.get(metric), baseline[metric]
     gap = "" if selected is None or default is None else f" ({selected - default:+.4f})"
-    failed = sorted(name for name, entry in validation["candidates"].items() if not entry["passed"])
-    checks = deploy["checks"]
+    failed = sorted(name for name, entry in validation.candidates.items() if not entry.passed)
     return [
         "where you stand:",
-        f"  selected model: {chosen} ({selection['reason']})",
+        f"  selected model: {chosen} ({selection.reason})",
         f"  test {metric}: {_value(selected)} vs {_value(default)} for {baseline['family']} with its "
         f"library's defaults{gap}",
-        f"  gate (validate_model): {len(validation['candidates']) - len(failed)} of "
-        f"{len(validation['candidates'])} candidates passed"
+        f"  gate (validate_model): {len(validation.candidates) - len(failed)} of "
+        f"{len(validation.candidates)} candidates passed"
         + (f"; not passed: {', '.join(failed)} (see {layout.MODEL_VALIDATION_REPORT})" if failed else ""),
         "  deployment check: "
         + (
             "passed"
-            if deploy["passed"]
-            else "FAILED: " + ", ".join(name for name, ok in checks.items() if not ok)
+            if deploy.passed
+            else "FAILED: " + ", ".join(name for name, ok in deploy.checks.items() if not ok)
         )
-        + f" ({deploy['bento']})",
-        f"  monitoring: {monitoring['decision']['action']}: {'; '.join(monitoring['decision']['reasons'])}",
+        + f" ({deploy.bento})",
+        f"  monitoring: {monitoring.decision.action}: {'; '.join(monitoring.decision.reasons)}",
         f"  model card: {layout.MODEL_CARD}",
         f"  plots: {layout.ASSESS_PLOTS_DIR}/ (dvc plots show writes them as one page)",
         f"  monitoring page: {layout.MONITORING_HTML}",
@@ -50,11 +59,11 @@ def where_you_stand(
 
 def main() -> None:
     lines = where_you_stand(
-        read_json(layout.SELECTION_REPORT),
-        read_json(layout.MODEL_VALIDATION_REPORT),
-        read_json(layout.ASSESS_REPORT),
-        read_json(layout.DEPLOY_REPORT),
-        read_json(layout.MONITORING_REPORT),
+        model_handoffs.SELECTION.read(),
+        model_handoffs.MODEL_VALIDATION.read(),
+        model_handoffs.ASSESS_REPORT.read(),
+        model_handoffs.DEPLOY_REPORT.read(),
+        model_handoffs.MONITORING_REPORT.read(),
     )
     print("\n".join(lines))
 

@@ -57,8 +57,10 @@ def _plain(values: Sequence[Any] | np.ndarray) -> list[Any] | np.ndarray:
         return list(values)
     if values.dtype.kind in "biuf":
         return np.ascontiguousarray(values)
-    as_objects = values.astype(object)
-    return np.where(as_objects != as_objects, None, as_objects).tolist()
+    as_objects = values.astype(object)  # a copy
+    as_objects[as_objects != as_objects] = None  # NaN and NaT: the only values unequal to themselves
+    listed: list[Any] = as_objects.tolist()
+    return listed
 
 
 def log_line(

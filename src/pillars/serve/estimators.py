@@ -29,7 +29,9 @@ def load_model(payload: bytes) -> Any:
 
 def blend_scores(scores: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
     """The weighted average of candidates' scores (or predictions), in the order of `weights`."""
-    return sum(weight * np.asarray(scores[name], dtype="float64") for name, weight in weights.items())
+    return np.asarray(
+        sum(weight * np.asarray(scores[name], dtype="float64") for name, weight in weights.items())
+    )
 
 
 class CatBoostModel:
@@ -50,10 +52,10 @@ class CatBoostModel:
         return self
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        return self.model.predict(features, thread_count=self.n_jobs)
+        return np.asarray(self.model.predict(features, thread_count=self.n_jobs))
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        return self.model.predict_proba(features, thread_count=self.n_jobs)
+        return np.asarray(self.model.predict_proba(features, thread_count=self.n_jobs))
 
 
 class Blend:
@@ -90,7 +92,7 @@ class Blend:
     def predict(self, features: np.ndarray) -> np.ndarray:
         if self.regression:
             return self._average("predict", features)
-        return self.classes_[self.predict_proba(features).argmax(axis=1)]
+        return np.asarray(self.classes_[self.predict_proba(features).argmax(axis=1)])
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         return self._average("predict_proba", features)
@@ -141,7 +143,7 @@ class NativeCategorical:
         return self
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        return self.model.predict(self.codes(features))
+        return np.asarray(self.model.predict(self.codes(features)))
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        return self.model.predict_proba(self.codes(features))
+        return np.asarray(self.model.predict_proba(self.codes(features)))

@@ -119,7 +119,7 @@ class RequestGate:
         token = os.environ.get(TOKEN_ENV)
         self.expected = f"Bearer {token}".encode() if token else None
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -137,10 +137,11 @@ class RequestGate:
             return
         sent = False
 
-        async def replayed_receive() -> dict:
+        async def replayed_receive() -> dict[str, Any]:
             nonlocal sent
             if sent:
-                return await receive()
+                message: dict[str, Any] = await receive()
+                return message
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
 

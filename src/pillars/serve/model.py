@@ -103,7 +103,7 @@ class CategoryBlock:
             + [self.positions.get(self.fill, self.unknown)],
             dtype=np.int64,
         )
-        return lookup[codes]  # the sentinel -1 picks the last entry: missing values
+        return np.asarray(lookup[codes])  # the sentinel -1 picks the last entry: missing values
 
 
 @dataclass(frozen=True)
@@ -240,9 +240,9 @@ class ServingModel:
             elif item.dtype == "datetime":
                 typed[item.name] = _datetimes(item, values)
             else:
-                text = np.asarray(values, dtype=object)
+                text = np.array(values, dtype=object)  # a copy: placeholders become None in it
                 if self.placeholders:
-                    text = np.where(np.isin(text, self.placeholders), None, text)
+                    text[np.isin(text, self.placeholders)] = None
                 typed[item.name] = text
         return typed
 

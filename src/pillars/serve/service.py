@@ -130,12 +130,12 @@ Columns = columns_type(SERVING.fields)
 ATTRIBUTES = [(item.name, attribute(item, position)) for position, item in enumerate(SERVING.fields)]
 
 
-def record_columns(records: list[BaseModel]) -> dict[str, list]:
+def record_columns(records: list[BaseModel]) -> dict[str, list[Any]]:
     """Validated records as columns, keyed by the raw field names."""
     return {name: [getattr(record, key) for record in records] for name, key in ATTRIBUTES}
 
 
-def bulk_columns(columns: BaseModel) -> dict[str, list]:
+def bulk_columns(columns: BaseModel) -> dict[str, list[Any]]:
     """A validated bulk request's columns, keyed by the raw field names."""
     return {name: getattr(columns, key) for name, key in ATTRIBUTES}
 
@@ -152,11 +152,11 @@ def _bulk_rows_in(payload: Any) -> int:
 
 
 def request_check(
-    api: str, count_rows: Callable[[Any], int], limit: int, columns_of: Callable[[Any], dict[str, list]]
+    api: str, count_rows: Callable[[Any], int], limit: int, columns_of: Callable[[Any], dict[str, list[Any]]]
 ) -> Callable[[Any], None]:
     """The gate's check of one API's parsed body: its row limit, its input type, and the model's reading of
     the values (dates), which would otherwise fail inside a batch of other requests."""
-    input_type = PillarsService.apis[api].input_spec
+    input_type = PillarsService.apis[api].input_spec  # type: ignore[attr-defined]  # bentoml.service adds it
     field_name = next(iter(input_type.model_fields))
 
     def check(payload: Any) -> None:
@@ -203,7 +203,9 @@ class PillarsService:
 
         self.log = log_from_environment()
 
-    def _score(self, columns: dict[str, list], api: str, request_ids: list[str], rows: list[int]) -> Scored:
+    def _score(
+        self, columns: dict[str, list[Any]], api: str, request_ids: list[str], rows: list[int]
+    ) -> Scored:
         """Score, log and count every scored row before the answer leaves. The gate has checked every row
         already, so nothing here depends on what a request holds: a batch is scored whole or not at all."""
         scored = self.serving.score(self.serving.typed(columns))
@@ -292,7 +294,7 @@ class PillarsService:
         }
 
 
-PillarsService.add_asgi_middleware(
+PillarsService.add_asgi_middleware(  # type: ignore[attr-defined]  # bentoml.service adds it
     RequestGate,
     max_bytes=SERVING.max_request_bytes,
     checks={

@@ -13,10 +13,9 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from pillars.bento.parity import offline_predictions
-from pillars.core import layout
+from pillars.core import data_handoffs, layout, model_handoffs
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import (
-    read_json,
     read_parquet,
     require,
     write_bytes,
@@ -29,13 +28,13 @@ from pillars.core.metrics import (
     METRICS,
     Evaluation,
     UndefinedMetricError,
-    decision_threshold,
     evaluate,
     labels_from_scores,
     predict_scores,
     score,
     shown,
 )
+from pillars.core.model_handoffs import BestParams, CandidateSummary, ModelValidation, Selection, TrainReport
 from pillars.core.params import ENSEMBLE, Params, load_params
 from pillars.serve.estimators import load_model
 from pillars.training.slices import judged_slices
@@ -140,36 +139,37 @@ def headline(model: str, test: Evaluation, slices: dict, metric: str, baseline: 
 class CardInputs(NamedTuple):
     """What the model card reports besides the test results: selection, gate, tuning, split, lineage."""
 
-    selection: dict[str, Any]
-    validation: dict[str, Any]
-    train_summary: dict[str, Any]  # metrics/train.json
-    best_params: dict[str, Any]  # metrics/train/best_params.json
+    selection: Selection
+    validation: ModelValidation
+    train_summary: TrainReport
+    best_params: BestParams
     split_rows: dict[str, int]  # metrics/curation.json's rows per split
     lineage: dict[str, str]  # content hashes of assess's inputs
 
 
-def _making(params: Params, chosen: str, summary: dict, tuned_on: str, selected_on: str) -> list[str]:
+def _making(
+    params: Params, chosen: str, summary: CandidateSummary, tuned_on: str, selected_on: str
+) -> list[str]:
     """How the model was made (tuned, or blended from tuned candidates) and, for binary, how it decides."""
     if chosen == ENSEMBLE:
-        weights = ", ".join(f"{family} {weight:.2f}" for family, weight in summary["weights"].items())
+        weights = ", ".join(f"{family} {weight:.2f}" for family, weight in (summary.weights or {}).items())
         lines = [
             "- An ensemble: the tuned candidates averaged with weights from greedy selection on "
             f"{selected_on} ({params.train.ensemble.size} picks): {weights}."
         ]
     else:
         lines = [
-            f"- Tuned by Optuna on {tuned_on}: {summary['trials']} trials ({summary['pruned']} pruned), "
+            f"- Tuned by Optuna on {tuned_on}: {summary.trials} trials ({summary.pruned} pruned), "
             f"seed {params.train.seed}."
         ]
-    if "threshold" in summary:
-        threshold = summary["threshold"]
+    if (threshold := summary.threshold) is not None:
         tuned = (
             "0.5, not tuned (train.threshold.objective: fixed)"
-            if threshold["objective"] == "fixed"
-            else f"tuned on {selected_on} for {threshold['objective']} ({threshold['valid_value']} there)"
+            if threshold.objective == "fixed"
+            else f"tuned on {selected_on} for {threshold.objective} ({threshold.valid_value} there)"
         )
         lines.append(
-            f"- Decision threshold: {threshold['value']}, {tuned}; the service and batch inference use it."
+            f"- Decision threshold: {threshold.value}, {tuned}; the service and batch inference use it."
         )
     return lines
 
@@ -197,14 +197,14 @@ def _against_defaults(report: dict, metric: str) -> list[str]:
 def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.DataFrame) -> str:
     """A Markdown model card: what the model is, what made it, how well it does, and where it is weak."""
     selection, validation = inputs.selection, inputs.validation
-    chosen = selection["model"]
-    train_summary = inputs.train_summary["candidates"][chosen]
+    chosen = selection.model
+    train_summary = inputs.train_summary.candidates[chosen]
     test, names, metric = report["test"], list(METRICS[params.dataset.task]), params.train.metric
-    tuning = inputs.train_summary["tuning"]
-    if tuning["method"] == "cv":
+    tuning = inputs.train_summary.tuning
+    if tuning.method == "cv":
         tuned_on = (
-            f"{tuning['folds']}-fold cross-validation on train + valid ({tuning['rows']} rows, small data: "
-            f"at most {tuning['max_rows']}), then refit on train + valid"
+            f"{tuning.folds}-fold cross-validation on train + valid ({tuning.rows} rows, small data: "
+            f"at most {tuning.max_rows}), then refit on train + valid"
         )
         selected_on = "out-of-fold predictions of train + valid"
     else:
@@ -215,7 +215,7 @@ def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.
         "",
         f"- Task: {params.dataset.task}, target `{params.dataset.target}`"
         + (f" (positive label `{params.dataset.positive_label}`)" if params.dataset.positive_label else ""),
-        f"- Selected on {selected_on} by {selection['metric']}: {selection['reason']}.",
+        f"- Selected on {selected_on} by {selection.metric}: {selection.reason}.",
         *_making(params, chosen, train_summary, tuned_on, selected_on),
         "- Rows: " + ", ".join(f"{split} {rows}" for split, rows in inputs.split_rows.items()) + ".",
         "",
@@ -223,8 +223,8 @@ def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.
         "",
         *[
             line
-            for family in train_summary.get("weights", {chosen: 1.0})
-            for line in _hyperparameters(params, family, inputs.best_params[family], chosen == ENSEMBLE)
+            for family in train_summary.weights or {chosen: 1.0}
+            for line in _hyperparameters(params, family, inputs.best_params.root[family], chosen == ENSEMBLE)
         ],
         "",
         "## Data lineage (content hashes of the inputs)",
@@ -243,7 +243,7 @@ def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.
         "| family | eligible | " + " | ".join(names) + " |",
         "|---|---|" + "---:|" * len(names),
         *[
-            f"| {family} | {'yes' if family in validation['eligible'] else 'no'} | "
+            f"| {family} | {'yes' if family in validation.eligible else 'no'} | "
             + " | ".join(shown(entry["metrics"][name], entry["undefined"].get(name)) for name in names)
             + " |"
             for family, entry in report["candidates"].items()
@@ -291,16 +291,16 @@ def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.
 def main() -> None:
     params = load_params()
     task = params.dataset.task
-    manifest = read_json(layout.FEATURE_MANIFEST)
-    target = manifest["target"]
+    manifest = data_handoffs.FEATURE_MANIFEST.read()
+    target = manifest.target
     test = read_parquet(layout.feature_split("test"))
     x, y = test.drop(columns=target), test[target].to_numpy()
     frame = read_parquet(layout.curated_split("test"))
-    selection, validation = read_json(layout.SELECTION_REPORT), read_json(layout.MODEL_VALIDATION_REPORT)
+    selection, validation = model_handoffs.SELECTION.read(), model_handoffs.MODEL_VALIDATION.read()
     model = load_model(require(layout.SELECTED_MODEL).read_bytes())
     scores = predict_scores(model, x.to_numpy(), task)
-    train_summary = read_json(layout.TRAIN_REPORT)
-    threshold = decision_threshold(train_summary, selection["model"])
+    train_summary = model_handoffs.TRAIN_REPORT.read()
+    threshold = train_summary.threshold(selection.model)
     candidates = {
         family: block(
             evaluate(
@@ -309,18 +309,18 @@ def main() -> None:
                 predict_scores(
                     load_model(require(layout.candidate_model(family)).read_bytes()), x.to_numpy(), task
                 ),
-                decision_threshold(train_summary, family),
+                train_summary.threshold(family),
             )
         )
         for family in params.train.candidate_names
     }
     baseline = predict_scores(load_model(require(layout.BASELINE_MODEL).read_bytes()), x.to_numpy(), task)
-    baseline_family = train_summary["tuning"]["baseline"]["family"]
-    sources = {entry["name"]: entry["source"] for entry in manifest["features"]}
+    baseline_family = train_summary.tuning.baseline.family
+    sources = {entry.name: entry.source for entry in manifest.features}
     importance = permutation_importance(model, x, y, sources, params)
     test_metrics = evaluate(task, y, scores, threshold)
     report = {
-        "model": selection["model"],
+        "model": selection.model,
         "test": block(test_metrics),
         "candidates": candidates,
         "baseline": {"family": baseline_family, **block(evaluate(task, y, baseline, BINARY_THRESHOLD))},
@@ -338,22 +338,21 @@ def main() -> None:
         layout.ASSESS_DETAILS,
         {"candidates": candidates, "baseline": report["baseline"], "slices": report["slices"]},
     )
-    write_json(
-        layout.ASSESS_REPORT,
-        headline(selection["model"], test_metrics, report["slices"], params.train.metric, report["baseline"]),
+    model_handoffs.ASSESS_REPORT.write(
+        headline(selection.model, test_metrics, report["slices"], params.train.metric, report["baseline"]),
     )
     card_inputs = CardInputs(
         selection=selection,
         validation=validation,
         train_summary=train_summary,
-        best_params=read_json(layout.BEST_PARAMS),
-        split_rows=read_json(layout.CURATION_REPORT)["rows"],
+        best_params=model_handoffs.BEST_PARAMS.read(),
+        split_rows=data_handoffs.CURATION_REPORT.read().rows,
         lineage=lineage(LINEAGE_INPUTS),
     )
     card = model_card(params, card_inputs, report, importance)
     write_bytes(layout.MODEL_CARD, lambda path: path.write_text(card, encoding="utf-8"))
     print(
-        f"assess: {selection['model']} on test: "
+        f"assess: {selection.model} on test: "
         + ", ".join(
             f"{name} {shown(value, test_metrics.undefined.get(name))}"
             for name, value in test_metrics.values.items()

@@ -15,9 +15,8 @@ import pandas as pd
 
 from pillars.compute.cluster import engine_client
 from pillars.compute.partitions import InMemory, Table, collect, open_table, row_group_writer
-from pillars.core import layout
+from pillars.core import data_handoffs, layout
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import write_json
 from pillars.core.params import OutlierRule, Params, load_params
 from pillars.core.rules import apply_outlier_rule, outside
 from pillars.core.schema import (
@@ -236,7 +235,7 @@ def main() -> None:
         report = cleanse_table(
             open_table(layout.RAW_DATA, client), schema, params, clean.write, removed.write
         )
-    write_json(layout.CLEANSE_REPORT, report)
+    data_handoffs.CLEANSE_REPORT.write(report)
     rows = report["rows"]
     print(
         f"cleanse: {rows['raw']} raw = {rows['clean']} clean + {rows['quarantined']} quarantined "

@@ -27,9 +27,8 @@ from pandas.api import types
 
 from pillars.compute.cluster import engine_client
 from pillars.compute.partitions import InMemory, Table, collect, open_table, row_group_writer
-from pillars.core import layout
+from pillars.core import data_handoffs, layout
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import read_json, write_json
 from pillars.core.params import CurateParams, Params, load_params
 from pillars.core.schema import ROW_COLUMN, canonical_name, is_lineage
 
@@ -392,7 +391,7 @@ def holdout_part(raw: pd.DataFrame, rows: np.ndarray, params: Params) -> pd.Data
 
 def main() -> None:
     params = load_params()
-    roles = {name: column["role"] for name, column in read_json(layout.STANDARD_COLUMNS).items()}
+    roles = {name: column.role for name, column in data_handoffs.STANDARD_COLUMNS.read().root.items()}
     rows_per_group = params.compute.partition_rows
     with engine_client(params.compute) as client:
         with contextlib.ExitStack() as stack:
@@ -411,9 +410,8 @@ def main() -> None:
                 partial(holdout_part, params=params), rows=holdout_rows
             ):
                 holdout.write(part)
-    write_json(layout.COLUMN_SELECTION, selection)
-    write_json(
-        layout.CURATION_REPORT,
+    data_handoffs.COLUMN_SELECTION.write(selection)
+    data_handoffs.CURATION_REPORT.write(
         report | {"features": len(selection["features"]), "dropped": len(selection["dropped"])},
     )
     print(

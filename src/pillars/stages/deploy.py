@@ -23,7 +23,7 @@ import pandas as pd
 from pillars.bento.client import Client, as_json_columns, as_records, bulk_rate, latency, throughput
 from pillars.bento.parity import parity, raw_rows
 from pillars.bento.server import import_archive, served
-from pillars.core import layout
+from pillars.core import layout, model_handoffs
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_parquet, write_json
 from pillars.core.params import DeployParams, load_params
@@ -161,7 +161,7 @@ def main() -> None:
     columns = raw_rows(read_parquet(layout.RAW_DATA), curated, schema, params.dataset.placeholders)
     measured = measure(layout.SERVICE_ARCHIVE, columns, settings)
     verdicts, measurements = reports(measured, offline, settings)
-    write_json(layout.DEPLOY_REPORT, verdicts)
+    model_handoffs.DEPLOY_REPORT.write(verdicts)
     write_json(layout.DEPLOY_TIMINGS, measurements)
     single = measured.latency
     print(

@@ -16,9 +16,9 @@ from sklearn.compose import ColumnTransformer
 
 from pillars.compute.cluster import engine_client
 from pillars.compute.partitions import collect, open_table, row_group_writer
-from pillars.core import layout
+from pillars.core import data_handoffs, layout
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import read_json, write_json, write_pickle
+from pillars.core.io import write_pickle
 from pillars.core.params import load_params
 from pillars.training.features import FEATURE_DTYPE, build_pipeline, feature_sources
 
@@ -48,8 +48,8 @@ def feature_matrix(
 def main() -> None:
     params = load_params()
     settings = params.featurize
-    selection = read_json(layout.COLUMN_SELECTION)
-    features, target = selection["features"], selection["target"]
+    selection = data_handoffs.COLUMN_SELECTION.read()
+    features, target = selection.features, selection.target
     with engine_client(params.compute) as client:
         train = open_table(layout.curated_split("train"), client)
         step = -(-train.rows // settings.fit_rows)  # ceil: at most fit_rows rows
@@ -63,8 +63,7 @@ def main() -> None:
                     matrix.write(part)
     sources = feature_sources(pipeline)
     write_pickle(layout.FEATURE_PIPELINE, pipeline)
-    write_json(
-        layout.FEATURE_MANIFEST,
+    data_handoffs.FEATURE_MANIFEST.write(
         {
             "target": target,
             "inputs": features,

@@ -9,9 +9,9 @@ decision is a finding, not a failure: the stage succeeds and `make retrain` acts
 
 from pathlib import Path
 
-from pillars.core import layout
+from pillars.core import layout, model_handoffs
 from pillars.core.errors import run_cli
-from pillars.core.io import write_json, write_text
+from pillars.core.io import write_text
 from pillars.core.params import load_params
 from pillars.monitoring.report import render_html
 from pillars.monitoring.workspace import monitor_workspace
@@ -22,7 +22,7 @@ def main() -> None:
     report, distributions, _ = monitor_workspace(
         Path(params.monitor.logs), Path(params.monitor.feedback), params
     )
-    write_json(layout.MONITORING_REPORT, report)
+    model_handoffs.MONITORING_REPORT.write(report)
     write_text(layout.MONITORING_HTML, render_html(report, distributions))
     decision = report["decision"]
     print(f"monitor: {report['rows']['monitored']} rows monitored, decision: {decision['action']}")

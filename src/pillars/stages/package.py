@@ -19,11 +19,11 @@ import pandas as pd
 
 from pillars.bento.build import build_bento, runtime_python, save_model, write_archive
 from pillars.bento.parity import raw_rows
-from pillars.core import layout
+from pillars.core import data_handoffs, layout, model_handoffs
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import read_json, read_parquet, read_pickle
+from pillars.core.io import read_parquet, read_pickle
 from pillars.core.lineage import lineage
-from pillars.core.metrics import decision_threshold, predict_scores
+from pillars.core.metrics import predict_scores
 from pillars.core.params import Params, load_params
 from pillars.core.rules import calendar_names, folded_aliases
 from pillars.core.schema import FLAG_SUFFIX, DataSchema, canonical_name, is_lineage, load_checked
@@ -46,11 +46,11 @@ class PackageInputs(NamedTuple):
 
     pipeline_bytes: bytes  # the fitted feature pipeline, pickled
     model_bytes: bytes  # the selected model, pickled
-    features: dict[str, str]  # curate's selected feature columns (feature -> its source column)
+    features: dict[str, str]  # curate's selected feature columns (column -> role)
     labels: dict[str, int]  # standardize's target encoding
     outlier_limits: dict[str, list]  # cleanse's resolved outlier limits
     selection: dict[str, Any]  # metrics/selection.json
-    test_metrics: dict[str, float]  # assess's test metrics
+    test_metrics: dict[str, float | None]  # assess's test metrics
     lineage: dict[str, str]  # content hashes of the inputs
     threshold: float  # binary: the selected model's decision threshold (train tuned it)
 
@@ -174,18 +174,18 @@ def check_parity(
 def main() -> None:
     params = load_params()
     schema = load_checked(params)
-    features = read_json(layout.COLUMN_SELECTION)["features"]
-    selection = read_json(layout.SELECTION_REPORT)
+    features = data_handoffs.COLUMN_SELECTION.read().features
+    selection = model_handoffs.SELECTION.read()
     inputs = PackageInputs(
         pipeline_bytes=layout.FEATURE_PIPELINE.read_bytes(),
         model_bytes=layout.SELECTED_MODEL.read_bytes(),
         features=features,
-        labels=read_json(layout.TARGET_ENCODING)["labels"],
-        outlier_limits=read_json(layout.CLEANSE_REPORT)["outlier_limits"],
-        selection=selection,
-        test_metrics=read_json(layout.ASSESS_REPORT)["test"],
+        labels=data_handoffs.TARGET_ENCODING.read().labels,
+        outlier_limits=data_handoffs.CLEANSE_REPORT.read().outlier_limits,
+        selection=selection.as_written(),
+        test_metrics=model_handoffs.ASSESS_REPORT.read().test,
         lineage=lineage(LINEAGE_INPUTS),
-        threshold=decision_threshold(read_json(layout.TRAIN_REPORT), selection["model"]),
+        threshold=model_handoffs.TRAIN_REPORT.read().threshold(selection.model),
     )
     serving = serving_model(params, schema, inputs)
     test = read_parquet(layout.curated_split("test"))

@@ -13,10 +13,11 @@ the value `out_of_fold` instead of `valid`.
 
 from typing import NamedTuple
 
-from pillars.core import layout
+from pillars.core import layout, model_handoffs
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import read_json, write_bytes, write_json
+from pillars.core.io import write_bytes
 from pillars.core.metrics import METRICS
+from pillars.core.model_handoffs import ModelValidation
 from pillars.core.params import Params, load_params
 from pillars.serve.estimators import load_model
 from pillars.training.cost import prediction_cost
@@ -31,21 +32,21 @@ class Footprint(NamedTuple):
     cost_per_row: int
 
 
-def rank(validation: dict, footprints: dict[str, Footprint], params: Params) -> dict:
+def rank(validation: ModelValidation, footprints: dict[str, Footprint], params: Params) -> dict:
     """The ranking of eligible candidates and the choice, with the reason. A candidate whose primary metric
     is undefined where it was judged (valid or out-of-fold: null, with the reason in the report) ranks after
     every measured one and is never chosen; if no candidate has a value, there is nothing to choose on."""
     metric_name = params.train.metric
     metric = METRICS[params.dataset.task][metric_name]
-    on = validation.get("evaluated_on", "valid")  # valid, or out_of_fold after small-data tuning
+    on = validation.evaluated_on  # valid, or out_of_fold after small-data tuning
     judged = "valid" if on == "valid" else "out-of-fold (train + valid)"
     values: dict[str, float | None] = {
-        family: validation["candidates"][family][on][metric_name] for family in validation["eligible"]
+        family: validation.candidates[family].measured_on(on)[metric_name] for family in validation.eligible
     }
     measured = {family: value for family, value in values.items() if value is not None}
     if not measured:
         reasons = [
-            f"{family}: {validation['candidates'][family].get('undefined', {}).get(metric_name, 'no value')}"
+            f"{family}: {validation.candidates[family].undefined.get(metric_name, 'no value')}"
             for family in values
         ]
         raise PillarsError(
@@ -75,7 +76,7 @@ def rank(validation: dict, footprints: dict[str, Footprint], params: Params) -> 
     reason = f"best {judged} {metric_name} ({measured[chosen]:.4f}) of {len(values)} eligible"
     if len(tied) > 1:
         reason = f"tied within {params.select.tie_tolerance} on {judged} {metric_name} with {sorted(set(tied) - {chosen})}; chosen by {params.select.tie_breaker}"
-    ineligible = sorted(set(validation["candidates"]) - set(values))
+    ineligible = sorted(set(validation.candidates) - set(values))
     return {
         "model": chosen,
         "metric": metric_name,
@@ -98,12 +99,12 @@ def footprint(family: str) -> Footprint:
 
 def main() -> None:
     params = load_params()
-    validation = read_json(layout.MODEL_VALIDATION_REPORT)
-    footprints = {family: footprint(family) for family in validation["eligible"]}
+    validation = model_handoffs.MODEL_VALIDATION.read()
+    footprints = {family: footprint(family) for family in validation.eligible}
     selection = rank(validation, footprints, params)
     payload = layout.candidate_model(selection["model"]).read_bytes()
     write_bytes(layout.SELECTED_MODEL, lambda path: path.write_bytes(payload))
-    write_json(layout.SELECTION_REPORT, selection)
+    model_handoffs.SELECTION.write(selection)
     print(f"select: {selection['model']}: {selection['reason']}")
 
 

@@ -10,9 +10,8 @@ import pandas as pd
 
 from pillars.compute.cluster import engine_client
 from pillars.compute.partitions import open_table, row_group_writer
-from pillars.core import layout
+from pillars.core import data_handoffs, layout
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import write_json
 from pillars.core.params import DatasetParams, Params, StandardizeParams, load_params
 from pillars.core.rules import calendar_features, calendar_names, folded_aliases, parse_datetimes, spelling
 from pillars.core.schema import DataSchema, canonical_name, is_lineage, load_checked
@@ -149,8 +148,8 @@ def main() -> None:
             standard.write(part)
             rows += len(part)
             sample = part if sample is None or (len(part) and not len(sample)) else sample
-    write_json(layout.STANDARD_COLUMNS, describe_columns(sample, clean.columns, schema, params))
-    write_json(layout.TARGET_ENCODING, encoding)
+    data_handoffs.STANDARD_COLUMNS.write(describe_columns(sample, clean.columns, schema, params))
+    data_handoffs.TARGET_ENCODING.write(encoding)
     print(f"standardize: {rows} rows, {len(sample.columns)} columns -> {layout.STANDARD_DIR}")
 
 

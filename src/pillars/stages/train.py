@@ -25,12 +25,10 @@ import pandas as pd
 from optuna.trial import TrialState
 from threadpoolctl import threadpool_limits
 
-from pillars.core import layout
+from pillars.core import data_handoffs, layout, model_handoffs
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import (
-    read_json,
     write_bytes,
-    write_json,
     write_parquet,
     write_pickle,
 )
@@ -262,7 +260,7 @@ def _plain(value: object) -> object:
 
 def main() -> None:
     params = load_params()
-    manifest = read_json(layout.FEATURE_MANIFEST)
+    manifest = data_handoffs.FEATURE_MANIFEST.read()
     data = load_training_data(manifest, params.dataset.task, params.train.external_memory_rows)
     with trial_runner(params.compute) as execute:
         trained = train(params, data, data_fingerprint(), execute)
@@ -278,9 +276,8 @@ def main() -> None:
         for family, entry in trained.summary.items()
         if family in trained.tables
     }
-    write_json(layout.BEST_PARAMS, best_params)
-    write_json(
-        layout.TRAIN_REPORT,
+    model_handoffs.BEST_PARAMS.write(best_params)
+    model_handoffs.TRAIN_REPORT.write(
         {"metric": params.train.metric, "tuning": trained.tuning, "candidates": trained.summary},
     )
 

@@ -19,14 +19,13 @@ undefined metrics and skipped slices apply to those rows.
 import numpy as np
 import pandas as pd
 
-from pillars.core import layout
+from pillars.core import data_handoffs, layout, model_handoffs
 from pillars.core.errors import PillarsError, run_cli
-from pillars.core.io import read_json, read_parquet, read_pickle, require, write_json
+from pillars.core.io import read_parquet, read_pickle, require
 from pillars.core.metrics import (
     BINARY_THRESHOLD,
     METRICS,
     Measurement,
-    decision_threshold,
     evaluate,
     measure,
     predict_scores,
@@ -246,17 +245,16 @@ def out_of_fold_report(
 
 def main() -> None:
     params = load_params()
-    target = read_json(layout.FEATURE_MANIFEST)["target"]
+    target = data_handoffs.FEATURE_MANIFEST.read().target
     valid = read_parquet(layout.feature_split("valid"))
     x, y = valid.drop(columns=target).to_numpy(), valid[target].to_numpy()
     frame = read_parquet(layout.curated_split("valid"))
     champion = champion_value(frame, y, params)
-    train_report = read_json(layout.TRAIN_REPORT)
-    tuning = train_report.get("tuning", {"method": "holdout"})
+    train_report = model_handoffs.TRAIN_REPORT.read()
     names = params.train.candidate_names
-    thresholds = {name: decision_threshold(train_report, name) for name in names}
-    if tuning["method"] == "cv":
-        report = out_of_fold_report(params, target, champion, tuning, thresholds)
+    thresholds = {name: train_report.threshold(name) for name in names}
+    if train_report.tuning.method == "cv":
+        report = out_of_fold_report(params, target, champion, train_report.tuning.as_written(), thresholds)
     else:
         candidates = {
             family: validate_candidate(
@@ -277,7 +275,7 @@ def main() -> None:
         }
     if not report["eligible"]:
         raise PillarsError(f"validate_model: no candidate passed validation:\n{summary(report)}")
-    write_json(layout.MODEL_VALIDATION_REPORT, report)
+    model_handoffs.MODEL_VALIDATION.write(report)
     print(f"validate_model:\n{summary(report)}")
 
 

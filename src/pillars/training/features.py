@@ -12,6 +12,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+from pillars.core.data_handoffs import FeatureManifest
 from pillars.core.params import FeaturizeParams
 
 MISSING_CATEGORY = "missing"
@@ -83,11 +84,13 @@ def feature_sources(pipeline: ColumnTransformer) -> dict[str, str]:
     return sources
 
 
-def categorical_blocks(manifest: dict, columns: list[str]) -> tuple[tuple[int, ...], ...]:
+def categorical_blocks(manifest: FeatureManifest, columns: list[str]) -> tuple[tuple[int, ...], ...]:
     """The positions (in `columns`, the feature matrix's) of each categorical input's one-hot columns, in the
     manifest's order of inputs: what a model that splits on categories natively codes back into one column."""
-    sources = {feature["name"]: feature["source"] for feature in manifest["features"]}
-    blocks = {name: [] for name, role in manifest["inputs"].items() if role == "categorical"}
+    sources = {feature.name: feature.source for feature in manifest.features}
+    blocks: dict[str, list[int]] = {
+        name: [] for name, role in manifest.inputs.items() if role == "categorical"
+    }
     for position, column in enumerate(columns):
         if sources.get(column) in blocks:
             blocks[sources[column]].append(position)

@@ -7,6 +7,7 @@ import logging
 import pyarrow.parquet as pq
 
 from pillars.core import layout
+from pillars.core.data_handoffs import FeatureManifest
 from pillars.core.io import parquet_rows, read_parquet
 from pillars.training.external import FeatureFile
 from pillars.training.families import TrainingData
@@ -16,10 +17,12 @@ logger = logging.getLogger(__name__)
 BLOCK_BYTES = 1 << 24
 
 
-def load_training_data(manifest: dict, task: str, external_memory_rows: int | None) -> TrainingData:
+def load_training_data(
+    manifest: FeatureManifest, task: str, external_memory_rows: int | None
+) -> TrainingData:
     """The train and valid feature matrices with their encoded targets and categorical blocks; a train
     split of more than `external_memory_rows` rows stays on disk, for XGBoost's external memory."""
-    target = manifest["target"]
+    target = manifest.target
     valid = read_parquet(layout.feature_split("valid"))
     columns = [name for name in valid.columns if name != target]
     train_path = layout.feature_split("train")
