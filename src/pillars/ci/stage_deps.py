@@ -10,11 +10,14 @@ deps, and all comments, as they are.
 
 import argparse
 import ast
+import io
 import re
 import sys
 from pathlib import Path
 
 import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedSeq
 
 from pillars.core.errors import PillarsError, run_cli
 
@@ -162,30 +165,24 @@ def problems(dvc_yaml: Path = DVC_YAML) -> list[str]:
 
 def rewritten(text: str, code_deps: dict[str, list[str]]) -> str:
     """dvc.yaml with each stage's `src/` deps replaced by `code_deps`, first in its deps list; other deps and
-    comments stay as they are."""
-    lines = text.splitlines(keepends=True)
-    out: list[str] = []
-    stage: str | None = None
-    in_deps = False
-    for line in lines:
-        stage_match = re.match(r"^  (\w+):", line)
-        if stage_match:
-            stage, in_deps = stage_match.group(1), False
-        elif re.match(r"^\S", line):
-            stage, in_deps = None, False
-        if stage in code_deps and re.match(r"^    deps:\s*(#.*)?$", line):
-            out.append(line)
-            out += [f"      - {path}\n" for path in code_deps[stage]]
-            in_deps = True
+    every comment stay as they are (a YAML round trip, in dvc.yaml's own layout)."""
+    yaml_file = YAML()
+    yaml_file.indent(mapping=2, sequence=4, offset=2)
+    yaml_file.width = 4096  # never fold a long line
+    document = yaml_file.load(text)
+    for stage, paths in code_deps.items():
+        deps = document["stages"][stage].get("deps")
+        if deps is None:
             continue
-        if in_deps:
-            item = re.match(r"^      - (\S+)", line)
-            if item and item.group(1).startswith(f"{SOURCE_ROOT.as_posix()}/"):
-                continue
-            if not item and not line.startswith("      "):
-                in_deps = False
-        out.append(line)
-    return "".join(out)
+        kept = [(index, dep) for index, dep in enumerate(deps) if not str(dep).startswith(f"{SOURCE_ROOT}/")]
+        replaced = CommentedSeq([*paths, *(dep for _, dep in kept)])
+        for new_index, (old_index, _) in enumerate(kept, start=len(paths)):
+            if old_index in deps.ca.items:  # a kept dep's comment moves with it
+                replaced.ca.items[new_index] = deps.ca.items[old_index]
+        document["stages"][stage]["deps"] = replaced
+    out = io.StringIO()
+    yaml_file.dump(document, out)
+    return out.getvalue()
 
 
 def main() -> None:
