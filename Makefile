@@ -13,6 +13,7 @@ INSTALLED_VERSION := $(shell cat '$(VENV)/.installed' 2>/dev/null)
 SEARCH_PATH := $(PATH)
 export PATH := $(BIN):$(PATH)
 export BENTOML_DO_NOT_TRACK := true
+.DEFAULT_GOAL := help  # plain `make` lists the targets
 
 .PHONY: help serve setup run repro deps init init-undo budget schema test test-fast lint format bench lock push pull clean sweep sweep-show \
 	register promote registry which champion monitor monitor-demo retrain \
