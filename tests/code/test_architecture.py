@@ -138,3 +138,16 @@ def test_missing_deps_are_named_then_rewritten_keeping_the_rest(toy_project: Pat
     assert problems(dvc_yaml) == []
     assert "- data/x   # data" in dvc_yaml.read_text() and "# stage a" in dvc_yaml.read_text()
     assert stage_modules(dvc_yaml) == {"a": "pillars.stages.a"}
+
+
+def test_a_template_a_module_renders_is_a_dep_of_the_stage(toy_project: Path) -> None:
+    source = toy_project / "src"
+    (source / "pillars/core/c.py").write_text(
+        'CARD = "card.md.j2"\nTEMPLATES = (CARD, "page.html.j2")\nVALUE = 1\n'
+    )
+    closure = {path.relative_to(source).as_posix() for path in import_closure("pillars.stages.a", source)}
+    assert {"pillars/core/card.md.j2", "pillars/core/page.html.j2"} <= closure
+    dvc_yaml = toy_project / "dvc.yaml"
+    assert "stage a: src/pillars/core/card.md.j2 is read (from pillars.stages.a) but not a declared dep" in (
+        problems(dvc_yaml)
+    )

@@ -25,6 +25,7 @@ PACKAGE = "pillars"
 SOURCE_ROOT = Path("src")
 DVC_YAML = Path("dvc.yaml")
 RUNTIME_IMPORTS = "RUNTIME_IMPORTS"
+TEMPLATES = "TEMPLATES"
 STAGE_COMMAND = re.compile(r"python -m (pillars\.stages\.\w+)")
 
 
@@ -59,21 +60,44 @@ def imported_modules(path: Path, module: str, root: Path = SOURCE_ROOT) -> set[s
     return {name for name in found if name.split(".")[0] == PACKAGE and module_file(name, root)}
 
 
-def runtime_imports(path: Path) -> set[str]:
-    """The modules a file names in a module-level `RUNTIME_IMPORTS = (...)`: imported by name at run time
-    (the package stage has BentoML import the service module), so no import statement shows them."""
+def declared_names(path: Path, constant: str) -> set[str]:
+    """The names a file lists in a module-level `CONSTANT = (...)` of literals (or of names bound to
+    literals above it); none if it has no such constant."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    literals: dict[str, object] = {}
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(target, ast.Name) and target.id == RUNTIME_IMPORTS for target in node.targets
+        if (
+            not isinstance(node, ast.Assign)
+            or len(node.targets) != 1
+            or not isinstance(node.targets[0], ast.Name)
         ):
-            return {str(item) for item in ast.literal_eval(node.value)}
+            continue
+        name = node.targets[0].id
+        if name == constant:
+            items = node.value.elts if isinstance(node.value, ast.Tuple | ast.List) else []
+            return {
+                str(literals[item.id] if isinstance(item, ast.Name) else ast.literal_eval(item))
+                for item in items
+            }
+        if isinstance(node.value, ast.Constant):
+            literals[name] = node.value.value
     return set()
 
 
+def runtime_imports(path: Path) -> set[str]:
+    """The modules a file names in `RUNTIME_IMPORTS`: imported by name at run time (the package stage has
+    BentoML import the service module), so no import statement shows them."""
+    return declared_names(path, RUNTIME_IMPORTS)
+
+
+def templates(path: Path) -> set[Path]:
+    """The templates a module renders (`TEMPLATES`, files beside it, see `pillars.core.templates`)."""
+    return {path.parent / name for name in declared_names(path, TEMPLATES)}
+
+
 def import_closure(module: str, root: Path = SOURCE_ROOT) -> set[Path]:
-    """Every project file that importing `module` runs: its imports (and runtime imports), theirs, and
-    their packages' inits."""
+    """Every project file that importing `module` runs or reads: its imports (and runtime imports), theirs,
+    their packages' inits, and the templates they render."""
     seen: set[str] = set()
     pending = [module]
     while pending:
@@ -87,7 +111,8 @@ def import_closure(module: str, root: Path = SOURCE_ROOT) -> set[Path]:
         if path is None:
             raise PillarsError(f"{name}: no such module under {root}")
         pending += sorted((imported_modules(path, name, root) | runtime_imports(path)) - seen)
-    return {path for name in seen if (path := module_file(name, root)) is not None}
+    files = {path for name in seen if (path := module_file(name, root)) is not None}
+    return files | {template for path in files for template in templates(path)}
 
 
 def declared_paths(closure: set[Path], project: Path = Path()) -> list[str]:
@@ -150,7 +175,8 @@ def problems(dvc_yaml: Path = DVC_YAML) -> list[str]:
     for stage, closure in closures(dvc_yaml).items():
         deps = declared[stage]
         found += [
-            f"stage {stage}: {path} is imported (from {modules[stage]}) but not a declared dep"
+            f"stage {stage}: {path} is {'imported' if path.endswith('.py') else 'read'} (from {modules[stage]}) "
+            "but not a declared dep"
             for path in sorted(path.relative_to(project).as_posix() for path in closure)
             if not covered(path, deps)
         ]

@@ -5,6 +5,7 @@ calibration for classification; residuals for regression), permutation importanc
 metrics per slice, and a Markdown model card with the lineage of its inputs (content hashes).
 """
 
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -34,12 +35,16 @@ from pillars.core.metrics import (
     score,
     shown,
 )
-from pillars.core.model_handoffs import BestParams, CandidateSummary, ModelValidation, Selection, TrainReport
+from pillars.core.model_handoffs import BestParams, ModelValidation, Selection, TrainReport
 from pillars.core.params import ENSEMBLE, Params, load_params
+from pillars.core.templates import render
 from pillars.serve.estimators import load_model
 from pillars.training.slices import judged_slices
 
 LINEAGE_INPUTS = (layout.CURATED_DIR, layout.FEATURES_DIR, layout.SELECTED_MODEL)  # declared deps of assess
+
+CARD_TEMPLATE = "model_card.md.j2"  # beside this module; a dep of the stage (stage_deps reads TEMPLATES)
+TEMPLATES = (CARD_TEMPLATE,)
 
 
 def curves(
@@ -147,59 +152,26 @@ class CardInputs(NamedTuple):
     lineage: dict[str, str]  # content hashes of assess's inputs
 
 
-def _making(
-    params: Params, chosen: str, summary: CandidateSummary, tuned_on: str, selected_on: str
-) -> list[str]:
-    """How the model was made (tuned, or blended from tuned candidates) and, for binary, how it decides."""
-    if chosen == ENSEMBLE:
-        weights = ", ".join(f"{family} {weight:.2f}" for family, weight in (summary.weights or {}).items())
-        lines = [
-            "- An ensemble: the tuned candidates averaged with weights from greedy selection on "
-            f"{selected_on} ({params.train.ensemble.size} picks): {weights}."
-        ]
-    else:
-        lines = [
-            f"- Tuned by Optuna on {tuned_on}: {summary.trials} trials ({summary.pruned} pruned), "
-            f"seed {params.train.seed}."
-        ]
-    if (threshold := summary.threshold) is not None:
-        tuned = (
-            "0.5, not tuned (train.threshold.objective: fixed)"
-            if threshold.objective == "fixed"
-            else f"tuned on {selected_on} for {threshold.objective} ({threshold.valid_value} there)"
-        )
-        lines.append(
-            f"- Decision threshold: {threshold.value}, {tuned}; the service and batch inference use it."
-        )
-    return lines
-
-
-def _hyperparameters(params: Params, family: str, best: dict, member: bool) -> list[str]:
+def _hyperparameters(
+    params: Params, family: str, best: dict[str, Any], member: bool
+) -> list[tuple[str, str]]:
     """A family's tuned and fixed hyperparameters (prefixed with the family when it is an ensemble member)."""
     prefix = f"{family}." if member else ""
-    return [f"- `{prefix}{name}`: {value}" for name, value in best.items()] + [
-        f"- `{prefix}{name}`: {value} (fixed)" for name, value in params.train.families[family].fixed.items()
+    return [(f"{prefix}{name}", f"{value}") for name, value in best.items()] + [
+        (f"{prefix}{name}", f"{value} (fixed)") for name, value in params.train.families[family].fixed.items()
     ]
 
 
-def _against_defaults(report: dict, metric: str) -> list[str]:
-    """The selected model beside the untuned one a person would fit first (train's baseline)."""
-    baseline, test = report["baseline"], report["test"]
-    return [
-        f"Against the library defaults: {metric} {shown(test['metrics'][metric], test['undefined'].get(metric))} "
-        f"on test vs {shown(baseline['metrics'][metric], baseline['undefined'].get(metric))} for "
-        f"{baseline['family']} with its library's default hyperparameters (the best family's defaults on "
-        "the held-out rows; threshold 0.5).",
-        "",
-    ]
+def _shown(block: dict[str, Any], metric: str) -> str:
+    return shown(block["metrics"][metric], block["undefined"].get(metric))
 
 
 def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.DataFrame) -> str:
-    """A Markdown model card: what the model is, what made it, how well it does, and where it is weak."""
-    selection, validation = inputs.selection, inputs.validation
-    chosen = selection.model
-    train_summary = inputs.train_summary.candidates[chosen]
-    test, names, metric = report["test"], list(METRICS[params.dataset.task]), params.train.metric
+    """A Markdown model card (the template holds the layout): what the model is, what made it, how well it
+    does, and where it is weak."""
+    chosen = inputs.selection.model
+    summary = inputs.train_summary.candidates[chosen]
+    names, metric = list(METRICS[params.dataset.task]), params.train.metric
     tuning = inputs.train_summary.tuning
     if tuning.method == "cv":
         tuned_on = (
@@ -208,84 +180,58 @@ def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.
         )
         selected_on = "out-of-fold predictions of train + valid"
     else:
-        tuned_on = "the valid split (holdout)"
-        selected_on = "the valid split"
-    lines = [
-        f"# Model card: {params.dataset.name} / {chosen}",
-        "",
-        f"- Task: {params.dataset.task}, target `{params.dataset.target}`"
-        + (f" (positive label `{params.dataset.positive_label}`)" if params.dataset.positive_label else ""),
-        f"- Selected on {selected_on} by {selection.metric}: {selection.reason}.",
-        *_making(params, chosen, train_summary, tuned_on, selected_on),
-        "- Rows: " + ", ".join(f"{split} {rows}" for split, rows in inputs.split_rows.items()) + ".",
-        "",
-        "## Hyperparameters",
-        "",
-        *[
-            line
-            for family in train_summary.weights or {chosen: 1.0}
-            for line in _hyperparameters(params, family, inputs.best_params.root[family], chosen == ENSEMBLE)
+        tuned_on, selected_on = "the valid split (holdout)", "the valid split"
+    threshold = summary.threshold
+    return render(
+        Path(__file__).parent,
+        CARD_TEMPLATE,
+        dataset=params.dataset,
+        chosen=chosen,
+        selection=inputs.selection,
+        selected_on=selected_on,
+        tuned_on=tuned_on,
+        ensemble=chosen == ENSEMBLE,
+        ensemble_size=params.train.ensemble.size,
+        weights=", ".join(f"{family} {weight:.2f}" for family, weight in (summary.weights or {}).items()),
+        summary=summary,
+        seed=params.train.seed,
+        threshold_tuned=None
+        if threshold is None
+        else "0.5, not tuned (train.threshold.objective: fixed)"
+        if threshold.objective == "fixed"
+        else f"tuned on {selected_on} for {threshold.objective} ({threshold.valid_value} there)",
+        split_rows=", ".join(f"{split} {rows}" for split, rows in inputs.split_rows.items()),
+        hyperparameters=[
+            entry
+            for family in summary.weights or {chosen: 1.0}
+            for entry in _hyperparameters(params, family, inputs.best_params.root[family], chosen == ENSEMBLE)
         ],
-        "",
-        "## Data lineage (content hashes of the inputs)",
-        "",
-        *[f"- `{path}`: `{digest}`" for path, digest in inputs.lineage.items()],
-        "",
-        "## Test metrics",
-        "",
-        "| metric | test |",
-        "|---|---:|",
-        *[f"| {name} | {shown(test['metrics'][name], test['undefined'].get(name))} |" for name in names],
-        "",
-        *_against_defaults(report, metric),
-        f"## Candidates on the test split (for information; selection used {selected_on})",
-        "",
-        "| family | eligible | " + " | ".join(names) + " |",
-        "|---|---|" + "---:|" * len(names),
-        *[
-            f"| {family} | {'yes' if family in validation.eligible else 'no'} | "
-            + " | ".join(shown(entry["metrics"][name], entry["undefined"].get(name)) for name in names)
-            + " |"
+        lineage=inputs.lineage,
+        test_metrics=[(name, _shown(report["test"], name)) for name in names],
+        metric=metric,
+        selected_value=_shown(report["test"], metric),
+        baseline_value=_shown(report["baseline"], metric),
+        baseline_family=report["baseline"]["family"],
+        metric_names=names,
+        candidates=[
+            (
+                family,
+                "yes" if family in inputs.validation.eligible else "no",
+                [_shown(entry, name) for name in names],
+            )
             for family, entry in report["candidates"].items()
         ],
-        "",
-        f"## Slices (test, {metric})",
-        "",
-        "| slice | rows | value |",
-        "|---|---:|---:|",
-        *[
-            f"| {name} | {entry['rows']} | "
-            + (
-                f"skipped: {entry['skipped']}"
-                if "skipped" in entry
-                else shown(entry["metrics"][metric], entry["undefined"].get(metric))
+        slices=[
+            (
+                name,
+                entry["rows"],
+                f"skipped: {entry['skipped']}" if "skipped" in entry else _shown(entry, metric),
             )
-            + " |"
             for name, entry in report["slices"].items()
         ],
-        "",
-        "## Most important input columns (permutation, test)",
-        "",
-        *[f"- `{row.column}`: {row.importance:.4f}" for row in importance.head(10).itertuples()],
-        "",
-        "## Limitations",
-        "",
-        "- Measured on a held-out test split drawn from the same sources as training: it says nothing about",
-        "  populations or periods the data does not cover. Watch drift in production (monitor pillar).",
-        "- Slices with few rows have wide uncertainty; slices with fewer than "
-        f"{params.validate_model.slices.min_rows} rows or one class",
-        "  are not measured (listed as skipped, with the reason). n/a marks a metric undefined on its rows.",
-        *(
-            [
-                "- Classification metrics that use labels (accuracy, F1, precision, recall) decide at the "
-                + ("decision threshold above." if params.dataset.task == "binary" else "most probable class.")
-            ]
-            if params.dataset.task != "regression"
-            else []
-        ),
-        "",
-    ]
-    return "\n".join(lines)
+        importance=[(row.column, row.importance) for row in importance.head(10).itertuples()],
+        min_slice_rows=params.validate_model.slices.min_rows,
+    )
 
 
 def main() -> None:
