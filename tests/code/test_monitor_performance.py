@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from pillars.core.params import MonitorParams
-from pillars.monitoring.analysis import Logged, decide, performance
+from pillars.monitoring.analysis import decide, performance
+from pillars.monitoring.logs import Logged
 
 
 def logged(scores: np.ndarray) -> Logged:

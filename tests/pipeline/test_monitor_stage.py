@@ -9,7 +9,8 @@ import pytest
 
 from pillars.bento.archive import packaged_model
 from pillars.core.params import load_params
-from pillars.monitoring.analysis import monitor, read_monitored
+from pillars.monitoring.analysis import monitor
+from pillars.monitoring.logs import read_monitored
 
 pytestmark = pytest.mark.slow
 

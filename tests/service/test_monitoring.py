@@ -17,7 +17,7 @@ from pillars.bento.archive import packaged_model
 from pillars.core.params import load_params
 from pillars.core.schema import load_schema
 from pillars.lifecycle.retrain import LABELLED_DATA, labelled_rows, with_source
-from pillars.monitoring.analysis import read_monitored
+from pillars.monitoring.logs import read_monitored
 from pillars.monitoring.replay import run_demo, summary
 from pillars.serve.capture import logged_rows
 from tests.helpers import (

@@ -26,7 +26,7 @@ from pillars.core.params import Params, load_params
 from pillars.core.process import run
 from pillars.core.schema import DataSchema, load_checked
 from pillars.lifecycle.sweep import SWEEP_TARGET, dvc, set_arguments, show_experiments
-from pillars.monitoring.analysis import Monitored
+from pillars.monitoring.logs import Monitored
 from pillars.monitoring.workspace import monitor_workspace
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,8 @@ from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_parquet, write_json, write_parquet, write_text
 from pillars.core.params import Params, load_params
 from pillars.core.schema import load_checked
-from pillars.monitoring.analysis import monitor, read_monitored
+from pillars.monitoring.analysis import monitor
+from pillars.monitoring.logs import read_monitored
 from pillars.monitoring.report import render_html
 from pillars.serve.capture import DIR_ENV
 from pillars.serve.model import ServingModel

@@ -8,7 +8,8 @@ from pillars.bento.archive import packaged_model
 from pillars.core import layout
 from pillars.core.io import read_parquet
 from pillars.core.params import Params
-from pillars.monitoring.analysis import Monitored, monitor, read_monitored
+from pillars.monitoring.analysis import monitor
+from pillars.monitoring.logs import Monitored, read_monitored
 
 
 def monitor_workspace(
