@@ -135,7 +135,7 @@ def test_the_page_is_well_formed_and_offline(labelled: bool) -> None:
 def test_input_text_is_escaped() -> None:
     page = render_html(*monitoring())
     assert ODD not in page
-    assert "&lt;b&gt;&amp;&quot;x&quot;" in page
+    assert "&lt;b&gt;&amp;&#34;x&#34;" in page
 
 
 def test_header_shows_the_decision_and_every_reason() -> None:
@@ -152,7 +152,7 @@ def test_header_shows_the_decision_and_every_reason() -> None:
 def test_drift_table_charts_and_distributions() -> None:
     report, distributions = monitoring()
     page = render_html(report, distributions)
-    drifted, stable = _row(page, "age"), _row(page, "&lt;b&gt;&amp;&quot;x&quot;")
+    drifted, stable = _row(page, "age"), _row(page, "&lt;b&gt;&amp;&#34;x&#34;")
     assert drifted.startswith('<tr class="warn">')
     assert drifted.endswith("<td>yes</td></tr>")
     assert "1.2e-30" in drifted  # a tiny p-value stays legible

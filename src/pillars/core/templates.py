@@ -16,7 +16,7 @@ def render(folder: Path, name: str, **values: Any) -> str:
     not an empty string), HTML escaped in .html templates, block tags taking their own line breaks."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(folder),
-        autoescape=jinja2.select_autoescape(["html"]),
+        autoescape=jinja2.select_autoescape(["html", "html.j2"]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
