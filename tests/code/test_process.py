@@ -44,7 +44,7 @@ def main() -> None:
         finally:
             stop(process)
 
-run_cli(main)
+run_cli(main, parses_arguments=True)
 """
 
 

@@ -162,4 +162,4 @@ def show_experiments(params: Params, out: Path | None = None, failed: list[str] 
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, parses_arguments=True)
