@@ -103,7 +103,10 @@ def main() -> None:
     parser.add_argument("--archive", type=Path, default=layout.SERVICE_ARCHIVE)
     args = parser.parse_args()
     if not args.archive.exists():
-        raise PillarsError(f"{args.archive}: missing; run `dvc repro package` or `make pull`")
+        raise PillarsError(
+            f"{args.archive}: missing: no model is built yet; `make run` builds it (or `make pull`, when a DVC "
+            "remote holds one)"
+        )
     home = Path.home() / ".cache" / "pillars" / "serve"
     shutil.rmtree(home, ignore_errors=True)
     tag = import_archive(args.archive, home)
