@@ -38,7 +38,7 @@ def test_thresholds_slices_and_no_champion(make_params, valid) -> None:
     assert checks["roc_auc"]["passed"] and checks["roc_auc"]["min"] == 0.8
     assert not checks["recall"]["passed"], "a recall of 0.99 is out of reach"
     assert not result["passed"]
-    assert checks["champion"] == {"passed": True, "skipped": "no champion yet"}
+    assert checks["champion"] == {"passed": None, "skipped": "no champion yet"}, "skipped is never passed"
     assert (
         checks["slice:gender=female:roc_auc"]["rows"] == 950
         and "value" in checks["slice:gender=female:roc_auc"]
@@ -72,7 +72,7 @@ def test_slice_with_one_class_is_not_judged(make_params, valid) -> None:
     )
     assert checks["slice:gender=female:roc_auc"] == {
         "rows": 950,
-        "passed": True,
+        "passed": None,
         "skipped": "one class only (every row is class 1)",
     }
     assert "value" in checks["slice:gender=male:roc_auc"], "the other slice is still judged"
@@ -99,7 +99,7 @@ def test_undefined_metric_on_the_valid_split_fails_its_threshold_with_the_reason
     assert result["checks"]["slice:gender=female:precision"] == {
         "rows": 400,
         "value": None,
-        "passed": True,
+        "passed": None,
         "skipped": f"precision undefined: {reason}",
     }
     assert not result["passed"]
@@ -138,7 +138,7 @@ def test_multiclass_slices_with_some_classes_or_one_class(make_params) -> None:
     assert by_accuracy["slice:gender=female:accuracy"] == {"rows": 6, "value": 1.0, "passed": True}
     assert by_accuracy["slice:gender=male:accuracy"]["skipped"] == "one class only (every row is class 2)"
     by_auc = checks("roc_auc_ovr")["slice:gender=female:roc_auc_ovr"]
-    assert by_auc["value"] is None and by_auc["passed"]
+    assert by_auc["value"] is None and by_auc["passed"] is None, "not judged: neither passed nor failed"
     assert (
         by_auc["skipped"]
         == "roc_auc_ovr undefined: class [2] absent: one-vs-rest ROC AUC needs rows of every class"
@@ -256,7 +256,7 @@ def test_small_data_out_of_fold_metrics_follow_the_undefined_metric_rules(make_p
     males = int((np.concatenate([frames["train"]["gender"], frames["valid"]["gender"]]) == "male").sum())
     assert result["checks"]["slice:gender=male:roc_auc"] == {
         "rows": males,
-        "passed": True,
+        "passed": None,
         "skipped": "one class only (every row is class 0)",
     }
     assert "value" in result["checks"]["slice:gender=female:roc_auc"]

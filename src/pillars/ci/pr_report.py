@@ -80,7 +80,9 @@ def validation_section(base: dict[str, Any] | None, head: dict[str, Any]) -> str
         before = base_candidates.get(family, {}).get("passed")
         gate = _change(_verdict(before), _verdict(result["passed"]))
         failed = [
-            _failed(name, check) for name, check in sorted(result["checks"].items()) if not check["passed"]
+            _failed(name, check)
+            for name, check in sorted(result["checks"].items())
+            if check["passed"] is False
         ]
         lines.append(f"| {family} | {gate} | {', '.join(failed) or '-'} |")
     return "\n".join(lines)

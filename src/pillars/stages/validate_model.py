@@ -43,21 +43,21 @@ def slice_checks(
     params: Params,
     threshold: float = BINARY_THRESHOLD,
 ) -> dict:
-    """The slice metric per value of every slice column. A slice is not judged (passed, with the reason
-    under `skipped`) when the shared rule skips it (under `min_rows` rows, one class) or when the metric is
+    """The slice metric per value of every slice column. A slice is not judged (`passed` null, with the
+    reason under `skipped`) when the shared rule skips it (under `min_rows` rows, one class) or when the metric is
     undefined on it (value null)."""
     settings, task = params.validate_model.slices, params.dataset.task
     checks = {}
     for piece in judged_slices(frame, y, task, settings):
         check: dict = {"rows": piece.size}
         if piece.skipped is not None:
-            check |= {"passed": True, "skipped": piece.skipped}
+            check |= {"passed": None, "skipped": piece.skipped}
         else:
             value, undefined = measure(settings.metric, task, y[piece.rows], scores[piece.rows], threshold)
             if value is None:
                 check |= {
                     "value": None,
-                    "passed": True,
+                    "passed": None,
                     "skipped": f"{settings.metric} undefined: {undefined}",
                 }
             else:
@@ -85,7 +85,7 @@ def champion_check(
     """Whether the candidate is at most `max_drop` worse than the champion on the primary metric (`reason`:
     why there is no champion value; `undefined`: why the candidate has none, which fails the check)."""
     if champion_value is None:
-        return {"passed": True, "skipped": reason}
+        return {"passed": None, "skipped": reason}  # not judged: never counted as passed
     if candidate_value is None:
         return {
             "value": None,
@@ -145,7 +145,9 @@ def validate_scores(
     checks["champion"] = champion_check(compared.value, champion[0], params, champion[1], compared.undefined)
     checks |= slice_checks(frame, y, scores, params, threshold)
     return {
-        "passed": all(check["passed"] for check in checks.values()),
+        "passed": not any(
+            check["passed"] is False for check in checks.values()
+        ),  # skipped (null) do not fail
         on: measured.values,
         "undefined": measured.undefined,
         "checks": checks,
@@ -214,7 +216,7 @@ def summary(report: dict) -> str:
             if "undefined" in check
             else f"{name} {check.get('value')}"
             for name, check in result["checks"].items()
-            if not check["passed"]
+            if check["passed"] is False
         ]
         lines.append(f"  - {family}: {'passed' if result['passed'] else 'failed ' + ', '.join(failed)}")
     return "\n".join(lines)
