@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from pillars.monitoring.charts import ORANGE
 from pillars.monitoring.report import DASH, NO_LABELS, render_html
 
 ODD = '<b>&"x"'  # a feature name that breaks a page that does not escape
@@ -166,6 +167,17 @@ def test_drift_table_charts_and_distributions() -> None:
     assert "a category label far…" in page
     assert page.index('id="drift"') < page.index('id="distributions"') < page.index('id="quality"')
     assert page.index('id="quality"') < page.index('id="performance"')
+
+
+def test_only_what_drifted_is_drawn_in_the_drift_colour() -> None:
+    """Current bars have a colour of their own: a quiet distribution chart shows no alarm colour."""
+    report, distributions = monitoring()
+    page = render_html(report, distributions)
+    charts = _svgs(page, "distribution")
+    alarm = f'fill="{ORANGE}"'
+    assert sum(alarm in chart for chart in charts) == 0
+    drifted = [name for name, entry in report["drift"]["features"].items() if entry["drifted"]]
+    assert _svgs(page, "psi")[0].count(f"{alarm}><title>") == len(drifted) == 1, "one bar per drifted feature"
 
 
 def test_performance_line_breaks_at_windows_without_a_value() -> None:

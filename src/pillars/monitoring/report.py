@@ -137,7 +137,8 @@ def _drift(report: Mapping[str, Any]) -> dict[str, Any]:
 def _figures(
     report: Mapping[str, Any], distributions: Mapping[str, Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Reference vs current share per bin, one small chart per feature: what the drift scores summarise."""
+    """Reference (grey) vs current (blue) share per bin, one small chart per feature: what the drift scores
+    summarise. Orange is kept for what drifted, so a quiet report does not look alarming."""
     entries = {**report["drift"]["features"], **report["drift"]["prediction"]}
     return [
         {
@@ -148,7 +149,7 @@ def _figures(
                 bar_chart(
                     "distribution",
                     [
-                        (str(label), [Bar(reference, GREY, "reference"), Bar(current, ORANGE, "current")])
+                        (str(label), [Bar(reference, GREY, "reference"), Bar(current, BLUE, "current")])
                         for label, reference, current in zip(
                             distribution["bins"],
                             distribution["reference"],
@@ -156,7 +157,7 @@ def _figures(
                             strict=True,
                         )
                     ],
-                    [("reference", GREY), ("current", ORANGE)],
+                    [("reference", GREY), ("current", BLUE)],
                     fmt=percent,
                     width=480,
                 )
