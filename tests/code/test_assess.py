@@ -158,7 +158,7 @@ def test_the_model_card_shows_undefined_metrics_and_skipped_slices(make_params) 
                     "rows": {"train": 100, "valid": 40},
                     "baseline": {"family": "xgboost"},
                 },
-                "candidates": {"linear": {"trials": 3, "pruned": 0}},
+                "candidates": {"linear": {"trials": 3, "pruned": 0, "best_is_defaults": True}},
             }
         ),
         best_params=BEST_PARAMS.check({"linear": {"C": 1.0}}),
@@ -167,6 +167,7 @@ def test_the_model_card_shows_undefined_metrics_and_skipped_slices(make_params) 
     )
     card = model_card(params, inputs, report, pd.DataFrame({"column": ["gender"], "importance": [0.1]}))
     assert "| xgboost | no | n/a: one class only (every row is class 0) |" in card
+    assert "- The selected settings are the library's defaults: no tuned trial beat the first" in card
     assert "| gender=male | 6 | skipped: one class only (every row is class 1) |" in card
     assert "| gender=other | 4 | skipped: fewer than 5 rows |" in card
     assert "| gender=female | 30 | 0." in card

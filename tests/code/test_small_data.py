@@ -134,6 +134,7 @@ def test_model_card_says_how_the_model_was_tuned(make_params, method: str) -> No
     card = model_card(params, inputs, report, pd.DataFrame({"column": [], "importance": []}))
     assert "| linear | yes | n/a: one class only (every row is class 0) |" in card, "undefined: n/a"
     assert "| gender=male | 4 | skipped: fewer than 10 rows |" in card
+    assert "library's defaults: no tuned trial" not in card, "train did not say the defaults won"
     if method == "cv":
         assert "- Tuned by Optuna on 5-fold cross-validation on train + valid (380 rows" in card
         assert "then refit on train + valid" in card

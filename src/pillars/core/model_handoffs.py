@@ -23,6 +23,7 @@ class CandidateSummary(Contract):
     threshold: Threshold | None = None  # binary only
     trials: int | None = None  # tuned families
     pruned: int | None = None
+    best_is_defaults: bool | None = None  # tuned families: the best trial is the start point, the defaults
     weights: dict[str, float] | None = None  # the ensemble: member -> weight
 
 

@@ -194,6 +194,11 @@ def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.
         ensemble_size=params.train.ensemble.size,
         weights=", ".join(f"{family} {weight:.2f}" for family, weight in (summary.weights or {}).items()),
         summary=summary,
+        at_defaults=[
+            family
+            for family in summary.weights or {}
+            if inputs.train_summary.candidates[family].best_is_defaults
+        ],
         seed=params.train.seed,
         threshold_tuned=None
         if threshold is None

@@ -213,6 +213,8 @@ def train(params: Params, data: TrainingData, data_fingerprint: str, execute: Ex
                 "best_value": round(float(best.value), 6),
                 "trials": len(tables[family]),
                 "pruned": int((tables[family]["state"] == "pruned").sum()),
+                # the first trial is the start point, the library's defaults: did no tuned trial beat them?
+                "best_is_defaults": best.number == 0 and bool(settings.families[family].start),
                 "best_params": {key: _plain(value) for key, value in sorted(best.params.items())},
             }
             final = fit_final(family, hyper, data, pooled, settings)
