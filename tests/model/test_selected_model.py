@@ -101,5 +101,12 @@ def test_make_run_ends_saying_where_you_stand(reproduced: Path) -> None:
     assert f"selected model: {selection['model']}" in said
     assert f"test roc_auc: {assessed['test']['roc_auc']:.4f} vs {assessed['baseline']['roc_auc']:.4f}" in said
     assert "deployment check: passed" in said and "make serve" in said
+    assert "its timings: build/deploy_check.json" in said, "deploy ran in this copy, so its timings are here"
+    (reproduced / "build/deploy_check.json").rename(reproduced / "build/moved.json")
+    try:
+        fresh = run([str(BIN / "python"), "-m", "pillars.lifecycle.summary"], reproduced).stdout
+    finally:
+        (reproduced / "build/moved.json").rename(reproduced / "build/deploy_check.json")
+    assert "not measured on this machine" in fresh and "dvc repro --force deploy" in fresh
     for path in ("metrics/model_card.md", "metrics/monitoring.html", "metrics/assess/"):
         assert path in said and (reproduced / path).exists()

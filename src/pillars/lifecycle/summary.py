@@ -27,8 +27,11 @@ def where_you_stand(
     assess: AssessReport,
     deploy: DeployReport,
     monitoring: MonitoringReport,
+    measured_here: bool,
 ) -> list[str]:
-    """The lines, from the reports' contents (pure: the tests give it reports)."""
+    """The lines, from the reports' contents (pure: the tests give it reports). `measured_here`: the
+    deployment check ran on this machine (its timings are in build/); on a fresh clone dvc restores its
+    committed verdict without running it, and the lines say so once."""
     metric, chosen = selection.metric, selection.model
     baseline = assess.baseline
     selected, default = assess.test.get(metric), baseline[metric]
@@ -48,7 +51,13 @@ def where_you_stand(
             if deploy.passed
             else "FAILED: " + ", ".join(name for name, ok in deploy.checks.items() if not ok)
         )
-        + f" ({deploy.bento})",
+        + f" ({deploy.bento})"
+        + (
+            f"; its timings: {layout.DEPLOY_TIMINGS}"
+            if measured_here
+            else "; not measured on this machine: its committed verdict was up to date, so dvc did not run "
+            "it (`dvc repro --force deploy` measures here)"
+        ),
         f"  monitoring: {monitoring.decision.action}: {'; '.join(monitoring.decision.reasons)}",
         f"  model card: {layout.MODEL_CARD}",
         f"  plots: {layout.ASSESS_PLOTS_DIR}/ (dvc plots show writes them as one page)",
@@ -64,6 +73,7 @@ def main() -> None:
         model_handoffs.ASSESS_REPORT.read(),
         model_handoffs.DEPLOY_REPORT.read(),
         model_handoffs.MONITORING_REPORT.read(),
+        measured_here=layout.DEPLOY_TIMINGS.exists(),
     )
     print("\n".join(lines))
 
