@@ -1,9 +1,13 @@
 """Sweeps: params.yaml names them, and every sweep is checked before anything is queued."""
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from pillars.core.errors import PillarsError
 from pillars.lifecycle.sweep import apply_overrides, check_sweeps, flatten, set_arguments
+from tests.helpers import run
 
 
 def test_flatten_and_set_arguments() -> None:
@@ -35,3 +39,8 @@ def test_a_bad_sweep_is_named_before_anything_runs(default_params_raw: dict) -> 
         match=r"sweep 'huge': .*train.families.xgboost.n_trials: Input should be greater than or equal to 1",
     ):
         check_sweeps(default_params_raw, {"huge": {"train.families.xgboost.n_trials": 0}})
+
+
+def test_showing_no_experiments_says_how_to_start_a_sweep(repo_copy: Path) -> None:
+    shown = run([sys.executable, "-m", "pillars.lifecycle.sweep", "--show-only"], repo_copy).stdout
+    assert "No experiments yet" in shown and "make sweep" in shown

@@ -154,6 +154,11 @@ def show_experiments(params: Params, out: Path | None = None, failed: list[str] 
     """The comparison table (and the sweeps that failed, which it hides), also written to `out` (for a
     pull-request comment) when given."""
     table = experiments_table(params)
+    if not run(["dvc", "exp", "list", "--name-only"]).stdout.strip():
+        table += (
+            "\nNo experiments yet: name sweeps under `sweeps:` in params.yaml (each a few params to change), "
+            "then `make sweep` runs them as DVC experiments.\n"
+        )
     if failed:
         table += f"\nFailed, so not shown: {', '.join(failed)} (their logs: `dvc queue logs NAME`).\n"
     if out is not None:
