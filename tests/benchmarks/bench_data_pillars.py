@@ -275,9 +275,8 @@ def write_results(stem: str, results: dict, targets: dict[str, Target], markdown
     print(f"results: {RESULTS_DIR / stem}.json, .md")
     missed = [target for target in targets.values() if not target.passed]
     for target in missed:
-        print(
-            f"target missed: {target.name}: {target.measured:,.1f} {target.unit} >= {target.limit:,.0f} {target.unit}"
-        )
+        bound = "at least" if target.kind == "min" else "at most"
+        print(f"target missed: {target.name}: {target.measured:,.6g} {target.unit}, {bound} {target.limit:,.6g}")
     return 1 if missed else 0
 
 
