@@ -276,7 +276,9 @@ def write_results(stem: str, results: dict, targets: dict[str, Target], markdown
     missed = [target for target in targets.values() if not target.passed]
     for target in missed:
         bound = "at least" if target.kind == "min" else "at most"
-        print(f"target missed: {target.name}: {target.measured:,.6g} {target.unit}, {bound} {target.limit:,.6g}")
+        print(
+            f"target missed: {target.name}: {target.measured:,.6g} {target.unit}, {bound} {target.limit:,.6g}"
+        )
     return 1 if missed else 0
 
 
