@@ -314,9 +314,12 @@ def postgres_url() -> Iterator[str]:
     initdb, pg_ctl = postgres_program("initdb"), postgres_program("pg_ctl")
     as_user: list[str] = []
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root: run it as the `postgres` system user
-        if not shutil.which("runuser") or subprocess.run(["id", "postgres"], capture_output=True).returncode:
+        runuser = shutil.which(
+            "runuser", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin"
+        )  # root's tools
+        if not runuser or subprocess.run(["id", "postgres"], capture_output=True).returncode:
             no_postgres()
-        as_user = ["runuser", "-u", "postgres", "--"]
+        as_user = [runuser, "-u", "postgres", "--"]
     if not initdb or not pg_ctl:
         no_postgres()
     directory = Path(tempfile.mkdtemp(prefix="pillars-pg-"))
