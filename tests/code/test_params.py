@@ -50,7 +50,7 @@ def test_committed_params_load() -> None:
         ({"train": {"metric": "rmse"}}, "train.metric: 'rmse' is not a binary objective"),
         (
             {"train": {"candidates": ["forest"]}},
-            "train.candidates[0]: Input should be 'xgboost', 'lightgbm', 'catboost', 'linear' or 'hist_gradient_boosting'",
+            "train: candidates: ['forest'] have no entry under train.families",
         ),
         ({"train": {"timeout_s": 0}}, "train.timeout_s: Input should be greater than 0"),
         (

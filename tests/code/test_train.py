@@ -1,6 +1,7 @@
 """Pillar 7, train: seeded, pruned, resumable studies that give the same model every time; on small data,
 trials scored by cross-validation on train + valid and the chosen configuration refit on train + valid."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,9 @@ from pillars.core.params import TrainParams
 from pillars.stages.train import train, trial_table
 from pillars.training import tuning
 from pillars.training.cv import FOLD_STEPS, cross_validate, pool, tuning_summary, uses_cv
-from pillars.training.families import FAMILIES, TrainingData, linear_model
+from pillars.training.families import FAMILIES
+from pillars.training.families.linear import linear_model
+from pillars.training.families.spec import TrainingData
 from pillars.training.oof import oof_scores
 from pillars.training.tuning import finished_trials, run_study, study_name, suggest
 
@@ -67,7 +70,7 @@ def test_every_family_reports_steps_and_fits(family: str, task: str, make_params
     data = toy_data(task)
     steps: list[tuple[int, float]] = []
     hyper = dict(settings.families[family].fixed)
-    fitted = FAMILIES[family](hyper, data, settings, lambda step, value: steps.append((step, value)))
+    fitted = FAMILIES[family].fit(hyper, data, settings, lambda step, value: steps.append((step, value)))
     reported = [step for step, _ in steps]
     boosting = family in ("xgboost", "lightgbm", "catboost")
     every = settings.pruner.round_interval if boosting else 1  # the boosting libraries: every few rounds
@@ -330,11 +333,11 @@ def test_objective_on_a_valid_split_lacking_a_class(make_params, tmp_path: Path)
     data = three_classes()
     settings = small_settings(make_params, tmp_path, "multiclass", metric="log_loss")
     hyper = {"max_iter": 10}
-    fitted = FAMILIES["hist_gradient_boosting"](hyper, data, settings, lambda step, value: None)
+    fitted = FAMILIES["hist_gradient_boosting"].fit(hyper, data, settings, lambda step, value: None)
     assert 0 < fitted.value < 1.0
     by_auc = settings.model_copy(update={"metric": "roc_auc_ovr"})
     with pytest.raises(PillarsError, match=r"undefined on the valid split: .*class \[2\] absent"):
-        FAMILIES["hist_gradient_boosting"](hyper, data, by_auc, lambda step, value: None)
+        FAMILIES["hist_gradient_boosting"].fit(hyper, data, by_auc, lambda step, value: None)
 
 
 @pytest.mark.filterwarnings("ignore:The least populated class in y has only 1 members")
@@ -346,7 +349,7 @@ def test_linear_folds_cope_with_a_class_rarer_than_the_folds(make_params, tmp_pa
     data = TrainingData(data.x_train, y_train, data.x_valid, data.y_valid, "multiclass")
     settings = small_settings(make_params, tmp_path, "multiclass", metric="log_loss")
     steps: list[tuple[int, float]] = []
-    fitted = FAMILIES["linear"]({}, data, settings, lambda step, value: steps.append((step, value)))
+    fitted = FAMILIES["linear"].fit({}, data, settings, lambda step, value: steps.append((step, value)))
     assert [step for step, _ in steps] == list(range(settings.cv_folds))
     assert np.isfinite(fitted.value) and fitted.value > 0
 
@@ -357,7 +360,7 @@ def test_a_cross_validated_fold_without_a_value_is_left_out_of_the_mean(
     """Small data: a fold where the metric is undefined on its held-out rows still predicts them (its
     out-of-fold scores are kept) but is left out of the objective."""
     from pillars.training import cv
-    from pillars.training.families import Fitted
+    from pillars.training.families.spec import Fitted
 
     values = iter([None, 0.8, 0.9])
 
@@ -366,7 +369,7 @@ def test_a_cross_validated_fold_without_a_value_is_left_out_of_the_mean(
         undefined = None if value is not None else "one class only (every row is class 0)"
         return Fitted(None, value, np.full(len(data.y_valid), 0.5), undefined=undefined)
 
-    monkeypatch.setitem(cv.FOLD_FITS, "linear", fit_fold)
+    monkeypatch.setitem(cv.FAMILIES, "linear", dataclasses.replace(cv.FAMILIES["linear"], fold_fit=fit_fold))
     settings = small_settings(make_params, tmp_path, small_data={"folds": 3})
     result = cross_validate("linear", {}, pool(toy_data(rows=300), settings), settings, lambda s, v: None)
     assert result.value == pytest.approx(0.85) and result.out_of_fold.shape == (300,)
@@ -390,7 +393,7 @@ def test_a_metric_undefined_on_every_fold_stops_the_trial_naming_the_rows(
     ):
         cross_validate("linear", {}, pool(constant, settings), settings, lambda step, value: None)
     with pytest.raises(PillarsError, match=r"r2 is undefined on every cross-validation fold of train: the"):
-        FAMILIES["linear"]({}, constant, settings, lambda step, value: None)
+        FAMILIES["linear"].fit({}, constant, settings, lambda step, value: None)
 
 
 def counts(rows: int = 800) -> TrainingData:
@@ -407,8 +410,8 @@ def test_a_count_target_may_be_fitted_with_a_poisson_loss(family: str, make_para
     settings = small_settings(make_params, tmp_path, "regression", metric="rmse")
     data = counts()
     hyper = dict(settings.families[family].fixed)
-    squared = FAMILIES[family](hyper | {"objective": "squared_error"}, data, settings, lambda *_: None)
-    poisson = FAMILIES[family](hyper | {"objective": "poisson"}, data, settings, lambda *_: None)
+    squared = FAMILIES[family].fit(hyper | {"objective": "squared_error"}, data, settings, lambda *_: None)
+    poisson = FAMILIES[family].fit(hyper | {"objective": "poisson"}, data, settings, lambda *_: None)
     predicted = predict_scores(poisson.model, data.x_valid, "regression")
     assert (predicted > 0).all(), "a Poisson model predicts a positive rate"
     assert not np.allclose(predicted, predict_scores(squared.model, data.x_valid, "regression"))
@@ -422,14 +425,14 @@ def test_a_count_loss_on_a_negative_target_names_the_key(make_params, tmp_path: 
         PillarsError,
         match=r"train\.families\.lightgbm: objective 'tweedie' needs a target that is never negative",
     ):
-        FAMILIES["lightgbm"]({"objective": "tweedie"}, data, settings, lambda *_: None)
+        FAMILIES["lightgbm"].fit({"objective": "tweedie"}, data, settings, lambda *_: None)
     with pytest.raises(
         PillarsError, match=r"train\.families\.hist_gradient_boosting: objective 'tweedie' is not a loss"
     ):
-        FAMILIES["hist_gradient_boosting"]({"objective": "tweedie"}, counts(), settings, lambda *_: None)
+        FAMILIES["hist_gradient_boosting"].fit({"objective": "tweedie"}, counts(), settings, lambda *_: None)
     binary = small_settings(make_params, tmp_path)
     with pytest.raises(PillarsError, match="classification: leave objective out"):
-        FAMILIES["xgboost"]({"objective": "poisson"}, toy_data(), binary, lambda *_: None)
+        FAMILIES["xgboost"].fit({"objective": "poisson"}, toy_data(), binary, lambda *_: None)
 
 
 def test_a_smaller_budget_on_a_larger_study_gives_what_a_fresh_one_gives(make_params, tmp_path: Path) -> None:
@@ -476,7 +479,7 @@ def test_native_categories_fit_on_codes_and_predict_from_the_one_hot_matrix(
     settings = small_settings(make_params, tmp_path)
     data = categorical_data()
     hyper = {**settings.families[family].fixed, "categorical": "native"}
-    fitted = FAMILIES[family](hyper, data, settings, lambda step, value: None)
+    fitted = FAMILIES[family].fit(hyper, data, settings, lambda step, value: None)
     model = fitted.model
     assert isinstance(model, NativeCategorical)
     codes = model.codes(data.x_valid)
@@ -493,7 +496,7 @@ def test_native_categories_fit_on_codes_and_predict_from_the_one_hot_matrix(
     assert model.predict_proba(unseen).shape == (len(unseen), 2)
     restored = pickle.loads(pickle.dumps(model))
     assert np.array_equal(restored.predict_proba(data.x_valid), model.predict_proba(data.x_valid))
-    assert FAMILIES[family](hyper, data, settings, lambda step, value: None).value == fitted.value
+    assert FAMILIES[family].fit(hyper, data, settings, lambda step, value: None).value == fitted.value
 
 
 def test_native_categories_in_small_data_tuning_refit_on_codes_too(make_params, tmp_path: Path) -> None:
@@ -527,4 +530,4 @@ def test_an_encoding_the_family_lacks_names_the_key(
     settings = small_settings(make_params, tmp_path)
     hyper = {**settings.families[family].fixed, "categorical": encoding}
     with pytest.raises(PillarsError, match=rf"train.families.{family}: categorical '{encoding}' .*onehot"):
-        FAMILIES[family](hyper, categorical_data(), settings, lambda step, value: None)
+        FAMILIES[family].fit(hyper, categorical_data(), settings, lambda step, value: None)

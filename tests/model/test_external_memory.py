@@ -17,7 +17,8 @@ from pillars.core.metrics import measure, predict_scores
 from pillars.core.params import TrainParams
 from pillars.stages.train import train
 from pillars.training.external import FeatureFile, external_matrix
-from pillars.training.families import TrainingData, fit_xgboost
+from pillars.training.families.spec import TrainingData
+from pillars.training.families.xgboost import fit as fit_xgboost
 
 TARGET = "label"
 ROWS, VALID_ROWS, GROUP_ROWS = 4_000, 1_000, 700  # train in 6 row groups
@@ -160,4 +161,4 @@ def test_other_families_in_external_memory_are_refused_by_name(make_params, tmp_
         train(params, data, "fingerprint")
     message = str(caught.value)
     assert "train.external_memory_rows (2000)" in message
-    assert "set train.candidates: [xgboost] (now also ['lightgbm'])" in message
+    assert "which only xgboost can: set train.candidates to ['xgboost'] (now also ['lightgbm'])" in message

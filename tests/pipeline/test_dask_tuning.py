@@ -21,7 +21,7 @@ from pillars.core.errors import PillarsError
 from pillars.core.params import ComputeParams, parse_params
 from pillars.stages.train import Trained, train, trial_table
 from pillars.training.budget import Limits
-from pillars.training.families import TrainingData
+from pillars.training.families.spec import TrainingData
 from pillars.training.tuning import OnCluster, finished_trials, run_here, run_study
 from tests.helpers import deep_merge
 

@@ -13,6 +13,44 @@ from tests.helpers import QUICK_TRAINING, deep_merge, run, with_task
 pytestmark = pytest.mark.slow
 
 ROWS = 3_000
+# A model family of the user's own, added as one file: the regression case trains it beside ours
+TREE_FAMILY = '''"""One decision tree, tuned on its depth: a family of the user's own."""
+
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from pillars.core.params import TrainParams
+from pillars.training.families.spec import Family, Fitted, Report, Rows, TrainingData, defined_on_valid, held_out_scores
+
+Tree = DecisionTreeClassifier | DecisionTreeRegressor
+
+
+def tree(hyper: dict, task: str, seed: int) -> Tree:
+    estimator = DecisionTreeRegressor if task == "regression" else DecisionTreeClassifier
+    return estimator(**hyper, random_state=seed)
+
+
+def fit(hyper: dict, data: TrainingData, settings: TrainParams, report: Report) -> Fitted:
+    model = tree(hyper, data.task, settings.seed).fit(data.x_train, data.y_train)
+    (value, undefined), scores = held_out_scores(model, data, settings.metric)
+    if value is not None:
+        report(0, value)
+    return Fitted(model, value, scores, undefined=undefined)
+
+
+def refit(hyper: dict, rows: Rows, settings: TrainParams, rounds: int | None) -> Tree:
+    return tree(hyper, rows.task, settings.seed).fit(rows.x, rows.y)
+
+
+FAMILY = Family(
+    name="tree",
+    fit=defined_on_valid(fit),
+    fold_fit=fit,
+    refit=refit,
+    model_types=(DecisionTreeClassifier, DecisionTreeRegressor),
+    prediction_cost=lambda model: int(model.get_depth()),
+)
+'''
+TREE_PARAMS = {"n_trials": 3, "space": {"max_depth": {"type": "int", "low": 2, "high": 12}}}
 
 
 def multiclass_frame(generator: np.random.Generator) -> pd.DataFrame:
@@ -63,6 +101,7 @@ CASES = {
     },
     "regression": {
         "frame": regression_frame,
+        "own_family": True,
         "file": "houses.jsonl",
         "dataset": {"task": "regression", "target": "price", "positive_label": None, "placeholders": []},
         "cleanse": {
@@ -96,6 +135,10 @@ def write_dataset(repo: Path, case: dict) -> None:
     params["monitor"]["replay"]["shift"] = {}  # the committed shift names Adult's columns
     params = with_task(params, case["dataset"]["task"])
     params["train"] = deep_merge(params["train"], QUICK_TRAINING)
+    if case.get("own_family"):
+        (repo / "src/pillars/training/families/tree.py").write_text(TREE_FAMILY)
+        params["train"]["candidates"].append("tree")
+        params["train"]["families"]["tree"] = TREE_PARAMS
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -103,11 +146,12 @@ def write_dataset(repo: Path, case: dict) -> None:
 def test_stages_one_to_ten_on_another_dataset(repo_copy: Path, task: str) -> None:
     case = CASES[task]
     write_dataset(repo_copy, case)
-    run(["dvc", "repro", "ingest"], repo_copy)
-    run(["python", "-m", "pillars.core.schema", "infer"], repo_copy)
+    copy_code = {"PYTHONPATH": str(repo_copy / "src")}  # the copy's own code: its families included
+    run(["dvc", "repro", "ingest"], repo_copy, env=copy_code)
+    run(["python", "-m", "pillars.core.schema", "infer"], repo_copy, env=copy_code)
     # regression: every stage, serving included; multiclass up to assess (test_own_data serves a multiclass
     # model through every stage)
-    run(["dvc", "repro"] if task == "regression" else ["dvc", "repro", "assess"], repo_copy)
+    run(["dvc", "repro"] if task == "regression" else ["dvc", "repro", "assess"], repo_copy, env=copy_code)
 
     cleanse = json.loads((repo_copy / "metrics/cleanse.json").read_text())
     assert cleanse["rows"]["raw"] == ROWS and cleanse["rows"]["reconciled"]
@@ -156,3 +200,10 @@ def test_stages_one_to_ten_on_another_dataset(repo_copy: Path, task: str) -> Non
         assert cleanse["flagged"]["rooms"] > 0
         assert "rooms_outlier" in selection["features"]
         assert features["price"].dtype == "float64"
+        # the family added as one file was tuned, gated, ranked by its own prediction cost, and assessed
+        trained = json.loads((repo_copy / "metrics/train.json").read_text())["candidates"]
+        assert trained["tree"]["trials"] >= 1  # a family far behind stops early (train.drop_margin)
+        ranking = json.loads((repo_copy / "metrics/selection.json").read_text())["ranking"]
+        tree_rank = next(entry for entry in ranking if entry["family"] == "tree")
+        assert 2 <= tree_rank["cost_per_row"] <= 12 and tree_rank["valid"] > 0
+        assert "tree" in json.loads((repo_copy / "metrics/model_validation.json").read_text())["candidates"]

@@ -26,6 +26,7 @@ SOURCE_ROOT = Path("src")
 DVC_YAML = Path("dvc.yaml")
 RUNTIME_IMPORTS = "RUNTIME_IMPORTS"
 TEMPLATES = "TEMPLATES"
+IMPORTS_EVERY_MODULE = "IMPORTS_EVERY_MODULE"
 STAGE_COMMAND = re.compile(r"python -m (pillars\.stages\.\w+)")
 
 
@@ -84,10 +85,24 @@ def declared_names(path: Path, constant: str) -> set[str]:
     return set()
 
 
-def runtime_imports(path: Path) -> set[str]:
-    """The modules a file names in `RUNTIME_IMPORTS`: imported by name at run time (the package stage has
-    BentoML import the service module), so no import statement shows them."""
-    return declared_names(path, RUNTIME_IMPORTS)
+def runtime_imports(path: Path, module: str) -> set[str]:
+    """The modules a file imports by name at run time, which no import statement shows: those it names in
+    `RUNTIME_IMPORTS` (the package stage has BentoML import the service module), and every module beside a
+    package's `__init__` that sets `IMPORTS_EVERY_MODULE` (the model families, found at import)."""
+    named = declared_names(path, RUNTIME_IMPORTS)
+    if path.name != "__init__.py" or not _sets(path, IMPORTS_EVERY_MODULE):
+        return named
+    return named | {f"{module}.{sibling.stem}" for sibling in path.parent.glob("*.py") if sibling != path}
+
+
+def _sets(path: Path, constant: str) -> bool:
+    """Whether a file assigns a module-level `CONSTANT`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return any(
+        isinstance(node, ast.Assign)
+        and any(isinstance(target, ast.Name) and target.id == constant for target in node.targets)
+        for node in tree.body
+    )
 
 
 def templates(path: Path) -> set[Path]:
@@ -110,7 +125,7 @@ def import_closure(module: str, root: Path = SOURCE_ROOT) -> set[Path]:
         path = module_file(name, root)
         if path is None:
             raise PillarsError(f"{name}: no such module under {root}")
-        pending += sorted((imported_modules(path, name, root) | runtime_imports(path)) - seen)
+        pending += sorted((imported_modules(path, name, root) | runtime_imports(path, name)) - seen)
     files = {path for name in seen if (path := module_file(name, root)) is not None}
     return files | {template for path in files for template in templates(path)}
 

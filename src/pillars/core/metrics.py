@@ -146,42 +146,12 @@ METRICS: dict[Task, dict[str, Metric]] = {
     },
 }
 
-# The metric each boosting library reports per round for each objective (it feeds the pruner and early
-# stopping; the trial's value is always ours, measured on the held-out rows). Where a library lacks the exact
-# metric, the nearest one that moves the same way stands in: XGBoost's multiclass AUC, and LightGBM's and
-# CatBoost's AUC-mu, for one-vs-rest ROC AUC.
-EVAL_METRICS: dict[str, dict[tuple[Task, str], str]] = {
-    "xgboost": {
-        ("binary", "roc_auc"): "auc",
-        ("binary", "average_precision"): "aucpr",
-        ("binary", "log_loss"): "logloss",
-        ("multiclass", "log_loss"): "mlogloss",
-        ("multiclass", "roc_auc_ovr"): "auc",
-        ("regression", "rmse"): "rmse",
-        ("regression", "mae"): "mae",
-    },
-    "lightgbm": {
-        ("binary", "roc_auc"): "auc",
-        ("binary", "average_precision"): "average_precision",
-        ("binary", "log_loss"): "binary_logloss",
-        ("multiclass", "log_loss"): "multi_logloss",
-        ("multiclass", "roc_auc_ovr"): "auc_mu",
-        ("regression", "rmse"): "rmse",
-        ("regression", "mae"): "l1",
-    },
-    "catboost": {
-        ("binary", "roc_auc"): "AUC",
-        ("binary", "average_precision"): "PRAUC",
-        ("binary", "log_loss"): "Logloss",
-        ("multiclass", "log_loss"): "MultiClass",
-        ("multiclass", "roc_auc_ovr"): "AUC:type=Mu",
-        ("regression", "rmse"): "RMSE",
-        ("regression", "mae"): "MAE",
-    },
-}
-OBJECTIVES: dict[Task, list[str]] = {  # the metrics train.metric may name: every library reports them
-    task: sorted(metric for objective_task, metric in EVAL_METRICS["xgboost"] if objective_task == task)
-    for task in ("binary", "multiclass", "regression")
+# The metrics train.metric may name: every model family's library reports them per round (a family's
+# `eval_metrics`), so early stopping and the pruner follow the objective.
+OBJECTIVES: dict[Task, list[str]] = {
+    "binary": ["average_precision", "log_loss", "roc_auc"],
+    "multiclass": ["log_loss", "roc_auc_ovr"],
+    "regression": ["mae", "rmse"],
 }
 
 

@@ -24,8 +24,9 @@ from pillars.core.params import PARAMS_FILE, FamilyCost, Params, TrainParams, lo
 from pillars.core.process import run
 from pillars.init.params_file import load_round_trip, write_round_trip
 from pillars.training.cv import pool, uses_cv
+from pillars.training.families import FAMILIES
 from pillars.training.matrices import load_training_data
-from pillars.training.probe import ROUNDS_KEYS, measure_costs, step_rounds
+from pillars.training.probe import measure_costs
 from pillars.training.threads import with_threads
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def parse_minutes(text: str) -> float:
 
 def round_cap(settings: TrainParams, family: str) -> int | None:
     """A family's boosting-round cap as params have it (None: no rounds, or the library's default)."""
-    key = ROUNDS_KEYS.get(family)
+    key = FAMILIES[family].rounds_key
     value = settings.families[family].fixed.get(key) if key else None
     return int(value) if isinstance(value, int) else None
 
@@ -91,8 +92,8 @@ def typical_trial_s(
     """What a tuned trial of the family costs on average, by its round cap (early stopping ends most
     trials well before it: at about `share_of_cap` of it)."""
     if cap is None:
-        return cost.trial_s + cost.step_s * (settings.cv_folds if family == "linear" else 1)
-    steps = cap / step_rounds(settings, family) * share_of_cap
+        return cost.trial_s + cost.step_s * FAMILIES[family].uncapped_steps(settings)
+    steps = cap / FAMILIES[family].step_rounds(settings) * share_of_cap
     return cost.trial_s + cost.step_s * steps
 
 
@@ -110,7 +111,7 @@ def capped_rounds(settings: TrainParams, family: str, cost: FamilyCost, share: f
     if cap is None or cost.step_s <= 0:
         return cap
     steps = (share * TRIAL_SHARE - cost.trial_s) / cost.step_s
-    return min(cap, max(int(steps), 2) * step_rounds(settings, family))
+    return min(cap, max(int(steps), 2) * FAMILIES[family].step_rounds(settings))
 
 
 def plan(
@@ -173,7 +174,7 @@ def write_plan(found: Plan) -> None:
     for family, trials in found.trials.items():
         train["families"][family]["n_trials"] = trials
     for family, cap in found.rounds.items():
-        train["families"][family]["fixed"][ROUNDS_KEYS[family]] = cap
+        train["families"][family]["fixed"][FAMILIES[family].rounds_key] = cap
     write_round_trip(document)
 
 

@@ -10,6 +10,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from pillars.core.schema import canonical_name
 from pillars.init.profile import Profile
+from pillars.training.families import FAMILIES
 
 PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 STRATIFIED_MAX_ROWS = 20_000  # classification data up to this size gets the exact stratified split
@@ -17,19 +18,6 @@ MIN_SLICE_ROWS = 100  # smaller slices are reported as skipped: their metric is 
 # Gates a useful model passes on any data: better than chance, or than predicting the mean
 METRICS = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
 SLICE_METRICS = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "r2"}
-QUICK_TRIALS = {  # `--budget quick`: tests, demos
-    "catboost": 1,
-    "lightgbm": 3,
-    "xgboost": 3,
-    "linear": 2,
-    "hist_gradient_boosting": 2,
-}
-COUNT_LOSSES = {  # a target that is never negative: the losses each family may try besides squared error
-    "catboost": ["squared_error", "poisson", "tweedie"],
-    "lightgbm": ["squared_error", "poisson", "tweedie"],
-    "xgboost": ["squared_error", "poisson", "tweedie"],
-    "hist_gradient_boosting": ["squared_error", "poisson"],
-}
 
 
 def inline(mapping: dict[str, Any]) -> CommentedMap:
@@ -128,15 +116,19 @@ def propose(
     train = template["train"]
     train["metric"] = METRICS[profile.task]
     train["budget"] = None  # measured on the former data: `make budget` (or init's BUDGET) measures anew
-    if quick:
-        for family, trials in QUICK_TRIALS.items():
-            train["families"][family]["n_trials"] = trials
-    for family, losses in COUNT_LOSSES.items():
-        settings = train["families"][family]
+    for name, settings in train["families"].items():
+        family = FAMILIES.get(name)
+        if family is None:  # not a family of ours: train's check names the key
+            continue
+        if quick:  # `--budget quick`: tests, demos
+            settings["n_trials"] = family.quick_trials
+        if not family.count_losses:
+            continue
         settings["space"].pop("objective", None)
         settings.setdefault("start", CommentedMap()).pop("objective", None)
         if profile.task == "regression" and profile.non_negative_target:
-            settings["space"]["objective"] = inline({"type": "categorical", "choices": inline_list(losses)})
+            choices = inline_list(family.count_losses)
+            settings["space"]["objective"] = inline({"type": "categorical", "choices": choices})
             settings["start"]["objective"] = "squared_error"
     gate = template["validate_model"]
     gate["thresholds"] = {name: inline(limit) for name, limit in thresholds(profile.task, classes).items()}

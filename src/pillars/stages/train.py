@@ -38,7 +38,8 @@ from pillars.serve.estimators import Blend, blend_scores
 from pillars.training.budget import Limits, first_limits, kept_families, share, tuning_limits, tuning_order
 from pillars.training.cv import Pooled, cross_validate, pool, refit, tuning_summary, uses_cv
 from pillars.training.ensemble import select_weights
-from pillars.training.families import FAMILIES, TrainingData
+from pillars.training.families import FAMILIES, check_families
+from pillars.training.families.spec import TrainingData
 from pillars.training.matrices import data_fingerprint, load_training_data
 from pillars.training.oof import oof_table
 from pillars.training.threads import with_threads
@@ -58,12 +59,13 @@ logger = logging.getLogger(__name__)
 
 def check_external_memory(data: TrainingData, settings: TrainParams) -> None:
     """Out of core, only XGBoost trains: any other candidate is an error naming the params to change."""
-    others = [family for family in settings.candidates if family != "xgboost"]
+    able = [name for name, family in FAMILIES.items() if family.out_of_core]
+    others = [name for name in settings.candidates if name not in able]
     if data.in_external_memory and others:
         raise PillarsError(
             f"train: train has {len(data.y_train)} rows, more than train.external_memory_rows "
-            f"({settings.external_memory_rows}), so it trains out of core, which only xgboost can: "
-            f"set train.candidates: [xgboost] (now also {others}), or raise train.external_memory_rows "
+            f"({settings.external_memory_rows}), so it trains out of core, which only {' and '.join(able)} "
+            f"can: set train.candidates to {able} (now also {others}), or raise train.external_memory_rows "
             "if the matrix fits in memory"
         )
 
@@ -118,7 +120,7 @@ def fit_final(
     """Fit a configuration on train (scored on valid), or (small data) once more over the folds for its
     out-of-fold predictions, then on train + valid."""
     if pooled is None:
-        model = FAMILIES[family](hyper, data, settings, _ignore).model
+        model = FAMILIES[family].fit(hyper, data, settings, _ignore).model
         return Final(model, predict_scores(model, data.x_valid, data.task))
     checked = cross_validate(family, hyper, pooled, settings, _ignore)
     model = refit(family, hyper, pooled, settings, checked.refit_rounds)
@@ -262,6 +264,7 @@ def _plain(value: object) -> object:
 
 def main() -> None:
     params = load_params()
+    check_families(params.train)
     manifest = data_handoffs.FEATURE_MANIFEST.read()
     data = load_training_data(manifest, params.dataset.task, params.train.external_memory_rows)
     with trial_runner(params.compute) as execute:

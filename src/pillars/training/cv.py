@@ -20,7 +20,8 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from pillars.core.errors import PillarsError
 from pillars.core.metrics import Measurement
 from pillars.core.params import TrainParams
-from pillars.training.families import FOLD_FITS, REFITS, Report, Rows, TrainingData, fold_mean
+from pillars.training.families import FAMILIES
+from pillars.training.families.spec import Report, Rows, TrainingData, fold_mean
 
 MIN_FOLDS = 2
 FOLD_STEPS = 1_000_000  # pruner steps per fold: more than any fold reports
@@ -123,7 +124,7 @@ def cross_validate(
         def fold_report(step: int, value: float, index: int = index) -> None:
             report(index * FOLD_STEPS + step, value)
 
-        fitted = FOLD_FITS[family](hyper, pooled.fold(index), settings, fold_report)
+        fitted = FAMILIES[family].fold_fit(hyper, pooled.fold(index), settings, fold_report)
         measured.append(Measurement(fitted.value, fitted.undefined))
         rounds.append(fitted.rounds)
         pieces.append(fitted.scores)
@@ -139,4 +140,4 @@ def refit(
 ) -> BaseEstimator:
     """The chosen configuration fitted on all of train + valid."""
     rows = Rows(pooled.x, pooled.y, pooled.task, pooled.categorical)
-    return REFITS[family](hyper, rows, settings, rounds)
+    return FAMILIES[family].refit(hyper, rows, settings, rounds)

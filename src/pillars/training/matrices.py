@@ -10,7 +10,7 @@ from pillars.core import layout
 from pillars.core.data_handoffs import FeatureManifest
 from pillars.core.io import parquet_rows, read_parquet
 from pillars.training.external import FeatureFile
-from pillars.training.families import TrainingData
+from pillars.training.families.spec import TrainingData
 from pillars.training.features import categorical_blocks
 
 logger = logging.getLogger(__name__)

@@ -15,23 +15,13 @@ import optuna
 from pillars.core.params import FamilyCost, FamilyParams, TrainParams
 from pillars.training.budget import Limits
 from pillars.training.cv import Pooled
-from pillars.training.families import TrainingData
+from pillars.training.families import FAMILIES
+from pillars.training.families.spec import TrainingData
 from pillars.training.tuning import Progress, finished_trials, run_study
 
-ROUNDS_KEYS = {  # the argument that caps a family's boosting rounds (iterations): what the probe shortens
-    "xgboost": "n_estimators",
-    "lightgbm": "n_estimators",
-    "catboost": "iterations",
-    "hist_gradient_boosting": "max_iter",
-}
 PROBE_STEPS = (2, 6)  # the probe's two short trials, in pruner steps: their difference prices a step
 REPEATS, REPEAT_BELOW_S = 5, 1.0  # a trial shorter than this is timed up to this many times (the least)
 MIN_STEP_S = 1e-4  # a step costs at least this (two noisy timings may differ the wrong way)
-
-
-def step_rounds(settings: TrainParams, family: str) -> int:
-    """Boosting rounds (iterations) per pruner step of a family."""
-    return settings.warm_start_step if family == "hist_gradient_boosting" else settings.pruner.round_interval
 
 
 def measure_costs(settings: TrainParams, data: TrainingData, pooled: Pooled | None) -> dict[str, FamilyCost]:
@@ -46,13 +36,12 @@ def measure_costs(settings: TrainParams, data: TrainingData, pooled: Pooled | No
 
 def _cost(family: str, settings: TrainParams, data: TrainingData, pooled: Pooled | None) -> FamilyCost:
     config = settings.families[family]
-    if family not in ROUNDS_KEYS:  # no rounds to cap (the linear model): one trial, spread over its steps
+    rounds_key, step_rounds = FAMILIES[family].rounds_key, FAMILIES[family].step_rounds(settings)
+    if rounds_key is None:  # no rounds to cap (the linear model): one trial, spread over its steps
         seconds, steps = _first_trial(family, config, settings, data, pooled, "whole")
         return FamilyCost(trial_s=0.0, step_s=round(max(seconds / max(steps, 1), MIN_STEP_S), 6))
     capped = [
-        config.model_copy(
-            update={"fixed": config.fixed | {ROUNDS_KEYS[family]: steps * step_rounds(settings, family)}}
-        )
+        config.model_copy(update={"fixed": config.fixed | {rounds_key: steps * step_rounds}})
         for steps in PROBE_STEPS
     ]
     (short, short_steps), (long, long_steps) = (

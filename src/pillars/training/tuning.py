@@ -40,7 +40,8 @@ from pillars.core.metrics import METRICS
 from pillars.core.params import ComputeParams, SearchDimension, TrainParams
 from pillars.training.budget import ROUND, Limits
 from pillars.training.cv import Pooled, cross_validate
-from pillars.training.families import FAMILIES, Fitted, Report, TrainingData
+from pillars.training.families import FAMILIES
+from pillars.training.families.spec import Fitted, Report, TrainingData
 
 logger = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -186,7 +187,7 @@ def fit_trial(
         with threadpool_limits(settings.n_jobs):
             if pooled is not None:
                 return cross_validate(family, hyper, pooled, settings, report)
-            return FAMILIES[family](hyper, data, settings, report)
+            return FAMILIES[family].fit(hyper, data, settings, report)
     except TypeError as error:  # an argument the estimator does not take: a params mistake
         raise PillarsError(f"params.yaml: train.families.{family}: {error}") from error
 
