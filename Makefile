@@ -50,6 +50,10 @@ repro: setup  ## rerun only what changed
 deps: setup  ## rewrite each stage's code deps in dvc.yaml to its import closure (the tests check them)
 	python -m pillars.ci.stage_deps --write
 
+.PHONY: docs
+docs: setup  ## regenerate the generated tables in docs/ from the params model and the committed benchmark results
+	python -m pillars.ci.docs
+
 init: setup  ## your own data: params.yaml and the schema for DATA (a file or glob) and TARGET [TASK=...] [SEP=...] [POSITIVE=...] [BUDGET=10m] [FORCE=1]
 	@[ -n "$(DATA)" ] && [ -n "$(TARGET)" ] || { echo "usage: make init DATA=path/to/data.csv TARGET=column [TASK=binary|multiclass|regression] [SEP=';'|'\\t'] [POSITIVE=label] [BUDGET=10m|quick] [FORCE=1]"; exit 1; }
 	python -m pillars.init --data '$(DATA)' --target '$(TARGET)' $(if $(TASK),--task $(TASK)) $(if $(SEP),--sep '$(SEP)') $(if $(POSITIVE),--positive '$(POSITIVE)') $(if $(FORCE),--force) $(if $(BUDGET),--budget $(BUDGET))
