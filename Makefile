@@ -162,8 +162,15 @@ serve: setup  ## serve the packaged model (models/service.bento) on 127.0.0.1 (P
 sweep: setup  ## queue and run the sweeps in params.yaml as DVC experiments, then compare them (JOBS=1)
 	python -m pillars.lifecycle.sweep --jobs $(or $(JOBS),1) $(SWEEPS)
 
-sweep-show: setup  ## the comparison table of the experiments so far
+sweep-show: setup  ## the experiments so far: name, sweep, the params that differ, the primary metric and its change
 	python -m pillars.lifecycle.sweep --show-only
+
+.PHONY: exp plots
+exp: sweep-show  ## the same as sweep-show
+
+plots: setup  ## every plot of dvc.yaml on one page that opens offline: build/plots/index.html (dvc plots show)
+	mkdir -p build
+	dvc plots show --out build/plots
 
 register: setup  ## register HEAD's model as a new version in the Git-tag registry (BUMP=major|minor|patch)
 	python -m pillars.lifecycle.registry register $(if $(BUMP),--bump $(BUMP))

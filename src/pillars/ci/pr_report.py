@@ -2,8 +2,8 @@
 
 A reviewer reads one Markdown page: the model selection and validation gate side by side (base -> this
 branch), then DVC's own `dvc metrics diff` and `dvc params diff` tables. `dvc plots diff` renders every plot
-of dvc.yaml for both revisions as Vega-Lite specs in `plots/index.html`, which the ci workflow uploads as an
-artifact (a pull-request comment cannot embed it). The base's results are read from Git, so the workspace
+of dvc.yaml for both revisions as Vega-Lite specs in `plots/index.html` (through .dvc/plots/offline.html, with
+Vega inline: it opens offline), which the ci workflow uploads as an artifact (a comment cannot embed it). The base's results are read from Git, so the workspace
 must hold this branch's results (`dvc repro` first); CI posts report.md as one sticky comment.
 """
 
@@ -141,7 +141,7 @@ def plots_section(plots: Plots) -> str:
     lines = [
         "### Plots (`dvc plots diff`)",
         "",
-        f"Base and this branch overlaid, as Vega-Lite (index.html, and one `.vl.json` spec per plot): {plots_location()}.",
+        f"Base and this branch overlaid, as Vega-Lite (index.html, which opens offline, and one `.vl.json` spec per plot): {plots_location()}.",
         "",
         f"Drawn: {names or 'none'}.",
     ]

@@ -69,6 +69,13 @@ def curves(
     return tables
 
 
+def named_classes(confusion: pd.DataFrame, labels: dict[str, int]) -> pd.DataFrame:
+    """The confusion table with each class code replaced by the target's own value (`labels`: value -> code),
+    so the plot's axes read as the data does."""
+    names = {code: label for label, code in labels.items()}
+    return confusion.apply(lambda codes: codes.map(names))
+
+
 def permutation_importance(
     model: object, x: pd.DataFrame, y: np.ndarray, sources: dict[str, str], params: Params
 ) -> pd.DataFrame:
@@ -277,10 +284,10 @@ def main() -> None:
         "baseline": {"family": baseline_family, **block(evaluate(task, y, baseline, BINARY_THRESHOLD))},
         "slices": slice_metrics(frame, y, scores, params, threshold),
     }
-    for name, table in {
-        **curves(y, scores, task, params.assess.calibration_bins, threshold),
-        "importance": importance,
-    }.items():
+    tables = curves(y, scores, task, params.assess.calibration_bins, threshold) | {"importance": importance}
+    if "confusion" in tables:
+        tables["confusion"] = named_classes(tables["confusion"], data_handoffs.TARGET_ENCODING.read().labels)
+    for name, table in tables.items():
         write_bytes(
             layout.ASSESS_PLOTS_DIR / f"{name}.csv", lambda path, table=table: table.to_csv(path, index=False)
         )
