@@ -68,8 +68,8 @@ schema: setup  ## infer data/schema.yaml from the ingested data, for a person to
 	dvc repro ingest
 	python -m pillars.core.schema infer $(if $(FORCE),--force)
 
-test: test-fast  ## everything: the fast tier, then the tests that run pipelines and servers (marked slow)
-	pytest -m slow
+test: test-fast  ## everything: the fast tier, then the tests that run pipelines and servers (marked slow), two at a time
+	pytest -m slow -n 2 --dist loadgroup
 
 test-fast: setup lint  ## lint and type check, then the tests without a pipeline run: what a pull request waits for
 	pytest -m "not slow"
@@ -146,8 +146,8 @@ container-smoke: setup  ## run IMAGE with Docker, wait for /readyz, check predic
 deploy-resolve: setup  ## resolve a GTO stage assignment tag REF to the model version and its image
 	python -m pillars.ci.release check-ref $(REF)
 
-rollout:  ## placeholder: roll IMAGE out to STAGE on your platform (README, "Deploying"); fails until configured
-	@echo "rollout: $(IMAGE) -> $(STAGE): no deployment platform is configured; replace this target with your platform's command (README, Deploying: kubectl or bentoml deploy)" >&2
+rollout:  ## placeholder: roll IMAGE out to STAGE on your platform (docs/ci-cd.md, "Deploying"); fails until configured
+	@echo "rollout: $(IMAGE) -> $(STAGE): no deployment platform is configured; replace this target with your platform's command (docs/ci-cd.md, Deploying: kubectl or bentoml deploy)" >&2
 	@exit 1
 
 monitor-alert: setup  ## when metrics/monitoring.json says retrain: open or update the monitoring issue (GitHub CLI)

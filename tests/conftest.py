@@ -77,3 +77,11 @@ def watched() -> Iterator[list[psutil.Process]]:
     for process in running(processes):
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `pytest -n 2 --dist loadgroup` (make test's slow tier), every test that stands on the shared
+    `reproduced` run goes to one worker, so the minutes it takes are spent once; the others spread."""
+    for item in items:
+        if "reproduced" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("reproduced"))

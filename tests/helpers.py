@@ -105,6 +105,12 @@ QUICK_TRAINING = {
         "hist_gradient_boosting": {"n_trials": 1, "fixed": {"max_iter": 50}},
     }
 }
+# Params for tests that rerun train and what follows on the bundled data to check what happens around it
+# (sweeps, a retrain): two quick families, permutation importance on a sample
+QUICK_RERUN = {
+    "train": deep_merge(QUICK_TRAINING, {"candidates": ["linear", "xgboost"]}),
+    "assess": {"importance_rows": 1000, "importance_repeats": 1},
+}
 
 
 def write_params(repo: Path, **overrides: dict) -> None:

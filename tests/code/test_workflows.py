@@ -184,7 +184,7 @@ def test_the_rollout_placeholder_fails_and_says_what_to_do() -> None:
     )
     assert result.returncode != 0, "a placeholder must not look like a deployment"
     assert "ghcr.io/o/r:v1.0.0 -> prod: no deployment platform is configured" in result.stderr
-    assert "README" in result.stderr
+    assert "docs/ci-cd.md, Deploying" in result.stderr
 
 
 @pytest.mark.parametrize("target", sorted(TESTED_BY))

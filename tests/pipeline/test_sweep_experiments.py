@@ -8,14 +8,14 @@ import pytest
 import yaml
 
 from pillars.lifecycle.sweep import SWEEP_TARGET
-from tests.helpers import QUICK_TRAINING, committed_copy, make, run, write_params
+from tests.helpers import QUICK_RERUN, committed_copy, make, run, write_params
 
 pytestmark = pytest.mark.slow
 
 
 def test_sweeps_run_as_named_experiments(reproduced: Path, tmp_path: Path) -> None:
     repo_copy = committed_copy(reproduced, tmp_path / "repo")  # the data stages' outputs are cached there
-    write_params(repo_copy, train=QUICK_TRAINING)
+    write_params(repo_copy, **QUICK_RERUN)
     params = yaml.safe_load((repo_copy / "params.yaml").read_text())
     params["validate_model"]["thresholds"] = {"roc_auc": {"min": 0.85}}
     params["sweeps"] = {

@@ -21,7 +21,7 @@ from pillars.monitoring.logs import read_monitored
 from pillars.monitoring.replay import run_demo, summary
 from pillars.serve.capture import logged_rows
 from tests.helpers import (
-    QUICK_TRAINING,
+    QUICK_RERUN,
     committed_copy,
     copy_repository,
     install_fake_gh,
@@ -107,7 +107,7 @@ def test_a_retrain_decision_opens_one_issue_and_a_pull_request(
     tests/code/fake_gh.py (no network reaches it from here); Git and DVC remotes are real local ones."""
     out, reports = demo
     repo = committed_copy(reproduced, tmp_path / "repo")
-    write_params(repo, train=QUICK_TRAINING)
+    write_params(repo, **QUICK_RERUN)
     run(["git", "commit", "-qam", "quick training budgets"], repo)
     run(["git", "init", "-q", "--bare", str(tmp_path / "origin.git")], tmp_path)
     run(["git", "remote", "add", "origin", str(tmp_path / "origin.git")], repo)

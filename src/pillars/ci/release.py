@@ -21,7 +21,7 @@ def main() -> None:
     publish_parser = commands.add_parser("publish", help="push HEAD's registration tag to a Git remote")
     publish_parser.add_argument("--git-remote", default="origin")
     check_parser = commands.add_parser("check-ref", help="the version and stage a stage assignment tag names")
-    check_parser.add_argument("ref", help="e.g. pillars-model#prod#3 or refs/tags/pillars-model#prod#3")
+    check_parser.add_argument("ref", help="e.g. model#prod#3 or refs/tags/model#prod#3")
     arguments = parser.parse_args()
     name = artifact_name()
     if arguments.command == "version":
