@@ -107,8 +107,12 @@ lock:  ## re-pin every dependency after editing pyproject.toml
 push: setup  ## upload DVC-tracked data and models to the default remote
 	dvc push
 
-pull: setup  ## download them (then `dvc repro` has nothing to do)
-	dvc pull
+pull: setup  ## download them (then `dvc repro` has nothing to do); a remote without them: says so and what to do instead
+	python -m pillars.ci.remote pull
+
+.PHONY: page
+page: setup  ## the whole project on one page that opens offline: build/page.html (stage status, data, split, gate, model card, experiments, deploy, monitoring)
+	python -m pillars.ci.page --out build/page.html
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build
