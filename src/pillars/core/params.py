@@ -27,12 +27,15 @@ class Section(BaseModel):
 class DatasetParams(Section):
     """What the data is: shared by every stage, so it is the one section not named after a stage."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1)  # names the data in the schema and in the packaged model's metadata
+    # what is predicted: one of two classes, one of several, or a number
     task: Literal["binary", "multiclass", "regression"]
-    target: ColumnName
-    positive_label: str | None = None
+    target: ColumnName  # the column to predict (its raw name, as in the schema)
+    positive_label: str | None = None  # binary only, and required there: the target label encoded as 1
+    # the committed data contract; `make schema` proposes one for a person to review
     schema_path: str = Field(alias="schema", min_length=1)
-    placeholders: list[str] = []
+    placeholders: list[str] = []  # strings that mean "missing" (e.g. "?"): read as missing, never a category
+    # columns that identify a row: a repeated key is quarantined and the split hashes them; []: the whole row
     key_columns: list[ColumnName] = []
 
     @model_validator(mode="after")
@@ -48,10 +51,14 @@ class FileSource(Section):
     """A local file or glob of files: CSV or TSV, Parquet, JSON lines or a JSON list of records. `sep`: the
     field separator of CSV/TSV (null: `,` for CSV, a tab for TSV), so ingest reads the file as init did."""
 
-    kind: Literal["file"]
+    kind: Literal["file"]  # file: a local file or a glob of files
+    # unique among the sources; the value of the `_source` column for their rows
     name: str = Field(min_length=1)
+    # a file or a glob (`**` recurses), relative to the repository root; matches read in sorted order
     path: str = Field(min_length=1)
+    # auto: by each file's suffix; json: a list of records
     format: Literal["auto", "csv", "tsv", "parquet", "jsonl", "json"] = "auto"
+    # CSV/TSV only, one character; null: `,` for CSV, a tab for TSV
     sep: str | None = Field(default=None, min_length=1, max_length=1)
 
     @model_validator(mode="after")
@@ -66,23 +73,30 @@ class FileSource(Section):
 class SqlSource(Section):
     """A SQL query against a SQLAlchemy URL (sqlite:///file.db, postgresql+psycopg://...)."""
 
-    kind: Literal["sql"]
+    kind: Literal["sql"]  # sql: the rows of a query
+    # unique among the sources; the value of the `_source` column for their rows
     name: str = Field(min_length=1)
-    url: str = Field(min_length=1)
-    query: str = Field(min_length=1)
+    url: str = Field(min_length=1)  # SQLAlchemy URL of the database (logs hide its password)
+    query: str = Field(min_length=1)  # the SELECT whose rows are ingested
 
 
 class HttpSource(Section):
     """An HTTP(S) endpoint answering CSV or JSON (a list of records, or {records_key: [...]})."""
 
-    kind: Literal["http"]
+    kind: Literal["http"]  # http: one GET of an endpoint
+    # unique among the sources; the value of the `_source` column for their rows
     name: str = Field(min_length=1)
-    url: str = Field(pattern=r"^https?://")
+    url: str = Field(pattern=r"^https?://")  # the endpoint (http:// or https://)
+    # csv, or json: a list of records (or an object holding it under `records_key`)
     format: Literal["csv", "json"]
+    # json: the key whose value is the list of records; null: the answer is the list
     records_key: str | None = None
-    timeout_s: float = Field(default=30.0, gt=0)
+    timeout_s: float = Field(default=30.0, gt=0)  # seconds allowed per attempt, to connect and to read
+    # further attempts after a connection error, 429 or 5xx; 0: one attempt
     retries: int = Field(default=3, ge=0, le=10)
+    # exponential backoff factor between attempts, in seconds; 0: retry at once
     backoff_s: float = Field(default=1.0, ge=0)
+    # environment variable holding a bearer token (Authorization header); null: none
     token_env: str | None = None
 
 
@@ -92,6 +106,7 @@ Source = Annotated[FileSource | SqlSource | HttpSource, Field(discriminator="kin
 class IngestParams(Section):
     """Where the raw data comes from; several sources are unioned with a `_source` column."""
 
+    # unioned in this order; each a file, sql or http source by its `kind` (keys below)
     sources: list[Source] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -106,19 +121,21 @@ class IngestParams(Section):
 class ValidateDataParams(Section):
     """How strict the raw-data check is beyond the committed schema."""
 
+    # a column the schema does not know: fail stops the run, report lists it
     unexpected_columns: Literal["fail", "report"] = "report"
     # a non-finite number, or a missing value where the schema allows none: stop the run, or let cleanse
     # quarantine the row with the reason
     broken_values: Literal["fail", "quarantine"] = "fail"
+    # `make schema`: a text column with more distinct values gets no category set
     max_categories: int = Field(default=100, ge=1)
-    examples: int = Field(default=5, ge=1, le=100)
+    examples: int = Field(default=5, ge=1, le=100)  # example values shown per finding
 
 
 class Bounds(Section):
     """Inclusive limits: a value must be at least `min` and/or at most `max` (a column's range, a threshold)."""
 
-    min: float | None = None
-    max: float | None = None
+    min: float | None = None  # inclusive lower limit; null: none
+    max: float | None = None  # inclusive upper limit; null: none
 
     @model_validator(mode="after")
     def _ordered(self) -> "Bounds":
@@ -135,9 +152,11 @@ class Bounds(Section):
 class OutlierRule(Section):
     """Outlier limits for one column: fixed bounds, or Tukey fences `iqr_k` interquartile ranges out."""
 
-    min: float | None = None
-    max: float | None = None
+    min: float | None = None  # fixed lower limit: smaller values are outliers; null: none
+    max: float | None = None  # fixed upper limit: larger values are outliers; null: none
+    # instead of min/max: fences this many interquartile ranges beyond the quartiles (1.5 is usual)
     iqr_k: float | None = Field(default=None, gt=0)
+    # flag: a `<column>_outlier` column marks it; clip: the value moves to the limit; quarantine: the row goes
     action: Literal["flag", "clip", "quarantine"]
 
     @model_validator(mode="after")
@@ -153,24 +172,29 @@ class OutlierRule(Section):
 class CleanseParams(Section):
     """Which rows leave the data (into data/quarantine/) and which values are flagged or clipped."""
 
-    exact_duplicates: bool = True
+    exact_duplicates: bool = True  # quarantine repeated rows (the first is kept); false: keep them
+    # column: limits outside which a value cannot be real (the row is quarantined)
     impossible: dict[ColumnName, Bounds] = {}
+    # column: its outlier rule; its limits and actions apply in serving too
     outliers: dict[ColumnName, OutlierRule] = {}
 
 
 class UnitConversion(Section):
     """Multiply a numeric column by `factor` to express it in `unit`."""
 
-    factor: float
+    factor: float  # every value is multiplied by it (0.001: dollars to thousand dollars)
+    # the unit after conversion, recorded in columns.json (e.g. "thousand USD")
     unit: str = Field(min_length=1)
 
 
 class StandardizeParams(Section):
     """How category spellings and units are made canonical."""
 
+    # category spellings folded to lower or upper case, or kept as they are
     case: Literal["lower", "upper", "keep"] = "lower"
+    # column: {spelling: canonical spelling}, applied after case folding (in serving too)
     aliases: dict[ColumnName, dict[str, str]] = {}
-    units: dict[ColumnName, UnitConversion] = {}
+    units: dict[ColumnName, UnitConversion] = {}  # column: the conversion of its numbers to another unit
 
 
 class Split(Section):
@@ -180,10 +204,11 @@ class Split(Section):
     (exact per-class counts, classification only) or `time` (rows ordered by the column `by`: the earliest
     to train, then valid, test and holdout). Left out or null: `time` when `by` names a column, else `hash`."""
 
-    train: Share
-    valid: Share
-    test: Share
-    holdout: Share = 0.0
+    train: Share  # share of the rows the models are fitted on
+    valid: Share  # share for tuning and the gate (validate_model, select)
+    test: Share  # share for assess's report and the deployment check
+    holdout: Share = 0.0  # share kept back for batch inference and the monitoring demo; 0: none
+    # hash, stratified or time (see curate.split); null or left out: time when `by` is set, else hash
     method: Literal["hash", "stratified", "time"] = "hash"
     by: ColumnName | None = None  # method time: the column that orders the rows (numbers or datetimes)
 
@@ -220,31 +245,39 @@ class Split(Section):
 class CurateParams(Section):
     """The split and the column selection; every dropped column needs a reason."""
 
-    seed: int = Field(ge=0)
+    seed: int = Field(ge=0)  # salts the row hash (hash) or seeds the shuffle within classes (stratified)
     split: Split
+    # column: the reason it is not a feature (every dropped column needs one)
     drop: dict[ColumnName, str] = {}
+    # a column whose most frequent value covers this share of train is dropped
     near_constant_share: Share = 0.995
+    # a text column with this share of distinct values in train is dropped (an id)
     max_unique_share: Share = 0.9
 
 
 class FeaturizeParams(Section):
     """How the feature pipeline imputes, encodes and scales."""
 
+    # what a missing number becomes: train's median or mean
     numeric_impute: Literal["median", "mean"] = "median"
-    scale_numeric: bool = True
+    scale_numeric: bool = True  # standard scaling; trees are invariant to it, linear models need it
+    # rarer categories (in train) share one `infrequent` column; 0: none do
     min_category_share: Annotated[float, Field(ge=0, lt=1)] = 0.001
+    # rows transformed at a time: bounds memory on large data
     chunk_rows: int = Field(default=500_000, ge=1_000)
+    # the pipeline is fitted on train, or on every k-th row of a larger train
     fit_rows: int = Field(default=1_000_000, ge=1_000)
 
 
 class SearchDimension(Section):
     """One hyperparameter's search range: float or int between low and high (optionally log), or choices."""
 
+    # float or int: a range from low to high; categorical: one of choices
     type: Literal["float", "int", "categorical"]
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    choices: list[str | float | int | bool] | None = None
+    low: float | None = None  # float, int: the smallest value tried (> 0 on a log scale)
+    high: float | None = None  # float, int: the largest value tried
+    log: bool = False  # float, int: sampled on a log scale (learning rates, regularization)
+    choices: list[str | float | int | bool] | None = None  # categorical: the values tried
 
     @model_validator(mode="after")
     def _consistent(self) -> "SearchDimension":
@@ -263,9 +296,12 @@ class FamilyParams(Section):
     the space tried first (the library's defaults), so tuning never ends below an untuned model on the
     metric it tunes."""
 
+    # the most trials of this family's study (a budget or drop_margin may stop it sooner)
     n_trials: int = Field(ge=1)
+    # estimator arguments that are not searched (e.g. n_estimators, early_stopping_rounds)
     fixed: dict[str, str | float | int | bool | None] = {}
-    space: dict[str, SearchDimension] = {}
+    space: dict[str, SearchDimension] = {}  # hyperparameter: the range it is searched in
+    # hyperparameter: its value in the first trial (the library's default; inside the space)
     start: dict[str, str | float | int | bool] = {}
 
     @model_validator(mode="after")
@@ -289,8 +325,8 @@ class FamilyParams(Section):
 class PrunerParams(Section):
     """Optuna's MedianPruner: stop a trial whose intermediate score is below the median of earlier trials."""
 
-    n_startup_trials: int = Field(default=5, ge=0)
-    n_warmup_steps: int = Field(default=10, ge=0)
+    n_startup_trials: int = Field(default=5, ge=0)  # trials that run to the end before any is pruned
+    n_warmup_steps: int = Field(default=10, ge=0)  # reports a trial makes before it may be pruned
     round_interval: int = Field(default=10, ge=1)  # XGBoost reports to the pruner every this many rounds
 
 
@@ -301,20 +337,21 @@ class SmallDataParams(Section):
     """Small data: when train + valid have at most `max_rows` rows (0: never), each trial is scored by
     k-fold cross-validation on train + valid, and the chosen configuration is refit on train + valid."""
 
-    max_rows: int = Field(default=2000, ge=0)
-    folds: int = Field(default=5, ge=2, le=20)
+    max_rows: int = Field(default=2000, ge=0)  # train + valid rows up to which data is small; 0: never
+    folds: int = Field(default=5, ge=2, le=20)  # k of the k-fold cross-validation
 
 
 class Costs(Section):
     """What one wrong decision costs (any unit, the same for both)."""
 
-    false_positive: float = Field(default=1.0, ge=0)
-    false_negative: float = Field(default=1.0, ge=0)
+    false_positive: float = Field(default=1.0, ge=0)  # deciding positive for a row that is negative
+    false_negative: float = Field(default=1.0, ge=0)  # deciding negative for a row that is positive
 
 
 class ThresholdParams(Section):
     """Binary: the decision threshold, tuned on the held-out rows for F1 or the expected cost (fixed: 0.5)."""
 
+    # f1: the best F1; cost: the least expected cost per row (`costs`); fixed: 0.5
     objective: Literal["f1", "cost", "fixed"] = "f1"
     costs: Costs = Costs()
 
@@ -322,6 +359,7 @@ class ThresholdParams(Section):
 class EnsembleParams(Section):
     """The ensemble candidate: `size` greedy picks with replacement among the tuned candidates (0: none)."""
 
+    # greedy picks with replacement (weights are multiples of 1/size); 0: no ensemble
     size: int = Field(default=25, ge=0)
 
 
@@ -330,8 +368,8 @@ class FamilyCost(Section):
     part per pruner step (`train.pruner.round_interval` boosting rounds, `warm_start_step` iterations, a
     fold). Seconds, measured once; the run itself only counts trials and steps."""
 
-    trial_s: float = Field(ge=0)
-    step_s: float = Field(ge=0)
+    trial_s: float = Field(ge=0)  # a trial's fixed part, however many steps it runs, in seconds
+    step_s: float = Field(ge=0)  # the part per step reported to the pruner, in seconds
 
 
 class BudgetParams(Section):
@@ -341,8 +379,8 @@ class BudgetParams(Section):
     same models on any machine."""
 
     minutes: float = Field(gt=0)  # the whole `make run` it was sized for (for people; train reads seconds)
-    seconds: float = Field(gt=0)
-    costs: dict[FamilyName, FamilyCost]
+    seconds: float = Field(gt=0)  # train's share, in counted seconds: the studies stop proposing trials there
+    costs: dict[FamilyName, FamilyCost]  # family: its measured costs (`make budget` writes them)
 
 
 ENSEMBLE = "ensemble"  # the ensemble candidate's name
@@ -351,24 +389,39 @@ ENSEMBLE = "ensemble"  # the ensemble candidate's name
 class TrainParams(Section):
     """The Optuna studies: one per candidate family, seeded, pruned, resumable."""
 
-    seed: int = Field(ge=0)
+    seed: int = Field(ge=0)  # seeds every sampler and model
+    # threads per fit, or auto: 1 below a million cells (train rows x features), else max_threads
     n_jobs: Annotated[int, Field(ge=1)] | Literal["auto"]
-    max_threads: int = Field(default=2, ge=1)
+    max_threads: int = Field(default=2, ge=1)  # threads per fit under `n_jobs: auto` on larger data
+    # the objective tuned on valid, and select's primary metric (binary: roc_auc, average_precision, log_loss;
+    # multiclass: log_loss, roc_auc_ovr; regression: rmse, mae)
     metric: str
+    # families tuned, in this order (select's `order` tie-breaker); each needs its `families` entry
     candidates: list[FamilyName] = Field(min_length=1)
+    # a family whose first trial is worse than the best first trial by more than this share of it stops there;
+    # null: never
     drop_margin: float | None = Field(default=None, ge=0)
     budget: BudgetParams | None = None
+    # Optuna storage URL the studies persist in (a rerun resumes them); journal:///path: a file
     storage: str = Field(min_length=1)
+    # seconds per study; null: no limit (a time limit breaks determinism)
     timeout_s: float | None = Field(default=None, gt=0)
-    cv_folds: int = Field(default=3, ge=2)
+    cv_folds: int = Field(default=3, ge=2)  # linear: folds of train whose running mean the pruner sees
+    # hist_gradient_boosting: iterations between reports to the pruner
     warm_start_step: int = Field(default=25, ge=1)
+    # hist_gradient_boosting: reports without improvement before it stops
     patience: int = Field(default=3, ge=1)
+    # trials proposed together from those finished before them, run at once on Dask; results depend on it,
+    # never on the worker count
     round_size: int = Field(default=1, ge=1)
+    # a larger train split stays on disk: XGBoost trains on it a row group at a time (candidates must be
+    # [xgboost]); null: never
     external_memory_rows: int | None = Field(default=5_000_000, ge=1)
     pruner: PrunerParams = PrunerParams()
     small_data: SmallDataParams = SmallDataParams()
     ensemble: EnsembleParams = EnsembleParams()
     threshold: ThresholdParams = ThresholdParams()
+    # family: its trial budget, fixed arguments, search space and first trial
     families: dict[FamilyName, FamilyParams]
 
     @property
@@ -403,21 +456,23 @@ class TrainParams(Section):
 class ChampionCheck(Section):
     """How much worse than the production model (on the primary metric) a candidate may be."""
 
+    # in train.metric's units, against models/champion/; no champion: not judged
     max_drop: float = Field(ge=0)
 
 
 class SliceCheck(Section):
     """Per-slice thresholds: every value of every listed column with enough rows must meet `limit`."""
 
-    columns: list[ColumnName] = []
-    metric: str
+    columns: list[ColumnName] = []  # each value of each of these columns is a slice; []: no slice check
+    metric: str  # the metric each slice is judged on
     limit: Bounds
-    min_rows: int = Field(default=100, ge=1)
+    min_rows: int = Field(default=100, ge=1)  # smaller slices are reported, not judged
 
 
 class ValidateModelParams(Section):
     """The gate before selection: absolute thresholds, the champion comparison and slice thresholds."""
 
+    # metric: the limits a candidate must meet on valid (small data: out of fold)
     thresholds: dict[str, Bounds] = {}
     champion: ChampionCheck
     slices: SliceCheck
@@ -426,17 +481,22 @@ class ValidateModelParams(Section):
 class SelectParams(Section):
     """How the top model is chosen among the candidates that passed validation."""
 
+    # candidates this close to the best train.metric on valid are tied; 0: exact ties only
     tie_tolerance: float = Field(default=0.0, ge=0)
+    # cost: the cheapest to serve (work per row, counted); size: the smallest model file; order: the first in
+    # train.candidates
     tie_breaker: Literal["cost", "size", "order"] = "cost"
 
 
 class AssessParams(Section):
     """Test-split reporting: calibration bins and permutation-importance repeats."""
 
-    calibration_bins: int = Field(default=10, ge=2)
+    calibration_bins: int = Field(default=10, ge=2)  # bins of predicted probability in the calibration curve
+    # shuffles per input column for permutation importance, on the test split
     importance_repeats: int = Field(default=3, ge=1)
+    # permutation importance uses at most this many test rows (a seeded sample)
     importance_rows: int = Field(default=10_000, ge=100)
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0)  # seeds that sample and the shuffles
 
 
 class PackageParams(Section):
@@ -450,19 +510,21 @@ class PackageParams(Section):
 class LatencyBudget(Section):
     """Single-row request latency limits, in milliseconds, at concurrency 1."""
 
-    p50_ms: float = Field(gt=0)
-    p99_ms: float = Field(gt=0)
+    p50_ms: float = Field(gt=0)  # fail when the median single-row latency is above this
+    p99_ms: float = Field(gt=0)  # fail when the 99th-percentile single-row latency is above this
 
 
 class DeployParams(Section):
     """The deployment check: the built Bento, served locally, must answer like the offline model."""
 
+    # seconds allowed until the served model's /readyz answers 200
     ready_timeout_s: float = Field(default=60, gt=0)
     tolerance: float = Field(default=1e-6, ge=0)  # largest allowed probability difference to assess
     bulk_rows: int = Field(default=10_000, ge=1)  # rows per bulk request when sending the test split
     latency_requests: int = Field(default=300, ge=10)  # single-row requests timed at concurrency 1
+    # single-row requests sent with `concurrency` in flight
     throughput_requests: int = Field(default=1000, ge=10)
-    concurrency: int = Field(default=32, ge=1)
+    concurrency: int = Field(default=32, ge=1)  # requests in flight in the throughput check
     min_throughput_rps: float = Field(default=50, gt=0)  # single-row requests/s at `concurrency`: fail below
     budget: LatencyBudget
 
@@ -471,6 +533,7 @@ class InferParams(Section):
     """Batch inference: which files to score, on how many threads."""
 
     inputs: str = Field(default="data/inference", min_length=1)  # every CSV/Parquet/JSONL file in it
+    # auto: by each file's suffix; else every file is read as this format
     format: Literal["auto", "csv", "parquet", "jsonl"] = "auto"
     threads: int = Field(default=1, ge=1)  # the model predicts on these (each native thread pool pinned)
 
@@ -504,9 +567,9 @@ class PerformanceLimits(Section):
 class ReplayParams(Section):
     """`make monitor-demo`: traffic replayed through a running service, as drawn and shifted."""
 
-    rows: int = Field(default=2000, ge=1)
-    seed: int = 5
-    concurrency: int = Field(default=8, ge=1)
+    rows: int = Field(default=2000, ge=1)  # holdout rows sent in each of the two replays (drawn, shifted)
+    seed: int = 5  # seeds which rows are drawn
+    concurrency: int = Field(default=8, ge=1)  # requests in flight while replaying
     shift: dict[ColumnName, float] = {}  # numeric column: amount added to every value
 
 
@@ -529,10 +592,13 @@ class ComputeParams(Section):
     or (no address) a local cluster of `workers` processes with `threads_per_worker` threads each.
     `partition_rows`: rows per row group of every data file, which are the partitions on Dask."""
 
+    # local: this process; dask: a Dask cluster (train's trials run on its workers)
     engine: Literal["local", "dask"] = "local"
+    # dask: the scheduler (tcp://host:8786), reaching train.storage; null: a local cluster
     address: str | None = None
-    workers: int = Field(default=2, ge=1)
-    threads_per_worker: int = Field(default=1, ge=1)
+    workers: int = Field(default=2, ge=1)  # dask without address: worker processes of the local cluster
+    threads_per_worker: int = Field(default=1, ge=1)  # dask without address: tasks at a time per worker
+    # rows per row group of every data file, and per partition on Dask
     partition_rows: int = Field(default=500_000, ge=1)
 
 
@@ -555,6 +621,8 @@ class Params(Section):
     deploy: DeployParams
     infer: InferParams = InferParams()
     monitor: MonitorParams = MonitorParams()
+    # `make sweep`: one named DVC experiment per entry, changing only the params it lists (dotted keys of any
+    # section, each with its value in the experiment)
     sweeps: dict[str, dict[str, object]] = {}
 
     @model_validator(mode="after")
@@ -622,7 +690,7 @@ def _describe(error: ValidationError, source: Path) -> str:
         where = _format_location(item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "unknown key (check its spelling and the README's params reference)"
+            message = "unknown key (check its spelling against docs/params.md)"
         elif "input" in item and item["type"] != "missing" and not isinstance(item["input"], dict):
             message = f"{message} (got {item['input']!r})"
         lines.append(f"{source}: {where}: {message}" if where else f"{source}: {message}")
