@@ -129,7 +129,7 @@ pr-report: setup  ## the pull-request report against BASE (default origin/main):
 pr-comment: setup  ## post or update the sticky comment MARKER on pull request PR with BODY (GitHub CLI)
 	python -m pillars.ci.github comment --pr $(PR) --body-file $(BODY) --marker $(MARKER)
 
-sweep-report: setup  ## the sweep comparison table as Markdown: build/sweep.md
+sweep-report: setup  ## the experiments view (make exp) as Markdown for the sweep workflow's comment: build/sweep.md
 	python -m pillars.lifecycle.sweep --show-only --out build/sweep.md
 
 exp-push: setup  ## push HEAD's experiments (and their DVC data, if a remote is set) to the Git remote REMOTE
