@@ -232,7 +232,8 @@ def params_reference() -> str:
             section.about = _one_line(info.annotation.__doc__)
             _tables(info.annotation, name, section, tables)
         else:
-            section.rows.append((f"`{name}`", _type_text(info.annotation), _default_text(info), "", ""))
+            row = (f"`{name}`", _type_text(info.annotation), _default_text(info), "", section.about)
+            section.rows.append(row)
         parts += [_markdown(table, heading=table is section) for table in tables]
     return "\n\n".join(parts)
 
