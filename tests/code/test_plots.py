@@ -3,10 +3,6 @@ the network off (Vega inline, .dvc/plots/offline.html), and draws what a reader 
 one colour per family that ran, the ROC curve with the chance diagonal and its AUC in the heading, the
 confusion matrix with counts and class names, and importance largest first. Rendered in headless Chromium."""
 
-import json
-import os
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import NamedTuple
@@ -15,13 +11,9 @@ import pandas as pd
 import pytest
 
 from pillars.stages.assess import named_classes
+from tests import browser
+from tests.browser import Visit
 from tests.helpers import make
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None and os.environ.get("PILLARS_REQUIRE_CHROMIUM") != "1",
-    reason="no chromium on PATH (apt-get install chromium; PILLARS_REQUIRE_CHROMIUM=1 fails instead)",
-)
 
 
 class Mark(NamedTuple):
@@ -71,50 +63,22 @@ class PlotMarks(HTMLParser):
 
 class Rendered(NamedTuple):
     plots: dict[str, list[Mark]]
-    notes: dict[str, str]
-    requests: list[str]  # every URL the page asked for over the network
-    console: list[str]  # every console message (Vega's warnings included)
+    notes: dict[str, str]  # plots without data: their note
+    visit: Visit  # what the page requested, which requests failed, its console errors
 
 
-def rendered(page: Path, scratch: Path) -> Rendered:
-    """`page` opened from file:// in headless Chromium whose every network request fails (a proxy on a closed
-    port), after its scripts ran: the plots' marks, the page's network requests, its console messages."""
-    assert CHROMIUM is not None
-    netlog = scratch / "netlog.json"
-    browser = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--proxy-server=127.0.0.1:9",
-            f"--user-data-dir={scratch / 'profile'}",
-            f"--log-net-log={netlog}",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+def rendered(page: Path) -> Rendered:
+    """`page` opened from file:// in headless Chromium with the network off, after its scripts ran: the
+    marks of its plots, and what it requested."""
+    visit = browser.visit(page.as_uri(), "document.body.outerHTML")
     parser = PlotMarks()
-    parser.feed(browser.stdout)
-    log = json.loads(netlog.read_text(encoding="utf-8"))
-    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    requests = [  # the page's own requests carry its origin (file://); Chromium's background ones do not
-        event["params"]["url"]
-        for event in log["events"]
-        if event["type"] == start and "file://" in event["params"].get("network_isolation_key", "")
-    ]
-    console = [line for line in browser.stderr.splitlines() if ":CONSOLE" in line]
-    notes = {plot: note.strip() for plot, note in parser.notes.items()}
-    return Rendered(parser.plots, notes, requests, console)
+    parser.feed(visit.value)
+    return Rendered(parser.plots, {plot: note.strip() for plot, note in parser.notes.items()}, visit)
+
+
+def offline(visit: Visit) -> bool:
+    """Nothing but the page itself requested, nothing failed, no console error."""
+    return all(url.startswith("file://") for url in visit.requests) and not visit.failed + visit.console
 
 
 def labels(marks: list[Mark], role: str) -> list[str]:
@@ -138,8 +102,7 @@ def test_codes_become_class_names() -> None:
     }
 
 
-@needs_chromium
-def test_the_plots_page_opens_offline_and_draws_what_a_reader_needs(repo_copy: Path, tmp_path: Path) -> None:
+def test_the_plots_page_opens_offline_and_draws_what_a_reader_needs(repo_copy: Path) -> None:
     train, assess = repo_copy / "metrics/train", repo_copy / "metrics/assess"
     for trials in train.glob("*_trials.csv"):
         trials.unlink()  # two families ran; dvc.yaml lists all five
@@ -166,9 +129,9 @@ def test_the_plots_page_opens_offline_and_draws_what_a_reader_needs(repo_copy: P
     (assess / "residuals.csv").unlink(missing_ok=True)  # a classifier has none
 
     make(repo_copy, "plots")
-    page = rendered(repo_copy / "build/plots/index.html", tmp_path)
+    page = rendered(repo_copy / "build/plots/index.html")
 
-    assert page.requests == [] and page.console == []
+    assert offline(page.visit), page.visit
     assert page.notes == {"residuals": "No data: residuals"}
     assert set(page.plots) == {
         "optimisation_history",
@@ -195,12 +158,11 @@ def test_the_plots_page_opens_offline_and_draws_what_a_reader_needs(repo_copy: P
     assert any("3 values: b, c, a" in axis for axis in importance), "largest first"
 
 
-@needs_chromium
 @pytest.mark.slow  # dvc diffs the metrics, params and plots against the base: about 15 s
-def test_the_pull_request_report_plots_open_offline(repo_copy: Path, tmp_path: Path) -> None:
+def test_the_pull_request_report_plots_open_offline(repo_copy: Path) -> None:
     make(repo_copy, "pr-report", "BASE=HEAD")
-    page = rendered(repo_copy / "build/report/plots/index.html", tmp_path)
-    assert page.requests == [] and page.console == []
+    page = rendered(repo_copy / "build/report/plots/index.html")
+    assert offline(page.visit), page.visit
     legends = labels(page.plots["optimisation_history"], "legend")
     assert any("titled 'revision'" in legend and "HEAD, workspace" in legend for legend in legends)
     assert all(marks for name, marks in page.plots.items() if name not in page.notes)
