@@ -68,11 +68,11 @@ schema: setup  ## infer data/schema.yaml from the ingested data, for a person to
 	dvc repro ingest
 	python -m pillars.core.schema infer $(if $(FORCE),--force)
 
-test: test-fast  ## everything: the fast tier, then the tests that run pipelines and servers (marked slow), two at a time
-	pytest -m slow -n 2 --dist loadgroup
+test: setup lint  ## lint and type check, then every test, two at a time: what main and the nightly run wait for
+	pytest -n 2 --dist loadgroup
 
-test-fast: setup lint  ## lint and type check, then the tests without a pipeline run: what a pull request waits for
-	pytest -m "not slow"
+test-fast: setup lint  ## lint and type check, then the tests without a pipeline run, two at a time: what a pull request waits for
+	pytest -m "not slow" -n 2
 
 lint: setup  ## ruff (lint and format check) and mypy (strict on core/ and serve/)
 	ruff check .

@@ -79,9 +79,10 @@ def watched() -> Iterator[list[psutil.Process]]:
             process.kill()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under `pytest -n 2 --dist loadgroup` (make test's slow tier), every test that stands on the shared
-    `reproduced` run goes to one worker, so the minutes it takes are spent once; the others spread."""
+    """Under `pytest -n 2 --dist loadgroup` (make test), every test that stands on the shared `reproduced`
+    run goes to one worker, so the minutes it takes are spent once; the other worker takes the rest."""
     for item in items:
         if "reproduced" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("reproduced"))
