@@ -1,0 +1,357 @@
+"""Evidence that one model's predictions beat, or are no worse than, another's on the same rows.
+
+A gate that compares point values promotes a seed-only retrain by chance and refuses a real improvement by
+chance. Here every comparison is paired (both models on the same rows) and carries its uncertainty:
+
+- the difference of a metric (candidate - reference) with a percentile interval from a seeded paired
+  bootstrap: one (resamples, rows) matrix of row indices, shared by both models; each resample is turned into
+  row counts so the common metrics are computed for many resamples at once (any other metric of
+  `core.metrics` falls back to one call per resample);
+- the test that decides `better`: DeLong's test for ROC AUC (the fast midrank algorithm of Sun & Xu 2014),
+  McNemar's mid-p test for accuracy, the bootstrap for every other metric (and for `not worse` wherever the
+  test has no margin);
+- Holm's step-down correction across slices, so that many slices do not make a verdict by chance.
+
+Verdicts, with the gain (the difference oriented so that positive is better) and one-sided tests at
+(1 - confidence) / 2: `better` when the gain is shown above 0; `not worse` when it is shown above -margin
+(the non-inferiority margin); `worse` when neither is shown; `insufficient` when the rows cannot say (too few,
+a class missing, the metric undefined): a verdict, never an exception.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from pillars.core.metrics import BINARY_THRESHOLD, METRICS, Task, labels_from_scores, measure
+
+BETTER, NOT_WORSE, WORSE, INSUFFICIENT = "better", "not worse", "worse", "insufficient"
+RANK = {WORSE: 0, NOT_WORSE: 1, BETTER: 2}  # how far a verdict goes (insufficient: not judged)
+BLOCK = 256  # resamples turned into row counts at a time: bounds the memory to BLOCK x rows floats
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How comparisons are made (`validate_model.evidence` in params)."""
+
+    resamples: int = 2000
+    seed: int = 0
+    confidence: float = 0.95
+    margin: float = 0.005  # in the metric's units
+    min_rows: int = 100
+
+    @property
+    def alpha(self) -> float:
+        """The level of each one-sided test: the two-sided interval's tails."""
+        return (1 - self.confidence) / 2
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One paired comparison: the values, the difference with its interval, the test and the verdict."""
+
+    metric: str
+    rows: int
+    verdict: str
+    candidate: float | None = None
+    reference: float | None = None
+    difference: float | None = None  # candidate - reference, in the metric's units
+    interval: tuple[float, float] | None = None  # the bootstrap interval of the difference
+    test: str | None = None  # what decided `better`
+    p_better: float | None = None  # one-sided: the gain is above 0 (Holm-adjusted across slices)
+    p_not_worse: float | None = None  # one-sided: the gain is above -margin (Holm-adjusted across slices)
+    reason: str | None = None  # insufficient: why
+
+    def report(self) -> dict[str, Any]:
+        """The comparison as the gate's report shows it (numbers rounded, absent values left out)."""
+        if self.reason is not None:
+            return {"verdict": self.verdict, "rows": self.rows, "insufficient": self.reason}
+        assert self.interval is not None
+        return {
+            "verdict": self.verdict,
+            "rows": self.rows,
+            "value": _round(self.candidate),
+            "reference": _round(self.reference),
+            "difference": _round(self.difference),
+            "interval": [_round(end) for end in self.interval],
+            "test": self.test,
+            "p_better": _round(self.p_better),
+            "p_not_worse": _round(self.p_not_worse),
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+def resample_indices(rows: int, settings: Settings) -> np.ndarray:
+    """The paired bootstrap: one seeded (resamples, rows) matrix of row indices, used for both models."""
+    return np.random.default_rng(settings.seed).integers(0, rows, size=(settings.resamples, rows))
+
+
+def row_counts(indices: np.ndarray, rows: int) -> Iterator[np.ndarray]:
+    """Each block of resamples as row counts (block, rows): how often each row was drawn."""
+    for start in range(0, len(indices), BLOCK):
+        block = indices[start : start + BLOCK]
+        offsets = np.arange(len(block))[:, None] * rows
+        yield (
+            np.bincount((block + offsets).ravel(), minlength=len(block) * rows)
+            .reshape(len(block), rows)
+            .astype("float64")
+        )
+
+
+# (row counts (resamples, rows), truth, scores, threshold, task) -> the metric per resample (NaN: undefined)
+Weighted = Callable[[np.ndarray, np.ndarray, np.ndarray, float, Task], np.ndarray]
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), np.nan)
+
+
+def _mean_of(loss: Callable[[np.ndarray, np.ndarray, float, Task], np.ndarray]) -> Weighted:
+    """A metric that is the mean of a per-row value, for every resample at once."""
+
+    def weighted(
+        counts: np.ndarray, y: np.ndarray, scores: np.ndarray, threshold: float, task: Task
+    ) -> np.ndarray:
+        return counts @ loss(y, scores, threshold, task) / counts.sum(axis=1)
+
+    return weighted
+
+
+def _log_loss(y: np.ndarray, scores: np.ndarray, threshold: float, task: Task) -> np.ndarray:
+    eps = np.finfo(scores.dtype).eps
+    if task == "binary":
+        p = np.clip(scores, eps, 1 - eps)
+        return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    p = scores / scores.sum(axis=1, keepdims=True)
+    return -np.log(np.clip(p[np.arange(len(y)), y.astype("int64")], eps, 1 - eps))
+
+
+def _confusion(name: str) -> Weighted:
+    """Precision, recall or F1 of the positive class from the weighted confusion counts."""
+
+    def weighted(
+        counts: np.ndarray, y: np.ndarray, scores: np.ndarray, threshold: float, task: Task
+    ) -> np.ndarray:
+        predicted = labels_from_scores(scores, task, threshold) == 1
+        positive = y == 1
+        tp, fp, fn = (
+            counts @ (a & b)
+            for a, b in ((predicted, positive), (predicted, ~positive), (~predicted, positive))
+        )
+        if name == "precision":
+            return _ratio(tp, tp + fp)
+        if name == "recall":
+            return _ratio(tp, tp + fn)
+        return _ratio(2 * tp, 2 * tp + fp + fn)
+
+    return weighted
+
+
+def _roc_auc(
+    counts: np.ndarray, y: np.ndarray, scores: np.ndarray, threshold: float, task: Task
+) -> np.ndarray:
+    """The Mann-Whitney statistic of every resample from one sort: per group of tied scores, the weight of
+    positives times the weight of negatives below (ties count half)."""
+    order = np.argsort(scores, kind="stable")
+    ranked = scores[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    weights = counts[:, order]
+    positive = y[order] == 1
+    positives = np.add.reduceat(weights * positive, starts, axis=1)
+    negatives = np.add.reduceat(weights * ~positive, starts, axis=1)
+    below = np.cumsum(negatives, axis=1) - negatives
+    wins = (positives * (below + negatives / 2)).sum(axis=1)
+    return _ratio(wins, positives.sum(axis=1) * negatives.sum(axis=1))
+
+
+def _r2(counts: np.ndarray, y: np.ndarray, scores: np.ndarray, threshold: float, task: Task) -> np.ndarray:
+    total = counts.sum(axis=1)
+    mean = counts @ y / total
+    spread = counts @ y**2 - total * mean**2
+    return 1 - _ratio(counts @ (y - scores) ** 2, np.where(spread > 1e-12 * (counts @ y**2), spread, 0))
+
+
+VECTORIZED: dict[str, Weighted] = {  # the metrics computed for many resamples at once (others: one by one)
+    "roc_auc": _roc_auc,
+    "accuracy": _mean_of(lambda y, s, t, task: (labels_from_scores(s, task, t) == y).astype("float64")),
+    "brier": _mean_of(lambda y, s, t, task: (s - y) ** 2),
+    "log_loss": _mean_of(_log_loss),
+    "mae": _mean_of(lambda y, s, t, task: np.abs(s - y)),
+    "rmse": lambda counts, y, s, t, task: np.sqrt(
+        _mean_of(lambda y, s, t, task: (s - y) ** 2)(counts, y, s, t, task)
+    ),
+    "r2": _r2,
+    "precision": _confusion("precision"),
+    "recall": _confusion("recall"),
+    "f1": _confusion("f1"),
+}
+
+
+def resampled(
+    metric: str, task: Task, indices: np.ndarray, y: np.ndarray, scores: np.ndarray, threshold: float
+) -> np.ndarray:
+    """The metric on every resample (NaN where it is undefined on the resample)."""
+    y = np.asarray(y, dtype="float64") if task == "regression" else np.asarray(y)
+    scores = np.asarray(scores, dtype="float64")
+    if metric in VECTORIZED:
+        return np.concatenate(
+            [VECTORIZED[metric](counts, y, scores, threshold, task) for counts in row_counts(indices, len(y))]
+        )
+    values = (measure(metric, task, y[rows], scores[rows], threshold).value for rows in indices)
+    return np.array([np.nan if value is None else value for value in values])
+
+
+def midranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 1 with ties sharing their mean rank, per row (models, rows)."""
+    return np.asarray(stats.rankdata(values, method="average", axis=-1), dtype="float64")
+
+
+def delong(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong's ROC AUCs of several models (rows of `scores`) on the same rows and their covariance, by the
+    midrank algorithm of Sun & Xu (2014), O(n log n): the structural components come from the ranks of each
+    score among the positives, the negatives and all rows."""
+    positive = np.asarray(y) == 1
+    m, n = int(positive.sum()), int((~positive).sum())
+    x, z = scores[:, positive], scores[:, ~positive]
+    all_ranks = midranks(np.concatenate([x, z], axis=1))
+    v10 = (all_ranks[:, :m] - midranks(x)) / n  # per positive: the share of negatives it beats
+    v01 = 1 - (all_ranks[:, m:] - midranks(z)) / m  # per negative: the share of positives that beat it
+    aucs = v10.mean(axis=1)
+    covariance = np.atleast_2d(np.cov(v10)) / m + np.atleast_2d(np.cov(v01)) / n
+    return aucs, covariance
+
+
+def mcnemar_mid_p(candidate_right: np.ndarray, reference_right: np.ndarray) -> float:
+    """McNemar's exact mid-p, one-sided: that the candidate is right more often where the two disagree."""
+    wins = int((candidate_right & ~reference_right).sum())
+    disagreements = wins + int((~candidate_right & reference_right).sum())
+    return float(stats.binom.sf(wins - 1, disagreements, 0.5) - stats.binom.pmf(wins, disagreements, 0.5) / 2)
+
+
+def holm(p_values: list[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment (None: not tested, left out of the count)."""
+    tested = [(p, i) for i, p in enumerate(p_values) if p is not None]
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(sorted(tested)):
+        running = max(running, min(1.0, (len(tested) - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def verdict(p_better: float, p_not_worse: float, alpha: float) -> str:
+    if p_better < alpha:
+        return BETTER
+    return NOT_WORSE if p_not_worse < alpha else WORSE
+
+
+def insufficient_reason(task: Task, y: np.ndarray, min_rows: int) -> str | None:
+    """Why these rows cannot decide: too few, or (classification) one class only."""
+    if len(y) < min_rows:
+        return f"fewer than {min_rows} rows ({len(y)})"
+    if task != "regression" and len(present := np.unique(y)) < 2:
+        return f"one class only (every row is class {int(present[0])})"
+    return None
+
+
+def _normal_p(gain: float, shift: float, se: float) -> float:
+    """One-sided p that the gain is above -shift, from a normal approximation (se 0: certain either way)."""
+    if se <= 0:
+        return 0.0 if gain + shift > 0 else 1.0
+    return float(stats.norm.sf((gain + shift) / se))
+
+
+def compare(
+    metric: str,
+    task: Task,
+    y: np.ndarray,
+    candidate: np.ndarray,
+    reference: np.ndarray,
+    settings: Settings,
+    thresholds: tuple[float, float] = (BINARY_THRESHOLD, BINARY_THRESHOLD),
+) -> Comparison:
+    """The paired comparison of two models' scores on the same rows (labels: each model at its threshold)."""
+    y, candidate, reference = np.asarray(y), np.asarray(candidate), np.asarray(reference)
+    reason = insufficient_reason(task, y, settings.min_rows)
+    values = [
+        measure(metric, task, y, scores, t)
+        for scores, t in ((candidate, thresholds[0]), (reference, thresholds[1]))
+    ]
+    if reason is None:
+        reason = next(
+            (f"{metric} undefined: {value.undefined}" for value in values if value.value is None), None
+        )
+    if reason is not None:
+        return Comparison(metric, len(y), INSUFFICIENT, reason=reason)
+    indices = resample_indices(len(y), settings)
+    differences = resampled(metric, task, indices, y, candidate, thresholds[0]) - resampled(
+        metric, task, indices, y, reference, thresholds[1]
+    )
+    defined = differences[np.isfinite(differences)]
+    if len(defined) < (1 - settings.alpha) * len(differences):
+        return Comparison(
+            metric,
+            len(y),
+            INSUFFICIENT,
+            reason=f"{metric} undefined on {len(differences) - len(defined)} of {len(differences)} resamples",
+        )
+    sign = 1.0 if METRICS[task][metric].greater_is_better else -1.0
+    difference = float(values[0].value) - float(values[1].value)  # type: ignore[arg-type]
+    gains = sign * defined
+    p_better, p_not_worse = float(np.mean(gains <= 0)), float(np.mean(gains <= -settings.margin))
+    test = "bootstrap"
+    if metric == "roc_auc" and task == "binary":
+        _, covariance = delong(y, np.vstack([candidate, reference]).astype("float64"))
+        se = float(np.sqrt(max(covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1], 0.0)))
+        p_better, p_not_worse = _normal_p(difference, 0, se), _normal_p(difference, settings.margin, se)
+        test = "delong"
+    elif metric == "accuracy" and task != "regression":
+        right = [
+            labels_from_scores(s, task, t) == y
+            for s, t in ((candidate, thresholds[0]), (reference, thresholds[1]))
+        ]
+        p_better, test = mcnemar_mid_p(right[0], right[1]), "mcnemar mid-p (not worse: bootstrap)"
+    low, high = np.quantile(defined, [settings.alpha, 1 - settings.alpha])
+    return Comparison(
+        metric,
+        len(y),
+        verdict(p_better, p_not_worse, settings.alpha),
+        values[0].value,
+        values[1].value,
+        difference,
+        (float(low), float(high)),
+        test,
+        p_better,
+        p_not_worse,
+    )
+
+
+def with_holm(comparisons: dict[str, Comparison], settings: Settings) -> dict[str, Comparison]:
+    """Comparisons of several slices, their p-values adjusted by Holm across the slices and the verdicts
+    decided again on the adjusted values (insufficient ones are not counted)."""
+    names = list(comparisons)
+    better = holm([comparisons[name].p_better for name in names])
+    not_worse = holm([comparisons[name].p_not_worse for name in names])
+    adjusted = {}
+    for name, p_b, p_n in zip(names, better, not_worse, strict=True):
+        comparison = comparisons[name]
+        if p_b is None or p_n is None:
+            adjusted[name] = comparison
+            continue
+        adjusted[name] = replace(
+            comparison, p_better=p_b, p_not_worse=p_n, verdict=verdict(p_b, p_n, settings.alpha)
+        )
+    return adjusted
+
+
+def meets(comparison: Comparison, required: str) -> bool | None:
+    """Whether a comparison reaches the required verdict (`any`: always; insufficient: not judged, None)."""
+    if comparison.verdict == INSUFFICIENT:
+        return None
+    return required == "any" or RANK[comparison.verdict] >= RANK[required.replace("_", " ")]
