@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from pillars.core.metrics import METRICS, measure
+from pillars.core.params import EvidenceCheck
 from pillars.training.evidence import (
     BETTER,
     INSUFFICIENT,
     NOT_WORSE,
     WORSE,
     Comparison,
-    Settings,
     compare,
     delong,
     holm,
@@ -72,7 +72,7 @@ def test_resampled_metrics_equal_the_metric_on_the_resampled_rows(task: str, met
     else:
         y = generator.integers(0, 3, rows)
         scores = generator.dirichlet(np.ones(3), rows)
-    indices = resample_indices(rows, Settings(resamples=5, seed=2))
+    indices = resample_indices(rows, EvidenceCheck(resamples=10, seed=2))
     values = resampled(metric, task, indices, y, scores, 0.4)
     expected = [measure(metric, task, y[rows], scores[rows], 0.4).value for rows in indices]
     np.testing.assert_allclose(values, np.array(expected, dtype="float64"), rtol=1e-9, atol=1e-12)
@@ -86,7 +86,7 @@ def test_the_interval_covers_a_known_difference() -> None:
     y = generator.integers(0, 2, rows)
     reference = np.where(generator.random(rows) < 0.8, y, 1 - y).astype("float64")
     candidate = np.where(generator.random(rows) < 0.5, y, reference).astype("float64")
-    settings = Settings(resamples=1_000, seed=1)
+    settings = EvidenceCheck(resamples=1_000, seed=1)
     result = compare("accuracy", "binary", y, candidate, reference, settings)
     true_difference = np.mean(candidate == y) - np.mean(reference == y)
     assert result.difference == pytest.approx(true_difference)
@@ -98,7 +98,7 @@ def test_the_interval_covers_a_known_difference() -> None:
 
 def test_identical_models_are_not_worse_and_a_clearly_better_one_is_better() -> None:
     y, strong, weak = scores_with_signal(3_000, 1.5, seed=11)
-    settings = Settings(resamples=500, seed=0, margin=0.005)
+    settings = EvidenceCheck(resamples=500, seed=0, margin=0.005)
     same = compare("roc_auc", "binary", y, strong, strong, settings)
     assert (same.verdict, same.difference, same.interval) == (NOT_WORSE, 0.0, (0.0, 0.0))
     better = compare("roc_auc", "binary", y, strong, weak, settings)
@@ -108,12 +108,26 @@ def test_identical_models_are_not_worse_and_a_clearly_better_one_is_better() -> 
     assert compare("log_loss", "binary", y, strong, weak, settings).verdict == BETTER
 
 
+def test_a_loss_within_the_margin_is_not_worse_and_one_shown_beyond_it_is_worse() -> None:
+    generator = np.random.default_rng(12)
+    y = generator.normal(size=20_000)
+    reference = y + generator.normal(size=len(y))
+    slightly = reference + 0.05 * generator.normal(size=len(y))  # mae about 0.001 larger
+    clearly = reference + 0.5 * generator.normal(size=len(y))  # mae about 0.1 larger
+    settings = EvidenceCheck(resamples=300, margin=0.02)
+    assert compare("mae", "regression", y, slightly, reference, settings).verdict == NOT_WORSE
+    worse = compare("mae", "regression", y, clearly, reference, settings)
+    assert worse.verdict == WORSE and worse.interval[0] > 0.02, "mae: higher is worse, beyond the margin"
+
+
 def test_verdicts_and_requirements() -> None:
-    assert verdict(0.01, 0.0, alpha=0.025) == BETTER
-    assert verdict(0.3, 0.01, alpha=0.025) == NOT_WORSE
-    assert verdict(0.9, 0.2, alpha=0.025) == WORSE
+    assert verdict(0.01, 0.99, level=0.025) == BETTER
+    assert verdict(0.3, 0.6, level=0.025) == NOT_WORSE, (
+        "neither shown: no evidence of a loss beyond the margin"
+    )
+    assert verdict(0.99, 0.01, level=0.025) == WORSE
     y, strong, weak = scores_with_signal(3_000, 1.5, seed=11)
-    settings = Settings(resamples=200)
+    settings = EvidenceCheck(resamples=200)
     better = compare("roc_auc", "binary", y, strong, weak, settings)
     assert meets(better, "better") and meets(better, "not_worse") and meets(better, "any")
     worse = compare("roc_auc", "binary", y, weak, strong, settings)
@@ -122,7 +136,7 @@ def test_verdicts_and_requirements() -> None:
 
 def test_rows_that_cannot_decide_are_insufficient() -> None:
     y, first, second = scores_with_signal(500, 1.0, seed=2)
-    settings = Settings(resamples=200, min_rows=100)
+    settings = EvidenceCheck(resamples=200, min_rows=100)
     few = compare("roc_auc", "binary", y[:50], first[:50], second[:50], settings)
     assert few.verdict == INSUFFICIENT and "fewer than 100 rows" in few.reason
     one_class = compare("roc_auc", "binary", np.ones(200, dtype="int64"), first[:200], second[:200], settings)
@@ -151,19 +165,20 @@ def test_holm_matches_a_hand_example() -> None:
 def test_holm_across_slices_can_take_back_a_verdict() -> None:
     """A difference significant in one slice alone is not, once the other slices are counted; a slice with
     too few rows is not counted and stays insufficient."""
-    settings = Settings(margin=0.01)
-    alone = Comparison("roc_auc", 500, BETTER, 0.9, 0.88, 0.02, (0.001, 0.04), "delong", 0.01, 0.0001)
-    flat = Comparison("roc_auc", 500, NOT_WORSE, 0.9, 0.9, 0.0, (-0.005, 0.005), "delong", 0.5, 0.001)
+    settings = EvidenceCheck(margin=0.01)
+    alone = Comparison("roc_auc", 500, BETTER, 0.9, 0.88, 0.02, (0.001, 0.04), "delong", 0.01, 0.99)
+    harm = Comparison("roc_auc", 500, WORSE, 0.8, 0.9, -0.1, (-0.2, -0.05), "delong", 0.99, 0.005)
+    flat = Comparison("roc_auc", 500, NOT_WORSE, 0.9, 0.9, 0.0, (-0.005, 0.005), "delong", 0.5, 0.5)
     few = Comparison("roc_auc", 20, INSUFFICIENT, reason="fewer than 100 rows (20)")
-    adjusted = with_holm({"a": alone, "b": flat, "c": flat, "d": few}, settings)
+    adjusted = with_holm({"a": alone, "b": harm, "c": flat, "d": few}, settings)
     assert adjusted["a"].p_better == pytest.approx(0.03) and adjusted["a"].verdict == NOT_WORSE
-    assert adjusted["b"].p_not_worse == pytest.approx(0.002) and adjusted["b"].verdict == NOT_WORSE
-    assert adjusted["d"] == few
+    assert adjusted["b"].p_worse == pytest.approx(0.015) and adjusted["b"].verdict == WORSE
+    assert adjusted["c"].verdict == NOT_WORSE and adjusted["d"] == few
 
 
 def test_a_large_bootstrap_is_fast() -> None:
     y, first, second = scores_with_signal(10_000, 1.0, seed=9)
     start = time.perf_counter()
-    result = compare("roc_auc", "binary", y, first, second, Settings(resamples=2_000, seed=0))
+    result = compare("roc_auc", "binary", y, first, second, EvidenceCheck(resamples=2_000, seed=0))
     assert time.perf_counter() - start < 10
     assert result.verdict == BETTER

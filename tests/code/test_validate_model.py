@@ -158,7 +158,7 @@ def test_champion_is_scored_through_its_own_pipeline(make_params, tmp_path, monk
     import pickle
 
     from pillars.core import layout
-    from pillars.stages.validate_model import champion_value
+    from pillars.stages.validate_model import champion_reference, champion_value
     from pillars.training.features import build_pipeline
 
     generator = np.random.default_rng(2)
@@ -170,19 +170,19 @@ def test_champion_is_scored_through_its_own_pipeline(make_params, tmp_path, monk
     pipeline = build_pipeline({"age": "numeric", "city": "categorical"}, params.featurize).fit(frame)
     model = LogisticRegression().fit(pipeline.transform(frame), y)
     monkeypatch.setattr(layout, "CHAMPION_DIR", tmp_path)
-    assert champion_value(frame, y, params)[0] is None
+    assert champion_value(champion_reference(frame, params), y, params)[0] is None
     (tmp_path / "model.pkl").write_bytes(pickle.dumps(model))
     (tmp_path / "feature_pipeline.pkl").write_bytes(pickle.dumps(pipeline))
-    value, how = champion_value(frame.assign(extra=1), y, params)
+    value, how = champion_value(champion_reference(frame.assign(extra=1), params), y, params)
     assert how == "measured" and value > 0.85
     with pytest.raises(PillarsError, match=r"the champion in .* cannot score this data"):
-        champion_value(frame.drop(columns="city"), y, params)
+        champion_reference(frame.drop(columns="city"), params)
 
 
 def test_small_data_judges_out_of_fold_predictions_and_the_champion_on_valid_rows(make_params) -> None:
     """After cross-validated tuning the refit model has seen valid: its out-of-fold predictions of train +
     valid are judged, and the champion comparison uses the valid rows only."""
-    from pillars.stages.validate_model import validate_out_of_fold
+    from pillars.stages.validate_model import Reference, validate_out_of_fold
 
     generator = np.random.default_rng(3)
     y = {"train": generator.integers(0, 2, 300), "valid": generator.integers(0, 2, 100)}
@@ -199,8 +199,16 @@ def test_small_data_judges_out_of_fold_predictions_and_the_champion_on_valid_row
         }
     )
     tuning = {"method": "cv", "folds": 5, "rows": 400, "max_rows": 2000}
+    champion = Reference(generator.random(100), "measured")  # scores of the valid rows only: no skill
     report = validate_out_of_fold(
-        {"linear": perfect_on_valid}, y, frames, params, (0.995, "measured"), tuning, {"linear": 0.5}
+        {"linear": perfect_on_valid},
+        y,
+        frames,
+        params,
+        (0.995, "measured"),
+        tuning,
+        {"linear": 0.5},
+        {"champion": champion},
     )
 
     assert report["evaluated_on"] == "out_of_fold" and report["tuning"] == tuning
@@ -212,6 +220,10 @@ def test_small_data_judges_out_of_fold_predictions_and_the_champion_on_valid_row
     assert result["checks"]["champion"]["value"] == 1.0, "compared on the valid rows only"
     assert result["checks"]["champion"]["passed"]
     assert result["checks"]["slice:gender=female:roc_auc"]["rows"] == 400, "slices over train + valid"
+    paired = result["checks"]["vs_champion:roc_auc"]
+    assert (paired["rows"], paired["verdict"], paired["value"]) == (100, "better", 1.0), (
+        "paired on valid rows"
+    )
     assert report["eligible"] == ["linear"]
 
 
@@ -262,3 +274,160 @@ def test_small_data_out_of_fold_metrics_follow_the_undefined_metric_rules(make_p
     assert "value" in result["checks"]["slice:gender=female:roc_auc"]
     assert report["eligible"] == [] and f"precision undefined ({reason})" in summary(report)
     json.dumps(report, allow_nan=False)
+
+
+@pytest.fixture
+def paired() -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """4,000 valid rows of 4 features; slices by gender (one all-negative slice) and race (a tiny one)."""
+    generator = np.random.default_rng(8)
+    rows = 4_000
+    x = generator.normal(size=(rows, 4))
+    y = (x[:, 0] + 0.8 * x[:, 1] + generator.normal(scale=0.8, size=rows) > 0).astype("int64")
+    gender = np.where(np.arange(rows) < 3_700, "female", "male")
+    y[gender == "male"] = 0  # a slice with one class: nothing to compare there
+    race = np.where(np.arange(rows) % 100 == 0, "other", "white")  # 40 rows: too few
+    return x, y, pd.DataFrame({"gender": gender, "race": race})
+
+
+def fitted(x: np.ndarray, y: np.ndarray, seed: int, shuffled: int | None = None) -> np.ndarray:
+    """A forest's probabilities on `x` (fitted on its own train rows), optionally with column `shuffled`
+    permuted in training: the faulty challenger."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    generator = np.random.default_rng(seed)
+    train = generator.normal(size=(3_000, x.shape[1]))
+    target = (train[:, 0] + 0.8 * train[:, 1] + generator.normal(scale=0.8, size=3_000) > 0).astype("int64")
+    if shuffled is not None:
+        train[:, shuffled] = generator.permutation(train[:, shuffled])
+    model = RandomForestClassifier(n_estimators=60, min_samples_leaf=20, random_state=seed, n_jobs=1)
+    return model.fit(train, target).predict_proba(x)[:, 1]
+
+
+def test_evidence_passes_a_seed_only_retrain_and_blocks_a_faulty_challenger(make_params, paired) -> None:
+    """Against the champion and the defaults, on the same rows: another seed of the same model is `not
+    worse` (within the margin); a model trained with a shuffled feature is `worse` and fails the gate; a
+    one-class slice and a tiny slice are `insufficient`, not judged; every difference has its interval."""
+    from pillars.stages.validate_model import Reference, validate_scores
+
+    x, y, frame = paired
+    params = make_params(validate_model={"evidence": {"resamples": 300, "margin": 0.01}})
+    champion = Reference(fitted(x, y, seed=1), "measured")
+    references = {"champion": champion, "defaults": champion}
+    retrain = validate_scores(fitted(x, y, seed=2), y, frame, params, (None, "-"), references=references)
+    check = retrain["checks"]["vs_champion:roc_auc"]
+    assert (
+        check["verdict"] in {"not worse", "better"} and check["passed"] and check["required"] == "not worse"
+    )
+    low, high = check["interval"]
+    assert low <= check["difference"] <= high and check["rows"] == len(y)
+    assert retrain["passed"]
+
+    faulty = validate_scores(
+        fitted(x, y, seed=2, shuffled=1), y, frame, params, (None, "-"), references=references
+    )
+    checks = faulty["checks"]
+    assert (
+        checks["vs_champion:roc_auc"]["verdict"] == "worse"
+        and checks["vs_champion:roc_auc"]["passed"] is False
+    )
+    assert checks["vs_defaults:roc_auc"]["passed"] is False and not faulty["passed"]
+    assert checks["vs_champion:slice:gender=female:roc_auc"]["verdict"] == "worse"
+    one_class = checks["vs_champion:slice:gender=male:roc_auc"]
+    assert one_class["verdict"] == "insufficient" and one_class["passed"] is None
+    assert one_class["skipped"] == "one class only (every row is class 0)"
+    assert checks["vs_champion:slice:race=other:roc_auc"]["skipped"] == "fewer than 100 rows (40)"
+    json.dumps(faulty, allow_nan=False)
+
+
+def test_evidence_requirements_and_a_skipped_comparison(make_params, paired) -> None:
+    """No champion: its comparison says `skipped`, never passed. Requiring `better` than the defaults refuses
+    a candidate that only equals them; `any` reports without judging."""
+    from pillars.stages.validate_model import Reference, validate_scores
+
+    x, y, frame = paired
+    scores = fitted(x, y, seed=1)
+    references = {"champion": Reference(None, "no champion yet"), "defaults": Reference(scores, "measured")}
+
+    def checks(require: str) -> dict:
+        settings = {"resamples": 200, "require": {"defaults": require}, "metrics": ["roc_auc", "accuracy"]}
+        params = make_params(validate_model={"evidence": settings})
+        return validate_scores(scores, y, frame, params, (None, "-"), references=references)
+
+    same = checks("better")
+    assert same["checks"]["vs_champion:roc_auc"] == {
+        "verdict": "skipped",
+        "passed": None,
+        "skipped": "no champion yet",
+    }
+    equal = same["checks"]["vs_defaults:roc_auc"]
+    assert (equal["verdict"], equal["difference"], equal["interval"]) == ("not worse", 0.0, [0.0, 0.0])
+    assert equal["passed"] is False and not same["passed"]
+    assert same["checks"]["vs_defaults:accuracy"]["test"].startswith("mcnemar")
+    assert checks("any")["checks"]["vs_defaults:roc_auc"]["passed"] is True
+
+
+def test_the_report_is_typed_and_the_model_card_shows_each_difference_with_its_interval(
+    make_params, paired
+) -> None:
+    """The paired checks are part of the hand-off's contract, and the model card lists them."""
+    from pillars.core.metrics import evaluate
+    from pillars.core.model_handoffs import BEST_PARAMS, MODEL_VALIDATION, TRAIN_REPORT
+    from pillars.stages.assess import CardInputs, block, model_card
+    from pillars.stages.validate_model import Reference, validate_scores
+    from tests.helpers import selection_of
+
+    x, y, frame = paired
+    params = make_params(validate_model={"evidence": {"resamples": 200}})
+    scores = fitted(x, y, seed=2)
+    references = {
+        "champion": Reference(None, "no champion yet"),
+        "defaults": Reference(fitted(x, y, 1), "ok"),
+    }
+    result = validate_scores(scores, y, frame, params, (None, "-"), references=references)
+    validation = MODEL_VALIDATION.check(
+        {"metric": "roc_auc", "eligible": ["linear"], "candidates": {"linear": result}}
+    )
+    compared = validation.candidates["linear"].comparisons()["vs_defaults:roc_auc"]
+    assert (
+        compared.interval is not None
+        and compared.verdict == result["checks"]["vs_defaults:roc_auc"]["verdict"]
+    )
+    broken = result | {"checks": {"vs_defaults:roc_auc": {"passed": True}}}  # no verdict
+    with pytest.raises(PillarsError, match="verdict"):
+        MODEL_VALIDATION.check({"metric": "roc_auc", "eligible": [], "candidates": {"linear": broken}})
+
+    measured = block(evaluate("binary", y, scores))
+    report = {
+        "model": "linear",
+        "test": measured,
+        "candidates": {"linear": measured},
+        "baseline": {"family": "linear", **measured},
+        "slices": {},
+    }
+    inputs = CardInputs(
+        selection=selection_of("linear"),
+        validation=validation,
+        train_summary=TRAIN_REPORT.check(
+            {
+                "tuning": {
+                    "method": "holdout",
+                    "rows": {"train": 3000, "valid": 4000},
+                    "baseline": {"family": "linear"},
+                },
+                "candidates": {"linear": {"trials": 1, "pruned": 0, "best_is_defaults": False}},
+            }
+        ),
+        best_params=BEST_PARAMS.check({"linear": {"C": 1.0}}),
+        split_rows={"train": 3000, "valid": 4000, "test": 4000},
+        lineage={"data/curated": "abc"},
+    )
+    card = model_card(params, inputs, report, pd.DataFrame({"column": [], "importance": []}))
+    low, high = compared.interval
+    assert (
+        f"| defaults:roc_auc | {compared.verdict} | {compared.difference:+.4f} | [{low:+.4f}, {high:+.4f}] | not worse |"
+        in card
+    )
+    assert "| champion:roc_auc | skipped: no champion yet |" in card
+    assert (
+        "| defaults:slice:gender=male:roc_auc | insufficient: one class only (every row is class 0) |" in card
+    )

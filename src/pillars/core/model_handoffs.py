@@ -3,7 +3,7 @@ after them, the PR report and `make run`'s summary."""
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, RootModel
+from pydantic import ConfigDict, Field, RootModel, model_validator
 
 from pillars.core import layout
 from pillars.core.handoffs import Contract, Handoff
@@ -56,6 +56,24 @@ class BestParams(RootModel[dict[str, dict[str, Any]]]):
 
 
 # validate_model -> select, assess, the PR report, make run's summary
+PAIRED = "vs_"  # the checks that pair the candidate with a reference: vs_<reference>:[slice:<slice>:]<metric>
+
+
+class PairedCheck(Contract):
+    """A paired comparison among a candidate's checks: the verdict, and (when judged) the difference of the
+    metric (candidate - reference) with its bootstrap interval."""
+
+    verdict: Literal["better", "not worse", "worse", "insufficient", "skipped"]
+    passed: bool | None  # null: not judged (skipped, insufficient)
+    rows: int | None = None  # absent when skipped
+    value: float | None = None  # the candidate's metric on the compared rows
+    reference: float | None = None  # the reference's
+    difference: float | None = None
+    interval: tuple[float, float] | None = None
+    required: str | None = None  # the verdict it had to reach
+    skipped: str | None = None  # why it was not judged
+
+
 class Verdict(Contract):
     passed: bool
     checks: dict[str, Any]
@@ -63,9 +81,22 @@ class Verdict(Contract):
     valid: Metrics | None = None  # holdout tuning
     out_of_fold: Metrics | None = None  # small-data (cv) tuning
 
+    @model_validator(mode="after")
+    def _paired_checks_hold_their_keys(self) -> "Verdict":
+        self.comparisons()
+        return self
+
     def measured_on(self, rows: Literal["valid", "out_of_fold"]) -> Metrics:
         """The metrics where the candidate was judged (`ModelValidation.evaluated_on`)."""
         return (self.valid if rows == "valid" else self.out_of_fold) or {}
+
+    def comparisons(self) -> dict[str, PairedCheck]:
+        """The paired comparisons (`vs_...` checks), typed."""
+        return {
+            name: PairedCheck.model_validate(check)
+            for name, check in self.checks.items()
+            if name.startswith(PAIRED)
+        }
 
 
 class ModelValidation(Contract):

@@ -469,6 +469,33 @@ class SliceCheck(Section):
     min_rows: int = Field(default=100, ge=1)  # smaller slices are reported, not judged
 
 
+Requirement = Literal["any", "not_worse", "better"]  # the least verdict a comparison must reach; any: shown only
+
+
+class EvidenceRequirements(Section):
+    """The verdict each paired comparison must reach for a candidate to pass (insufficient: not judged)."""
+
+    champion: Requirement = "not_worse"  # against the champion (models/champion/), on the rows both scored
+    # against the best family's library defaults (models/baseline.pkl): tuning must not cost anything
+    defaults: Requirement = "not_worse"
+    slices: Requirement = "not_worse"  # every slice against each of them, Holm-corrected across the slices
+
+
+class EvidenceCheck(Section):
+    """Paired comparisons with uncertainty: the candidate against the champion and the library defaults on the
+    same rows, with a seeded paired bootstrap interval and DeLong's (ROC AUC) or McNemar's (accuracy) test."""
+
+    metrics: list[str] = []  # the metrics compared; []: train.metric
+    resamples: int = Field(default=2000, ge=10)  # paired bootstrap resamples of the rows
+    seed: int = Field(default=0, ge=0)  # seeds the resamples
+    # of each two-sided interval; each one-sided test is at (1 - confidence) / 2
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    # non-inferiority margin in the metric's units: `worse` only where a loss beyond it is shown
+    margin: float = Field(default=0.005, ge=0)
+    min_rows: int = Field(default=100, ge=2)  # fewer rows (overall, or in a slice): `insufficient`, not judged
+    require: EvidenceRequirements = EvidenceRequirements()
+
+
 class ValidateModelParams(Section):
     """The gate before selection: absolute thresholds, the champion comparison and slice thresholds."""
 
@@ -476,6 +503,7 @@ class ValidateModelParams(Section):
     thresholds: dict[str, Bounds] = {}
     champion: ChampionCheck
     slices: SliceCheck
+    evidence: EvidenceCheck = EvidenceCheck()  # paired comparisons with intervals (pillars.training.evidence)
 
 
 class SelectParams(Section):
@@ -638,6 +666,7 @@ class Params(Section):
         named = {
             "validate_model.slices.metric": [self.validate_model.slices.metric],
             "validate_model.thresholds": list(self.validate_model.thresholds),
+            "validate_model.evidence.metrics": list(self.validate_model.evidence.metrics),
         }
         for key, names in named.items():
             for name in names:

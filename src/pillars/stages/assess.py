@@ -35,7 +35,14 @@ from pillars.core.metrics import (
     score,
     shown,
 )
-from pillars.core.model_handoffs import BestParams, ModelValidation, Selection, TrainReport
+from pillars.core.model_handoffs import (
+    PAIRED,
+    BestParams,
+    ModelValidation,
+    PairedCheck,
+    Selection,
+    TrainReport,
+)
 from pillars.core.params import ENSEMBLE, Params, load_params
 from pillars.core.templates import render
 from pillars.serve.estimators import load_model
@@ -173,6 +180,14 @@ def _shown(block: dict[str, Any], metric: str) -> str:
     return shown(block["metrics"][metric], block["undefined"].get(metric))
 
 
+def _evidence(check: PairedCheck) -> tuple[str, str, str, str]:
+    """A paired comparison for people: the verdict, the difference with its interval, what was required."""
+    if check.interval is None or check.difference is None:
+        return f"{check.verdict}: {check.skipped}", "", "", check.required or ""
+    low, high = check.interval
+    return check.verdict, f"{check.difference:+.4f}", f"[{low:+.4f}, {high:+.4f}]", check.required or ""
+
+
 def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.DataFrame) -> str:
     """A Markdown model card (the template holds the layout): what the model is, what made it, how well it
     does, and where it is weak."""
@@ -243,6 +258,12 @@ def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.
         ],
         importance=[(row.column, row.importance) for row in importance.head(10).itertuples()],
         min_slice_rows=params.validate_model.slices.min_rows,
+        evidence=[
+            (name.removeprefix(PAIRED), *_evidence(check))
+            for name, check in inputs.validation.candidates[chosen].comparisons().items()
+        ],
+        confidence=params.validate_model.evidence.confidence,
+        margin=params.validate_model.evidence.margin,
     )
 
 

@@ -3,7 +3,11 @@
 Checks on the valid split: absolute thresholds per metric (metrics of decisions, such as F1, at the
 candidate's decision threshold that train tuned), no more than `champion.max_drop` worse than the
 production model (the champion in models/champion/, when there is one), and a threshold on every slice of
-the columns named in params. A candidate that fails a check is not eligible; if none passes, the pipeline
+the columns named in params. Beside the point values, evidence (`validate_model.evidence`,
+pillars.training.evidence): the candidate paired with the champion and with the best family's library defaults
+(models/baseline.pkl) on the same rows, overall and per slice (Holm across slices), each difference with its
+bootstrap interval and a verdict (better, not worse, worse, insufficient) that must reach what
+`evidence.require` asks; a comparison without its reference says `skipped`. A candidate that fails a check is not eligible; if none passes, the pipeline
 stops with a summary of what failed. A metric undefined on the whole valid split is a failed check with the
 reason; a slice the shared rule skips (too few rows, one class) or whose metric is undefined is reported with
 the reason and not judged.
@@ -15,6 +19,9 @@ every train + valid row instead, and the champion is compared with the candidate
 out_of_fold` and holds each candidate's metrics under `out_of_fold` instead of `valid`. The same rules for
 undefined metrics and skipped slices apply to those rows.
 """
+
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -32,8 +39,9 @@ from pillars.core.metrics import (
 )
 from pillars.core.params import Bounds, Params, load_params
 from pillars.serve.estimators import load_model
+from pillars.training.evidence import Comparison, compare, meets, with_holm
 from pillars.training.oof import oof_scores
-from pillars.training.slices import judged_slices
+from pillars.training.slices import judged_slices, slices
 
 
 def slice_checks(
@@ -104,6 +112,70 @@ def champion_check(
     }
 
 
+class Reference(NamedTuple):
+    """A model the candidate is compared with, pair by pair: its scores on the judged rows (`rows`: a mask
+    over them; None: all), or None with the reason the comparison is skipped."""
+
+    scores: np.ndarray | None
+    reason: str
+    rows: np.ndarray | None = None
+    threshold: float = BINARY_THRESHOLD  # where its labels are decided (metrics of decisions)
+
+
+REFERENCES = ("champion", "defaults")  # the models every candidate is compared with (evidence.require keys)
+
+
+def judged(comparison: Comparison, required: str) -> dict:
+    """A comparison as a gate check: the verdict, the difference with its interval, what was required and
+    whether it was reached (insufficient: not judged, null)."""
+    return comparison.report() | {
+        "required": required.replace("_", " "),
+        "passed": meets(comparison, required),
+    }
+
+
+def evidence_checks(
+    scores: np.ndarray,
+    y: np.ndarray,
+    frame: pd.DataFrame,
+    params: Params,
+    references: Mapping[str, Reference],
+    threshold: float = BINARY_THRESHOLD,
+) -> dict:
+    """The candidate against each reference on the same rows, overall and per slice (Holm across the slices
+    of a reference and metric): `vs_<reference>:<metric>` and `vs_<reference>:slice:<slice>:<metric>`. A
+    reference without scores gives one check with verdict `skipped` and the reason."""
+    settings, task = params.validate_model.evidence, params.dataset.task
+    checks: dict = {}
+    for name in REFERENCES:
+        reference = references.get(name, Reference(None, "no scores of it given"))
+        required = getattr(settings.require, name)
+        for metric in settings.metrics or [params.train.metric]:
+            if reference.scores is None:
+                checks[f"vs_{name}:{metric}"] = {
+                    "verdict": "skipped",
+                    "passed": None,
+                    "skipped": reference.reason,
+                }
+                continue
+            rows = np.ones(len(y), dtype="bool") if reference.rows is None else reference.rows
+            truth, candidate, theirs = y[rows], scores[rows], reference.scores
+            thresholds = (threshold, reference.threshold)
+            overall = compare(metric, task, truth, candidate, theirs, settings, thresholds)
+            checks[f"vs_{name}:{metric}"] = judged(overall, required)
+            pieces = {
+                f"vs_{name}:slice:{column}={value}:{metric}": compare(
+                    metric, task, truth[mask], candidate[mask], theirs[mask], settings, thresholds
+                )
+                for column, value, mask in slices(frame[rows], params.validate_model.slices.columns)
+            }
+            checks |= {
+                key: judged(piece, settings.require.slices)
+                for key, piece in with_holm(pieces, settings).items()
+            }
+    return checks
+
+
 def validate_candidate(
     model: object,
     x: np.ndarray,
@@ -112,11 +184,12 @@ def validate_candidate(
     params: Params,
     champion: tuple[float | None, str],
     threshold: float = BINARY_THRESHOLD,
+    references: Mapping[str, Reference] | None = None,
 ) -> dict:
     """Every check for one candidate, with the measured values (None where undefined, with the reason);
     label metrics (binary) decide at the candidate's tuned `threshold`."""
     scores = predict_scores(model, x, params.dataset.task)
-    return validate_scores(scores, y, frame, params, champion, threshold=threshold)
+    return validate_scores(scores, y, frame, params, champion, threshold=threshold, references=references)
 
 
 def validate_scores(
@@ -128,10 +201,11 @@ def validate_scores(
     champion_rows: np.ndarray | None = None,
     on: str = "valid",
     threshold: float = BINARY_THRESHOLD,
+    references: Mapping[str, Reference] | None = None,
 ) -> dict:
     """Every check for one candidate's predictions, with the measured values under `on` (None where
     undefined, the reasons under `undefined`); the champion comparison on `champion_rows` only (the rows the
-    champion was measured on; all rows when None)."""
+    champion was measured on; all rows when None); the paired comparisons with `references`."""
     task, primary = params.dataset.task, params.train.metric
     measured = evaluate(task, y, scores, threshold)
     checks = {
@@ -144,6 +218,7 @@ def validate_scores(
         compared = measure(primary, task, y[champion_rows], scores[champion_rows], threshold)
     checks["champion"] = champion_check(compared.value, champion[0], params, champion[1], compared.undefined)
     checks |= slice_checks(frame, y, scores, params, threshold)
+    checks |= evidence_checks(scores, y, frame, params, references or {}, threshold)
     return {
         "passed": not any(
             check["passed"] is False for check in checks.values()
@@ -154,16 +229,16 @@ def validate_scores(
     }
 
 
-def champion_value(frame: pd.DataFrame, y: np.ndarray, params: Params) -> tuple[float | None, str]:
-    """The champion's primary metric on the current valid rows, through its own feature pipeline."""
+def champion_reference(frame: pd.DataFrame, params: Params) -> Reference:
+    """The champion's scores on the current valid rows, through its own feature pipeline (labels at 0.5:
+    the champion folder holds no threshold)."""
     model_path, pipeline_path = (
         layout.CHAMPION_DIR / "model.pkl",
         layout.CHAMPION_DIR / "feature_pipeline.pkl",
     )
     if not model_path.exists() or not pipeline_path.exists():
-        return (
-            None,
-            f"no champion in {layout.CHAMPION_DIR}/ (first run, or no production model registered yet)",
+        return Reference(
+            None, f"no champion in {layout.CHAMPION_DIR}/ (first run, or no production model registered yet)"
         )
     pipeline, model = read_pickle(pipeline_path), load_model(require(model_path).read_bytes())
     try:
@@ -172,8 +247,15 @@ def champion_value(frame: pd.DataFrame, y: np.ndarray, params: Params) -> tuple[
         raise PillarsError(
             f"validate_model: the champion in {layout.CHAMPION_DIR}/ cannot score this data: {error}"
         ) from error
-    task, metric = params.dataset.task, params.train.metric
-    value, undefined = measure(metric, task, y, predict_scores(model, features, task))
+    return Reference(predict_scores(model, features, params.dataset.task), "measured")
+
+
+def champion_value(reference: Reference, y: np.ndarray, params: Params) -> tuple[float | None, str]:
+    """The champion's primary metric on the valid rows (None, with why, when there is none)."""
+    if reference.scores is None:
+        return None, reference.reason
+    metric = params.train.metric
+    value, undefined = measure(metric, params.dataset.task, y, reference.scores)
     if value is None:
         return None, f"the champion's {metric} is undefined on the valid rows: {undefined}"
     return value, "measured"
@@ -187,15 +269,29 @@ def validate_out_of_fold(
     champion: tuple[float | None, str],
     tuning: dict,
     thresholds: dict[str, float],
+    references: Mapping[str, Reference] | None = None,
 ) -> dict:
     """The report after small-data tuning: every candidate judged on its out-of-fold predictions of
-    train + valid (`y` and `frames` per split), the champion comparison on the valid rows."""
+    train + valid (`y` and `frames` per split), the champion comparison on the valid rows (a champion
+    reference's scores are of the valid rows: they are compared there)."""
     pooled_y = np.concatenate([y["train"], y["valid"]])
     pooled_frame = pd.concat([frames["train"], frames["valid"]], ignore_index=True)
     valid_rows = np.arange(len(pooled_y)) >= len(y["train"])
+    on_pooled = {
+        name: reference._replace(rows=valid_rows) if name == "champion" else reference
+        for name, reference in (references or {}).items()
+    }
     candidates = {
         family: validate_scores(
-            scores, pooled_y, pooled_frame, params, champion, valid_rows, "out_of_fold", thresholds[family]
+            scores,
+            pooled_y,
+            pooled_frame,
+            params,
+            champion,
+            valid_rows,
+            "out_of_fold",
+            thresholds[family],
+            on_pooled,
         )
         for family, scores in out_of_fold.items()
     }
@@ -225,11 +321,11 @@ def summary(report: dict) -> str:
 def out_of_fold_report(
     params: Params,
     target: str,
-    champion: tuple[float | None, str],
-    tuning: dict,
-    thresholds: dict[str, float],
+    champion: Reference,
+    train_report: model_handoffs.TrainReport,
 ) -> dict:
-    """Read train + valid and every candidate's out-of-fold predictions, and judge them."""
+    """Read train + valid and every candidate's out-of-fold predictions, and judge them. The library
+    defaults' out-of-fold predictions exist only where they are the tuned candidate of their family."""
     features = {split: read_parquet(layout.feature_split(split)) for split in ("train", "valid")}
     y = {split: frame[target].to_numpy() for split, frame in features.items()}
     frames = {split: read_parquet(layout.curated_split(split)) for split in ("train", "valid")}
@@ -242,7 +338,28 @@ def out_of_fold_report(
         )
         for family in params.train.candidate_names
     }
-    return validate_out_of_fold(out_of_fold, y, frames, params, champion, tuning, thresholds)
+    family = train_report.tuning.baseline.family
+    summary = train_report.candidates.get(family)
+    defaults = (
+        Reference(out_of_fold[family], "measured")
+        if summary is not None and summary.best_is_defaults
+        else Reference(
+            None,
+            f"the library defaults of {family} are not its tuned candidate, and train writes no out-of-fold "
+            "predictions of them",
+        )
+    )
+    names = params.train.candidate_names
+    return validate_out_of_fold(
+        out_of_fold,
+        y,
+        frames,
+        params,
+        champion_value(champion, y["valid"], params),
+        train_report.tuning.as_written(),
+        {name: train_report.threshold(name) for name in names},
+        {"champion": champion, "defaults": defaults},
+    )
 
 
 def main() -> None:
@@ -251,13 +368,17 @@ def main() -> None:
     valid = read_parquet(layout.feature_split("valid"))
     x, y = valid.drop(columns=target).to_numpy(), valid[target].to_numpy()
     frame = read_parquet(layout.curated_split("valid"))
-    champion = champion_value(frame, y, params)
+    champion = champion_reference(frame, params)
     train_report = model_handoffs.TRAIN_REPORT.read()
-    names = params.train.candidate_names
-    thresholds = {name: train_report.threshold(name) for name in names}
     if train_report.tuning.method == "cv":
-        report = out_of_fold_report(params, target, champion, train_report.tuning.as_written(), thresholds)
+        report = out_of_fold_report(params, target, champion, train_report)
     else:
+        baseline = load_model(require(layout.BASELINE_MODEL).read_bytes())
+        measured = champion_value(champion, y, params)
+        references = {
+            "champion": champion,
+            "defaults": Reference(predict_scores(baseline, x, params.dataset.task), "measured"),
+        }
         candidates = {
             family: validate_candidate(
                 load_model(require(layout.candidate_model(family)).read_bytes()),
@@ -265,10 +386,11 @@ def main() -> None:
                 y,
                 frame,
                 params,
-                champion,
-                thresholds[family],
+                measured,
+                train_report.threshold(family),
+                references,
             )
-            for family in names
+            for family in params.train.candidate_names
         }
         report = {
             "metric": params.train.metric,

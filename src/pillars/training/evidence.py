@@ -7,15 +7,17 @@ chance. Here every comparison is paired (both models on the same rows) and carri
   bootstrap: one (resamples, rows) matrix of row indices, shared by both models; each resample is turned into
   row counts so the common metrics are computed for many resamples at once (any other metric of
   `core.metrics` falls back to one call per resample);
-- the test that decides `better`: DeLong's test for ROC AUC (the fast midrank algorithm of Sun & Xu 2014),
-  McNemar's mid-p test for accuracy, the bootstrap for every other metric (and for `not worse` wherever the
-  test has no margin);
+- the tests: DeLong's test for ROC AUC (the fast midrank algorithm of Sun & Xu 2014), McNemar's mid-p test
+  for accuracy (whether it is better; whether it is worse than the margin: the bootstrap), the bootstrap for
+  every other metric;
 - Holm's step-down correction across slices, so that many slices do not make a verdict by chance.
 
 Verdicts, with the gain (the difference oriented so that positive is better) and one-sided tests at
-(1 - confidence) / 2: `better` when the gain is shown above 0; `not worse` when it is shown above -margin
-(the non-inferiority margin); `worse` when neither is shown; `insufficient` when the rows cannot say (too few,
-a class missing, the metric undefined): a verdict, never an exception.
+(1 - confidence) / 2, the tails of the interval: `better` when the gain is shown above 0; `worse` when it is
+shown below -margin (the non-inferiority margin: a loss within it is tolerated); `not worse` when neither is
+shown; `insufficient` when the rows cannot say (too few, a class missing, the metric undefined): a verdict,
+never an exception. `not worse` is the absence of evidence of a loss beyond the margin: the interval says
+how much the rows could tell.
 """
 
 from collections.abc import Callable, Iterator
@@ -26,26 +28,16 @@ import numpy as np
 from scipy import stats
 
 from pillars.core.metrics import BINARY_THRESHOLD, METRICS, Task, labels_from_scores, measure
+from pillars.core.params import EvidenceCheck
 
 BETTER, NOT_WORSE, WORSE, INSUFFICIENT = "better", "not worse", "worse", "insufficient"
 RANK = {WORSE: 0, NOT_WORSE: 1, BETTER: 2}  # how far a verdict goes (insufficient: not judged)
 BLOCK = 256  # resamples turned into row counts at a time: bounds the memory to BLOCK x rows floats
 
 
-@dataclass(frozen=True)
-class Settings:
-    """How comparisons are made (`validate_model.evidence` in params)."""
-
-    resamples: int = 2000
-    seed: int = 0
-    confidence: float = 0.95
-    margin: float = 0.005  # in the metric's units
-    min_rows: int = 100
-
-    @property
-    def alpha(self) -> float:
-        """The level of each one-sided test: the two-sided interval's tails."""
-        return (1 - self.confidence) / 2
+def alpha(settings: EvidenceCheck) -> float:
+    """The level of each one-sided test: a tail of the two-sided interval."""
+    return (1 - settings.confidence) / 2
 
 
 @dataclass(frozen=True)
@@ -61,13 +53,14 @@ class Comparison:
     interval: tuple[float, float] | None = None  # the bootstrap interval of the difference
     test: str | None = None  # what decided `better`
     p_better: float | None = None  # one-sided: the gain is above 0 (Holm-adjusted across slices)
-    p_not_worse: float | None = None  # one-sided: the gain is above -margin (Holm-adjusted across slices)
+    p_worse: float | None = None  # one-sided: the gain is below -margin (Holm-adjusted across slices)
     reason: str | None = None  # insufficient: why
 
     def report(self) -> dict[str, Any]:
-        """The comparison as the gate's report shows it (numbers rounded, absent values left out)."""
+        """The comparison as the gate's report shows it (numbers rounded; insufficient: why, under
+        `skipped`, as every check that is not judged)."""
         if self.reason is not None:
-            return {"verdict": self.verdict, "rows": self.rows, "insufficient": self.reason}
+            return {"verdict": self.verdict, "rows": self.rows, "skipped": self.reason}
         assert self.interval is not None
         return {
             "verdict": self.verdict,
@@ -78,7 +71,7 @@ class Comparison:
             "interval": [_round(end) for end in self.interval],
             "test": self.test,
             "p_better": _round(self.p_better),
-            "p_not_worse": _round(self.p_not_worse),
+            "p_worse": _round(self.p_worse),
         }
 
 
@@ -86,7 +79,7 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), 6)
 
 
-def resample_indices(rows: int, settings: Settings) -> np.ndarray:
+def resample_indices(rows: int, settings: EvidenceCheck) -> np.ndarray:
     """The paired bootstrap: one seeded (resamples, rows) matrix of row indices, used for both models."""
     return np.random.default_rng(settings.seed).integers(0, rows, size=(settings.resamples, rows))
 
@@ -245,10 +238,11 @@ def holm(p_values: list[float | None]) -> list[float | None]:
     return adjusted
 
 
-def verdict(p_better: float, p_not_worse: float, alpha: float) -> str:
-    if p_better < alpha:
+def verdict(p_better: float, p_worse: float, level: float) -> str:
+    """`better` if the gain is shown above 0, `worse` if shown below -margin, at one-sided `level`."""
+    if p_better < level:
         return BETTER
-    return NOT_WORSE if p_not_worse < alpha else WORSE
+    return WORSE if p_worse < level else NOT_WORSE
 
 
 def insufficient_reason(task: Task, y: np.ndarray, min_rows: int) -> str | None:
@@ -260,11 +254,11 @@ def insufficient_reason(task: Task, y: np.ndarray, min_rows: int) -> str | None:
     return None
 
 
-def _normal_p(gain: float, shift: float, se: float) -> float:
-    """One-sided p that the gain is above -shift, from a normal approximation (se 0: certain either way)."""
+def _normal_p(excess: float, se: float) -> float:
+    """One-sided p that a normal estimate `excess` shows its mean above 0 (se 0: certain either way)."""
     if se <= 0:
-        return 0.0 if gain + shift > 0 else 1.0
-    return float(stats.norm.sf((gain + shift) / se))
+        return 0.0 if excess > 0 else 1.0
+    return float(stats.norm.sf(excess / se))
 
 
 def compare(
@@ -273,7 +267,7 @@ def compare(
     y: np.ndarray,
     candidate: np.ndarray,
     reference: np.ndarray,
-    settings: Settings,
+    settings: EvidenceCheck,
     thresholds: tuple[float, float] = (BINARY_THRESHOLD, BINARY_THRESHOLD),
 ) -> Comparison:
     """The paired comparison of two models' scores on the same rows (labels: each model at its threshold)."""
@@ -294,7 +288,7 @@ def compare(
         metric, task, indices, y, reference, thresholds[1]
     )
     defined = differences[np.isfinite(differences)]
-    if len(defined) < (1 - settings.alpha) * len(differences):
+    if len(defined) < (1 - alpha(settings)) * len(differences):
         return Comparison(
             metric,
             len(y),
@@ -304,12 +298,13 @@ def compare(
     sign = 1.0 if METRICS[task][metric].greater_is_better else -1.0
     difference = float(values[0].value) - float(values[1].value)  # type: ignore[arg-type]
     gains = sign * defined
-    p_better, p_not_worse = float(np.mean(gains <= 0)), float(np.mean(gains <= -settings.margin))
+    p_better, p_worse = float(np.mean(gains <= 0)), float(np.mean(gains >= -settings.margin))
     test = "bootstrap"
     if metric == "roc_auc" and task == "binary":
         _, covariance = delong(y, np.vstack([candidate, reference]).astype("float64"))
         se = float(np.sqrt(max(covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1], 0.0)))
-        p_better, p_not_worse = _normal_p(difference, 0, se), _normal_p(difference, settings.margin, se)
+        gain = sign * difference
+        p_better, p_worse = _normal_p(gain, se), _normal_p(-(gain + settings.margin), se)
         test = "delong"
     elif metric == "accuracy" and task != "regression":
         right = [
@@ -317,35 +312,35 @@ def compare(
             for s, t in ((candidate, thresholds[0]), (reference, thresholds[1]))
         ]
         p_better, test = mcnemar_mid_p(right[0], right[1]), "mcnemar mid-p (not worse: bootstrap)"
-    low, high = np.quantile(defined, [settings.alpha, 1 - settings.alpha])
+    low, high = np.quantile(defined, [alpha(settings), 1 - alpha(settings)])
     return Comparison(
         metric,
         len(y),
-        verdict(p_better, p_not_worse, settings.alpha),
+        verdict(p_better, p_worse, alpha(settings)),
         values[0].value,
         values[1].value,
         difference,
         (float(low), float(high)),
         test,
         p_better,
-        p_not_worse,
+        p_worse,
     )
 
 
-def with_holm(comparisons: dict[str, Comparison], settings: Settings) -> dict[str, Comparison]:
+def with_holm(comparisons: dict[str, Comparison], settings: EvidenceCheck) -> dict[str, Comparison]:
     """Comparisons of several slices, their p-values adjusted by Holm across the slices and the verdicts
     decided again on the adjusted values (insufficient ones are not counted)."""
     names = list(comparisons)
     better = holm([comparisons[name].p_better for name in names])
-    not_worse = holm([comparisons[name].p_not_worse for name in names])
+    worse = holm([comparisons[name].p_worse for name in names])
     adjusted = {}
-    for name, p_b, p_n in zip(names, better, not_worse, strict=True):
+    for name, p_b, p_w in zip(names, better, worse, strict=True):
         comparison = comparisons[name]
-        if p_b is None or p_n is None:
+        if p_b is None or p_w is None:
             adjusted[name] = comparison
             continue
         adjusted[name] = replace(
-            comparison, p_better=p_b, p_not_worse=p_n, verdict=verdict(p_b, p_n, settings.alpha)
+            comparison, p_better=p_b, p_worse=p_w, verdict=verdict(p_b, p_w, alpha(settings))
         )
     return adjusted
 
