@@ -535,6 +535,25 @@ class PackageParams(Section):
     max_bulk_rows: int = Field(default=100_000, ge=1)  # more rows in one /predict_bulk request get 413
 
 
+class ShadowParams(Section):
+    """The shadow stage: logged production requests replayed through the candidate and the champion."""
+
+    # the last this many logged rows (log order: file name, then line) are replayed; 0: every logged row
+    window_rows: int = Field(default=0, ge=0)
+    batch_rows: int = Field(default=10_000, ge=1)  # rows scored per call, per model
+    # fewer rows both models score (overall or in a slice): insufficient, not judged
+    min_rows: int = Field(default=100, ge=1)
+    # classification: the share of rows both models decide alike; below it (overall or in a judged slice) blocks
+    min_agreement: Share = 0.95
+    # regression: the 95th percentile of |candidate - champion| above this blocks (target units); null: reported
+    max_difference: float | None = Field(default=None, gt=0)
+    # rows the champion served that the candidate would refuse, as a share of the replayed rows; more blocks
+    max_rejected_share: Share = 0.0
+    # labelled logged rows: the verdict the candidate must reach against the champion on train.metric (paired,
+    # as the gate compares); any: reported only
+    labelled: Requirement = "not_worse"
+
+
 class LatencyBudget(Section):
     """Single-row request latency limits, in milliseconds, at concurrency 1."""
 
@@ -646,6 +665,7 @@ class Params(Section):
     select: SelectParams
     assess: AssessParams
     package: PackageParams = PackageParams()
+    shadow: ShadowParams = ShadowParams()
     deploy: DeployParams
     infer: InferParams = InferParams()
     monitor: MonitorParams = MonitorParams()
