@@ -166,9 +166,11 @@ def test_replay_gives_back_every_logged_answer_bit_for_bit(
     logs, truth = served
     candidate = serving(seed=1)
     serve(candidate, TRAFFIC.iloc[:200], logs / "batch", per_call=200)  # a log of the candidate's own too
+    serve(serving(seed=3), TRAFFIC.iloc[:50], logs / "older")  # and of a model that is neither
     (logs / "service" / "broken.jsonl").write_text('{"log_format": 1, "model_ver\n')
     report = run_shadow(logs, truth, candidate, champion)
-    assert report["rows"]["logged"] == report["rows"]["replayed"] == len(TRAFFIC) + 200
+    assert report["rows"]["logged"] == report["rows"]["replayed"] == len(TRAFFIC) + 250
+    assert report["rows"]["logged_by_other_models"] == 50
     assert report["rows"]["skipped"] == {"corrupt_lines": 1}
     assert report["faithful"]["champion"] == {
         "version": champion.version,

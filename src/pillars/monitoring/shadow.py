@@ -382,7 +382,10 @@ def shadow(
     report: dict[str, Any] = {
         "rows": {
             "logged": logged.rows,
-            "replayed": logged.rows,
+            "replayed": min(len(found.refusals) for found in answers.values()),  # answered or refused
+            "logged_by_other_models": int(
+                (~np.isin(logged.versions, [m.version for m in models.values()])).sum()
+            ),
             "window_rows": settings.window_rows or None,
             "lines": logged.lines,
             "skipped": {reason: logged.skipped.counts[reason] for reason in sorted(logged.skipped.counts)},
