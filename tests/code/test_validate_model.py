@@ -331,6 +331,11 @@ def test_evidence_passes_a_seed_only_retrain_and_blocks_a_faulty_challenger(make
         and checks["vs_champion:roc_auc"]["passed"] is False
     )
     assert checks["vs_defaults:roc_auc"]["passed"] is False and not faulty["passed"]
+    low, high = checks["vs_champion:roc_auc"]["interval"]
+    assert (
+        f"vs_champion:roc_auc worse ({checks['vs_champion:roc_auc']['difference']:+.4f}, interval "
+        f"[{low:+.4f}, {high:+.4f}])" in summary({"candidates": {"faulty": faulty}})
+    )
     assert checks["vs_champion:slice:gender=female:roc_auc"]["verdict"] == "worse"
     one_class = checks["vs_champion:slice:gender=male:roc_auc"]
     assert one_class["verdict"] == "insufficient" and one_class["passed"] is None

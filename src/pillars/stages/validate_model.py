@@ -304,15 +304,22 @@ def validate_out_of_fold(
     }
 
 
+def failed_check(name: str, check: dict) -> str:
+    """A failed check for the log: why it has no value, the paired difference with its interval, or the
+    measured value."""
+    if "undefined" in check:
+        return f"{name} undefined ({check['undefined']})"
+    if "interval" in check:
+        low, high = check["interval"]
+        return f"{name} {check['verdict']} ({check['difference']:+.4f}, interval [{low:+.4f}, {high:+.4f}])"
+    return f"{name} {check.get('value')}"
+
+
 def summary(report: dict) -> str:
     lines = []
     for family, result in report["candidates"].items():
         failed = [
-            f"{name} undefined ({check['undefined']})"
-            if "undefined" in check
-            else f"{name} {check.get('value')}"
-            for name, check in result["checks"].items()
-            if check["passed"] is False
+            failed_check(name, check) for name, check in result["checks"].items() if check["passed"] is False
         ]
         lines.append(f"  - {family}: {'passed' if result['passed'] else 'failed ' + ', '.join(failed)}")
     return "\n".join(lines)
