@@ -146,21 +146,49 @@ def _confusion(name: str) -> Weighted:
     return weighted
 
 
-def _roc_auc(
-    counts: np.ndarray, y: np.ndarray, scores: np.ndarray, threshold: float, task: Task
-) -> np.ndarray:
-    """The Mann-Whitney statistic of every resample from one sort: per group of tied scores, the weight of
-    positives times the weight of negatives below (ties count half)."""
+def _tied_groups(
+    counts: np.ndarray, positive: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The weight of positives and of negatives per group of tied scores, lowest score first, per resample:
+    one sort serves every resample."""
     order = np.argsort(scores, kind="stable")
     ranked = scores[order]
     starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
-    weights = counts[:, order]
-    positive = y[order] == 1
-    positives = np.add.reduceat(weights * positive, starts, axis=1)
-    negatives = np.add.reduceat(weights * ~positive, starts, axis=1)
+    weights, positive = counts[:, order], positive[order]
+    return np.add.reduceat(weights * positive, starts, axis=1), np.add.reduceat(
+        weights * ~positive, starts, axis=1
+    )
+
+
+def _auc(counts: np.ndarray, positive: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """The Mann-Whitney statistic: positives times the negatives below them (ties count half)."""
+    positives, negatives = _tied_groups(counts, positive, scores)
     below = np.cumsum(negatives, axis=1) - negatives
     wins = (positives * (below + negatives / 2)).sum(axis=1)
     return _ratio(wins, positives.sum(axis=1) * negatives.sum(axis=1))
+
+
+def _roc_auc(
+    counts: np.ndarray, y: np.ndarray, scores: np.ndarray, threshold: float, task: Task
+) -> np.ndarray:
+    return _auc(counts, y == 1, scores)
+
+
+def _roc_auc_ovr(
+    counts: np.ndarray, y: np.ndarray, scores: np.ndarray, threshold: float, task: Task
+) -> np.ndarray:
+    """One-vs-rest ROC AUC, the mean over the classes (undefined when a class is absent)."""
+    return np.mean([_auc(counts, y == code, scores[:, code]) for code in range(scores.shape[1])], axis=0)
+
+
+def _average_precision(
+    counts: np.ndarray, y: np.ndarray, scores: np.ndarray, threshold: float, task: Task
+) -> np.ndarray:
+    """Precision at each distinct score from the highest down, weighted by the recall it adds."""
+    positives, negatives = (group[:, ::-1] for group in _tied_groups(counts, y == 1, scores))
+    found, false = np.cumsum(positives, axis=1), np.cumsum(negatives, axis=1)
+    precision = found / np.maximum(found + false, 1e-300)
+    return _ratio((positives * precision).sum(axis=1), positives.sum(axis=1))
 
 
 def _r2(counts: np.ndarray, y: np.ndarray, scores: np.ndarray, threshold: float, task: Task) -> np.ndarray:
@@ -172,6 +200,8 @@ def _r2(counts: np.ndarray, y: np.ndarray, scores: np.ndarray, threshold: float,
 
 VECTORIZED: dict[str, Weighted] = {  # the metrics computed for many resamples at once (others: one by one)
     "roc_auc": _roc_auc,
+    "roc_auc_ovr": _roc_auc_ovr,
+    "average_precision": _average_precision,
     "accuracy": _mean_of(lambda y, s, t, task: (labels_from_scores(s, task, t) == y).astype("float64")),
     "brier": _mean_of(lambda y, s, t, task: (s - y) ** 2),
     "log_loss": _mean_of(_log_loss),
