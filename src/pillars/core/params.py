@@ -469,7 +469,8 @@ class SliceCheck(Section):
     min_rows: int = Field(default=100, ge=1)  # smaller slices are reported, not judged
 
 
-Requirement = Literal["any", "not_worse", "better"]  # the least verdict a comparison must reach; any: shown only
+# the least verdict a paired comparison must reach; any: shown, not judged
+Requirement = Literal["any", "not_worse", "better"]
 
 
 class EvidenceRequirements(Section):
@@ -492,7 +493,7 @@ class EvidenceCheck(Section):
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     # non-inferiority margin in the metric's units: `worse` only where a loss beyond it is shown
     margin: float = Field(default=0.005, ge=0)
-    min_rows: int = Field(default=100, ge=2)  # fewer rows (overall, or in a slice): `insufficient`, not judged
+    min_rows: int = Field(default=100, ge=2)  # fewer rows (overall or in a slice): `insufficient`
     require: EvidenceRequirements = EvidenceRequirements()
 
 
