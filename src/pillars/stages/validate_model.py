@@ -346,10 +346,10 @@ def out_of_fold_report(
         for family in params.train.candidate_names
     }
     family = train_report.tuning.baseline.family
-    summary = train_report.candidates.get(family)
+    tuned = train_report.candidates.get(family)
     defaults = (
         Reference(out_of_fold[family], "measured")
-        if summary is not None and summary.best_is_defaults
+        if tuned is not None and tuned.best_is_defaults
         else Reference(
             None,
             f"the library defaults of {family} are not its tuned candidate, and train writes no out-of-fold "
