@@ -13,6 +13,8 @@ from pillars.core.params import Params, parse_params
 from pillars.core.schema import DataSchema, load_schema
 from tests.helpers import ROOT, copy_repository, deep_merge, make, running, with_task
 
+pytest_plugins = ["tests.scheduling"]  # make test: how the two workers share the work
+
 
 @pytest.fixture(scope="session", autouse=True)
 def private_bentoml_home(tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -77,12 +79,3 @@ def watched() -> Iterator[list[psutil.Process]]:
     for process in running(processes):
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under `pytest -n 2 --dist loadgroup` (make test), every test that stands on the shared `reproduced`
-    run goes to one worker, so the minutes it takes are spent once; the other worker takes the rest."""
-    for item in items:
-        if "reproduced" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("reproduced"))

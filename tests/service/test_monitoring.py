@@ -134,7 +134,8 @@ def test_a_retrain_decision_opens_one_issue_and_a_pull_request(
     name = branch.removeprefix("retrain/")
     assert f"pull request #{pull['number']}" in result.stdout
     assert all(reason in pull["body"] for reason in reports["shifted"]["decision"]["reasons"])
-    assert f"[{name}]" in pull["body"], "the comparison table shows the experiment"
+    table = [line for line in pull["body"].splitlines() if line.startswith("|")]
+    assert any(f"| {name} " in line for line in table), "the comparison table shows the experiment"
     assert f"refs/heads/{branch}" in run(["git", "ls-remote", "origin"], repo).stdout
     labelled = yaml.safe_load(run(["git", "show", f"{branch}:{LABELLED_DATA}.dvc"], repo).stdout)["outs"][0]
     stored = tmp_path / "dvc-remote/files/md5" / labelled["md5"][:2] / labelled["md5"][2:]
