@@ -37,6 +37,7 @@ from pillars.serve.capture import PredictionLog, log_line
 from pillars.serve.estimators import load_model
 from pillars.serve.model import ServingModel
 from pillars.stages.shadow import paired_evidence
+from pillars.training.evidence import alpha
 
 ROWS = 100_000
 SEED = 3
@@ -106,6 +107,7 @@ def timed_replay(
         list(params.validate_model.slices.columns),
         params.shadow,
         paired_evidence(params),
+        alpha(params.validate_model.evidence),
     )
     total_s = time.perf_counter() - started
     report = result.report

@@ -27,10 +27,11 @@ from pillars.core.io import read_parquet
 from pillars.core.params import FeaturizeParams, Params, ShadowParams, load_params
 from pillars.core.schema import load_checked
 from pillars.monitoring.replay import replay
-from pillars.monitoring.shadow import read_requests, shadow
+from pillars.monitoring.shadow import disagreement_bound, read_requests, shadow
 from pillars.serve.capture import DIR_ENV, PredictionLog, log_line, new_request_ids, utc_now
 from pillars.serve.model import InputField, ServingModel, compile_features
 from pillars.stages.shadow import no_champion, paired_evidence
+from pillars.training.evidence import alpha
 from pillars.training.features import build_pipeline
 from tests.helpers import ROOT
 
@@ -153,6 +154,7 @@ def run_shadow(make_params: Callable[..., Params]) -> Callable[..., dict]:
             SLICES,
             ShadowParams.model_validate({"batch_rows": 500, **settings}),
             paired_evidence(params),
+            alpha(params.validate_model.evidence),
         )
         assert (result.report["verdict"] == "blocked") == bool(result.blocked)
         return {**result.report, "unfaithful": result.unfaithful, "seconds": result.seconds}
@@ -225,6 +227,12 @@ def test_a_retrain_that_changed_only_its_seed_passes(
         < report["labelled"]["difference"]
         < report["labelled"]["interval"][1]
     )
+
+
+def test_a_small_slice_blocks_only_on_evidence_of_disagreement() -> None:
+    """3 % disagreement against an allowance of 2.5 %: not shown by 100 rows, shown by 10,000."""
+    assert disagreement_bound(3, 100, 0.025) < 0.025 < disagreement_bound(300, 10_000, 0.025) < 0.03
+    assert disagreement_bound(0, 100, 0.025) == 0.0
 
 
 def test_a_slice_with_one_class_is_insufficient_not_a_crash(
@@ -341,6 +349,7 @@ def test_logs_of_a_real_bentoml_serve_replay_bit_for_bit(
         list(params.validate_model.slices.columns),
         params.shadow,
         paired_evidence(params),
+        alpha(params.validate_model.evidence),
     )
     assert result.report["faithful"]["champion"] == {
         "version": serving_model.version,

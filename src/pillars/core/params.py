@@ -544,8 +544,9 @@ class ShadowParams(Section):
     batch_rows: int = Field(default=10_000, ge=1)  # rows scored per call, per model
     # fewer rows both models score (overall or in a slice): insufficient, not judged
     min_rows: int = Field(default=100, ge=1)
-    # classification: the share of rows both models decide alike; below it (overall or in a judged slice) blocks
-    min_agreement: Share = 0.95
+    # classification: the share of rows both models decide alike; blocked when the rows show less (overall or in a
+    # judged slice: the disagreement's one-sided bound at validate_model.evidence.confidence is over 1 - this)
+    min_agreement: Share = 0.975
     # regression: the 95th percentile of |candidate - champion| above this blocks (target units); null: reported
     max_difference: float | None = Field(default=None, gt=0)
     # rows the champion served that the candidate would refuse, as a share of the replayed rows; more blocks

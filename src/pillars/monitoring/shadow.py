@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from pillars.core import layout
 from pillars.core.params import ShadowParams
@@ -242,13 +243,26 @@ def _share(part: int, whole: int) -> float | None:
     return _rounded(part / whole) if whole else None
 
 
-def differences(candidate: Replayed, champion: Replayed, rows: np.ndarray, task: str) -> dict[str, Any]:
-    """The two models' answers on these rows: how often they decide alike (classification), or the
-    distribution of candidate - champion (regression)."""
+def disagreement_bound(disagree: int, rows: int, alpha: float) -> float:
+    """The share of rows on which the models decide differently, as low as the rows allow at level `alpha`
+    (one-sided Clopper-Pearson): what the rows show at least, so that a small slice blocks only on evidence."""
+    return float(stats.beta.ppf(alpha, disagree, rows - disagree + 1)) if disagree else 0.0
+
+
+def differences(
+    candidate: Replayed, champion: Replayed, rows: np.ndarray, task: str, alpha: float
+) -> dict[str, Any]:
+    """The two models' answers on these rows: how often they decide alike, and the disagreement the rows show
+    at least (classification); or the distribution of candidate - champion (regression)."""
     size = int(rows.sum())
     if task != "regression":
         agree = int((candidate.predictions[rows] == champion.predictions[rows]).sum())
-        return {"rows": size, "agree": agree, "agreement": _share(agree, size)}
+        return {
+            "rows": size,
+            "agree": agree,
+            "agreement": _share(agree, size),
+            "disagreement_at_least": _rounded(disagreement_bound(size - agree, size, alpha)),
+        }
     if not size:
         return {"rows": 0}
     gaps = candidate.scores[rows] - champion.scores[rows]
@@ -265,8 +279,12 @@ def differences(candidate: Replayed, champion: Replayed, rows: np.ndarray, task:
 
 def shortfall(found: dict[str, Any], settings: ShadowParams) -> str | None:
     """Why these differences block promotion (None: they do not)."""
-    if "agreement" in found and found["rows"] and found["agreement"] < settings.min_agreement:
-        return f"decision agreement {found['agreement']} < shadow.min_agreement {settings.min_agreement}"
+    allowed = _rounded(1 - settings.min_agreement)
+    if "agreement" in found and found["disagreement_at_least"] > allowed:
+        return (
+            f"decision agreement {found['agreement']}: the models disagree on at least "
+            f"{found['disagreement_at_least']} of the rows, more than 1 - shadow.min_agreement = {allowed}"
+        )
     limit = settings.max_difference
     if "p95_absolute" in found and limit is not None and found["p95_absolute"] > limit:
         return f"95th percentile of |difference| {found['p95_absolute']} > shadow.max_difference {limit}"
@@ -274,15 +292,21 @@ def shortfall(found: dict[str, Any], settings: ShadowParams) -> str | None:
 
 
 def comparison(
-    candidate: Replayed, champion: Replayed, masks: dict[str, np.ndarray], task: str, settings: ShadowParams
+    candidate: Replayed,
+    champion: Replayed,
+    masks: dict[str, np.ndarray],
+    task: str,
+    settings: ShadowParams,
+    alpha: float,
 ) -> tuple[dict[str, Any], list[str]]:
     """The answers compared on the rows both models score, overall and per slice (under `shadow.min_rows`
-    rows: insufficient, not judged), and what blocks."""
+    rows: insufficient, not judged), and what blocks: a disagreement shown (at level `alpha`) above what
+    `shadow.min_agreement` allows."""
     both = candidate.accepted & champion.accepted
     blocked = []
     judged: dict[str, dict[str, Any]] = {}
     for name, rows in {OVERALL: both, **{name: mask & both for name, mask in masks.items()}}.items():
-        found = differences(candidate, champion, rows, task)
+        found = differences(candidate, champion, rows, task, alpha)
         if found["rows"] < settings.min_rows:
             found |= {"verdict": INSUFFICIENT, "skipped": f"fewer than {settings.min_rows} rows"}
         elif reason := shortfall(found, settings):
@@ -367,8 +391,10 @@ def shadow(
     slice_columns: list[str],
     settings: ShadowParams,
     evidence: PairedEvidence,
+    alpha: float,
 ) -> Shadow:
-    """Replay the logged rows through the candidate and the champion (`no_champion` says why there is none)."""
+    """Replay the logged rows through the candidate and the champion (`no_champion` says why there is none);
+    `alpha`: the level of the one-sided bound on disagreement (the gate's)."""
     models = {"candidate": candidate} | ({"champion": champion} if champion is not None else {})
     answers = {role: replay(model, logged, settings.batch_rows) for role, model in models.items()}
     faithful = {role: faithfulness(models[role], found, logged) for role, found in answers.items()}
@@ -401,7 +427,7 @@ def shadow(
         report["champion"] = {"verdict": "skipped", "skipped": no_champion}
     else:
         pair = (answers["candidate"], answers["champion"])
-        report["champion"], differ = comparison(*pair, masks, candidate.task, settings)
+        report["champion"], differ = comparison(*pair, masks, candidate.task, settings, alpha)
         report["labelled"], worse = labelled(truth, logged, (candidate, champion), pair, masks, evidence)
         blocked += differ + worse
     report["verdict"] = "failed" if unfaithful else "blocked" if blocked else "passed"

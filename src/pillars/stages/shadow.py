@@ -87,6 +87,7 @@ def main() -> None:
         list(params.validate_model.slices.columns),
         params.shadow,
         paired_evidence(params),
+        evidence.alpha(params.validate_model.evidence),
     )
     write_json(SHADOW_REPORT, result.report)
     write_json(TIMINGS, {"rows": logged.rows, "scoring_seconds": result.seconds})
