@@ -38,6 +38,7 @@ TRIALS_DIR = Path("metrics/train")
 BEST_PARAMS = TRIALS_DIR / "best_params.json"
 MODEL_VALIDATION_REPORT = Path("metrics/model_validation.json")
 CHAMPION_DIR = Path("models/champion")
+CHAMPION_ARCHIVE = CHAMPION_DIR / "service.bento"  # the Bento shadow replays logged traffic through
 SELECTED_MODEL = Path("models/selected/model.pkl")
 SELECTION_REPORT = Path("metrics/selection.json")
 ASSESS_REPORT = Path("metrics/assess.json")

@@ -16,7 +16,14 @@ import yaml
 
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import write_bytes
-from pillars.core.layout import CHAMPION_DIR, DEPLOY_REPORT, FEATURE_PIPELINE, SELECTED_MODEL, SERVICE_ARCHIVE
+from pillars.core.layout import (
+    CHAMPION_ARCHIVE,
+    CHAMPION_DIR,
+    DEPLOY_REPORT,
+    FEATURE_PIPELINE,
+    SELECTED_MODEL,
+    SERVICE_ARCHIVE,
+)
 from pillars.core.process import run
 
 GTO = Path(sys.executable).parent / "gto"
@@ -33,6 +40,7 @@ LINEAGE_MODELS = (str(FEATURE_PIPELINE), "models/selected")
 CHAMPION_FILES = {
     SELECTED_MODEL: CHAMPION_DIR / "model.pkl",
     FEATURE_PIPELINE: CHAMPION_DIR / "feature_pipeline.pkl",
+    SERVICE_ARCHIVE: CHAMPION_ARCHIVE,  # the shadow stage replays logged traffic through it
 }
 
 
@@ -286,7 +294,7 @@ def read_model_file(path: Path, commit: str) -> bytes:
 
 
 def fill_champion(name: str, stage: str) -> Version:
-    """Fill models/champion/ with the model and feature pipeline of the version in `stage`."""
+    """Fill models/champion/ with the model, feature pipeline and Bento of the version in `stage`."""
     version = in_stage(name, stage)
     payloads = {target: read_model_file(source, version.commit) for source, target in CHAMPION_FILES.items()}
     for target, payload in payloads.items():  # both read before either is written

@@ -23,14 +23,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pillars.core import layout
 from pillars.core.params import ShadowParams
 from pillars.monitoring.logs import KEY_COLUMNS, MAX_EXAMPLES, Skipped, _parse_line, encoded_labels
 from pillars.serve.capture import LOG_SUFFIX
 from pillars.serve.model import ServingModel
 
-# the champion's exported Bento (models/service.bento of the version in production), beside its model
-CHAMPION_ARCHIVE = layout.CHAMPION_DIR / "service.bento"
 OVERALL = "overall"
 MISSING = "missing"  # the slice of rows without a value
 INSUFFICIENT = "insufficient"

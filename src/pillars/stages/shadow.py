@@ -20,7 +20,7 @@ from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import write_json
 from pillars.core.params import Params, load_params
 from pillars.monitoring.logs import read_feedback
-from pillars.monitoring.shadow import CHAMPION_ARCHIVE, OVERALL, PairedEvidence, read_requests, shadow
+from pillars.monitoring.shadow import OVERALL, PairedEvidence, read_requests, shadow
 from pillars.training import evidence
 
 SHADOW_REPORT = Path("metrics/shadow.json")
@@ -66,7 +66,7 @@ def no_champion() -> str:
     """Why there is no champion to replay: a first release, or a champion the registry left without its Bento."""
     if (layout.CHAMPION_DIR / "model.pkl").is_file():
         return (
-            f"{layout.CHAMPION_DIR} holds a champion model but not its Bento ({CHAMPION_ARCHIVE}): "
+            f"{layout.CHAMPION_DIR} holds a champion model but not its Bento ({layout.CHAMPION_ARCHIVE}): "
             "nothing to replay it with; put the champion's models/service.bento there"
         )
     return f"first release: no champion in {layout.CHAMPION_DIR}"
@@ -75,7 +75,7 @@ def no_champion() -> str:
 def main() -> None:
     params = load_params()
     candidate = packaged_model(layout.SERVICE_ARCHIVE)
-    champion = packaged_model(CHAMPION_ARCHIVE) if CHAMPION_ARCHIVE.is_file() else None
+    champion = packaged_model(layout.CHAMPION_ARCHIVE) if layout.CHAMPION_ARCHIVE.is_file() else None
     logged = read_requests(Path(params.monitor.logs), params.shadow.window_rows)
     truth = read_feedback(Path(params.monitor.feedback), params.dataset.target, logged.skipped)
     result = shadow(
