@@ -93,6 +93,7 @@ bench: setup  ## benchmarks: stages 1-6 (default and 100x data), the whole pipel
 	python tests/benchmarks/bench_quality.py
 	python tests/benchmarks/bench_own_data.py
 	python tests/benchmarks/bench_threads.py
+	python tests/benchmarks/bench_gate.py
 	python tests/benchmarks/bench_scale.py
 
 # One lock for Python 3.11-3.13 (--universal). --fork-strategy fewest: one version of each package for all

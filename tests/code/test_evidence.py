@@ -120,6 +120,17 @@ def test_a_loss_within_the_margin_is_not_worse_and_one_shown_beyond_it_is_worse(
     assert worse.verdict == WORSE and worse.interval[0] > 0.02, "mae: higher is worse, beyond the margin"
 
 
+def test_better_needs_a_gain_beyond_min_gain() -> None:
+    """A real gain smaller than `min_gain` (what a seed-only retrain reaches) is `not worse`, not `better`."""
+    y, strong, weak = scores_with_signal(3_000, 1.5, seed=11)
+    for metric in ("roc_auc", "log_loss", "accuracy"):
+        found = compare(metric, "binary", y, strong, weak, EvidenceCheck(resamples=300, min_gain=0.0))
+        assert found.verdict == BETTER, metric
+        gain = abs(found.difference)
+        beyond = compare(metric, "binary", y, strong, weak, EvidenceCheck(resamples=300, min_gain=2 * gain))
+        assert beyond.verdict == NOT_WORSE, metric
+
+
 def test_verdicts_and_requirements() -> None:
     assert verdict(0.01, 0.99, level=0.025) == BETTER
     assert verdict(0.3, 0.6, level=0.025) == NOT_WORSE, (

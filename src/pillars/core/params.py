@@ -493,6 +493,8 @@ class EvidenceCheck(Section):
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     # non-inferiority margin in the metric's units: `worse` only where a loss beyond it is shown
     margin: float = Field(default=0.005, ge=0)
+    # `better` only where a gain beyond this is shown (metric units): above what a seed-only retrain reaches
+    min_gain: float = Field(default=0.001, ge=0)
     min_rows: int = Field(default=100, ge=2)  # fewer rows (overall or in a slice): `insufficient`
     require: EvidenceRequirements = EvidenceRequirements()
 

@@ -264,6 +264,7 @@ def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.
         ],
         confidence=params.validate_model.evidence.confidence,
         margin=params.validate_model.evidence.margin,
+        min_gain=params.validate_model.evidence.min_gain,
     )
 
 

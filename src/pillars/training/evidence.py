@@ -13,7 +13,9 @@ chance. Here every comparison is paired (both models on the same rows) and carri
 - Holm's step-down correction across slices, so that many slices do not make a verdict by chance.
 
 Verdicts, with the gain (the difference oriented so that positive is better) and one-sided tests at
-(1 - confidence) / 2, the tails of the interval: `better` when the gain is shown above 0; `worse` when it is
+(1 - confidence) / 2, the tails of the interval: `better` when the gain is shown above `min_gain` (0, or a
+gain a seed-only retrain does not reach: the tests are conditional on the two fitted models, and two seeds of
+one model do differ a little, truly, on the population); `worse` when it is
 shown below -margin (the non-inferiority margin: a loss within it is tolerated); `not worse` when neither is
 shown; `insufficient` when the rows cannot say (too few, a class missing, the metric undefined): a verdict,
 never an exception. `not worse` is the absence of evidence of a loss beyond the margin: the interval says
@@ -52,7 +54,7 @@ class Comparison:
     difference: float | None = None  # candidate - reference, in the metric's units
     interval: tuple[float, float] | None = None  # the bootstrap interval of the difference
     test: str | None = None  # what decided `better`
-    p_better: float | None = None  # one-sided: the gain is above 0 (Holm-adjusted across slices)
+    p_better: float | None = None  # one-sided: the gain is above min_gain (Holm-adjusted across slices)
     p_worse: float | None = None  # one-sided: the gain is below -margin (Holm-adjusted across slices)
     reason: str | None = None  # insufficient: why
 
@@ -328,20 +330,23 @@ def compare(
     sign = 1.0 if METRICS[task][metric].greater_is_better else -1.0
     difference = float(values[0].value) - float(values[1].value)  # type: ignore[arg-type]
     gains = sign * defined
-    p_better, p_worse = float(np.mean(gains <= 0)), float(np.mean(gains >= -settings.margin))
+    p_better = float(np.mean(gains <= settings.min_gain))
+    p_worse = float(np.mean(gains >= -settings.margin))
     test = "bootstrap"
     if metric == "roc_auc" and task == "binary":
         _, covariance = delong(y, np.vstack([candidate, reference]).astype("float64"))
         se = float(np.sqrt(max(covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1], 0.0)))
         gain = sign * difference
-        p_better, p_worse = _normal_p(gain, se), _normal_p(-(gain + settings.margin), se)
+        p_better, p_worse = _normal_p(gain - settings.min_gain, se), _normal_p(-(gain + settings.margin), se)
         test = "delong"
     elif metric == "accuracy" and task != "regression":
         right = [
             labels_from_scores(s, task, t) == y
             for s, t in ((candidate, thresholds[0]), (reference, thresholds[1]))
         ]
-        p_better, test = mcnemar_mid_p(right[0], right[1]), "mcnemar mid-p (not worse: bootstrap)"
+        # McNemar tests a gain above 0: beyond min_gain, the bootstrap must show it too
+        p_better = max(p_better if settings.min_gain > 0 else 0.0, mcnemar_mid_p(right[0], right[1]))
+        test = "mcnemar mid-p (beyond min_gain, and not worse: bootstrap)"
     low, high = np.quantile(defined, [alpha(settings), 1 - alpha(settings)])
     return Comparison(
         metric,
