@@ -37,3 +37,24 @@ def test_undefined_scores_and_checks_are_named_not_crashed_on() -> None:
         }
     }
     assert "precision (undefined: no row predicted positive)" in validation_section(None, validation)
+
+
+def test_a_failed_paired_comparison_shows_its_difference_and_interval() -> None:
+    validation = {
+        "candidates": {
+            "linear": {
+                "passed": False,
+                "checks": {
+                    "vs_defaults:roc_auc": {
+                        "verdict": "worse",
+                        "passed": False,
+                        "difference": -0.0241,
+                        "interval": [-0.0282, -0.0199],
+                        "required": "not worse",
+                    }
+                },
+            }
+        }
+    }
+    section = validation_section(None, validation)
+    assert "vs_defaults:roc_auc (worse: -0.0241, interval [-0.0282, -0.0199])" in section

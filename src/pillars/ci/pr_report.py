@@ -89,9 +89,13 @@ def validation_section(base: dict[str, Any] | None, head: dict[str, Any]) -> str
 
 
 def _failed(name: str, check: dict[str, Any]) -> str:
-    """A failed check with what was measured: the value, or why the metric is undefined."""
+    """A failed check with what was measured: a paired comparison's verdict with the difference and its
+    interval, the value, or why the metric is undefined."""
     if "undefined" in check:
         return f"{name} (undefined: {check['undefined']})"
+    if check.get("interval") is not None:
+        low, high = check["interval"]
+        return f"{name} ({check['verdict']}: {check['difference']:+g}, interval [{low:+g}, {high:+g}])"
     return f"{name} ({check['value']})" if "value" in check else name
 
 
