@@ -60,8 +60,9 @@ def where_you_stand(
         ),
         f"  monitoring: {monitoring.decision.action}: {'; '.join(monitoring.decision.reasons)}",
         f"  model card: {layout.MODEL_CARD}",
-        f"  plots: {layout.ASSESS_PLOTS_DIR}/ (dvc plots show writes them as one page)",
+        f"  plots: make plots (build/plots/index.html, opens offline; data in {layout.ASSESS_PLOTS_DIR}/)",
         f"  monitoring page: {layout.MONITORING_HTML}",
+        "  everything on one page: make page (build/page.html)",
         "  serve it: make serve (http://127.0.0.1:3000; the API described at /docs.json)",
     ]
 
