@@ -172,7 +172,11 @@ def test_champion_is_the_prod_model_as_committed(git_repo: Path) -> None:
     selected.mkdir(parents=True)
     (selected / "model.pkl").write_bytes(b"model v1\x00")
     (git_repo / "models" / "feature_pipeline.pkl").write_bytes(b"pipeline v1\x00")
-    run(["dvc", "add", "-q", "models/selected", "models/feature_pipeline.pkl"], git_repo)
+    (git_repo / "models" / "service.bento").write_bytes(b"bento v1\x00")
+    run(
+        ["dvc", "add", "-q", "models/selected", "models/feature_pipeline.pkl", "models/service.bento"],
+        git_repo,
+    )
     commit(git_repo, "first model", {"dvc.yaml": yaml.safe_dump(DVC_YAML)})
     registry(git_repo, "register")
     registry(git_repo, "promote", "v0.1.0", "prod")
@@ -185,6 +189,7 @@ def test_champion_is_the_prod_model_as_committed(git_repo: Path) -> None:
     champion = git_repo / "models" / "champion"
     assert (champion / "model.pkl").read_bytes() == b"model v1\x00"
     assert (champion / "feature_pipeline.pkl").read_bytes() == b"pipeline v1\x00"
+    assert (champion / "service.bento").read_bytes() == b"bento v1\x00", "shadow replays through it"
 
     assert "dvc.lock at commit" in refused(git_repo, "which")  # `dvc add`, not a pipeline: no lineage
 
