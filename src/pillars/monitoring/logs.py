@@ -7,6 +7,7 @@ read here go to `pillars.monitoring.analysis`, which holds no I/O.
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,24 @@ def _call_scores(record: dict[str, Any], serving: ServingModel) -> np.ndarray:
     return by_class[:, 1] if serving.task == "binary" else by_class
 
 
+def log_lines(folder: Path, skipped: Skipped) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """Each line of every *.jsonl log under `folder` (file name, then line order): where it is (`path:line`)
+    and its record, None for a corrupt line (counted in `skipped` as corrupt_lines); blank lines are not
+    lines."""
+    for path in sorted(folder.rglob(f"*{LOG_SUFFIX}")):
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for number, text in enumerate(handle, 1):
+                if not text.strip():
+                    continue
+                where = f"{path}:{number}"
+                record: dict[str, Any] | None = None
+                try:
+                    record = _parse_line(text)
+                except (ValueError, TypeError, AttributeError) as error:
+                    skipped.add("corrupt_lines", 1, where, str(error)[:200])
+                yield where, record
+
+
 def read_logs(folder: Path, serving: ServingModel, skipped: Skipped) -> Logged:
     """Every line of every *.jsonl file under `folder` (name order) that belongs to this model."""
     names = [item.name for item in serving.fields]
@@ -89,52 +108,42 @@ def read_logs(folder: Path, serving: ServingModel, skipped: Skipped) -> Logged:
     keys: list[pd.DataFrame] = []
     scores: list[np.ndarray] = []
     lines = 0
-    for path in sorted(folder.rglob(f"*{LOG_SUFFIX}")):
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            for number, text in enumerate(handle, 1):
-                if not text.strip():
-                    continue
-                lines += 1
-                where = f"{path}:{number}"
-                try:
-                    record = _parse_line(text)
-                except (ValueError, TypeError, AttributeError) as error:
-                    skipped.add("corrupt_lines", 1, where, str(error)[:200])
-                    continue
-                size = len(record["request_id"])
-                if record["model_version"] != serving.version:
-                    skipped.add(
-                        "other_model_version",
-                        size,
-                        where,
-                        f"model {record['model_version']!r}, not {serving.version!r}",
-                    )
-                    continue
-                fields = set(record["inputs"])
-                if fields != set(names):
-                    why = (
-                        f"inputs lack {sorted(set(names) - fields)}, have extra {sorted(fields - set(names))}"
-                    )
-                    skipped.add("schema_change", size, where, why)
-                    continue
-                try:
-                    typed = serving.typed(record["inputs"])
-                    call_scores = _call_scores(record, serving)
-                    call_keys = pd.DataFrame(
-                        {
-                            "request_id": pd.Series(record["request_id"], dtype=object).astype(str),
-                            "row": pd.Series(record["row"], dtype="int64"),
-                            "time": record.get("time"),
-                            "prediction": pd.Series(record["prediction"], dtype=object),
-                        }
-                    )
-                except (ValueError, TypeError) as error:
-                    skipped.add("schema_change", size, where, str(error)[:200])
-                    continue
-                for name in names:
-                    inputs[name].append(typed[name])
-                scores.append(call_scores)
-                keys.append(call_keys)
+    for where, record in log_lines(folder, skipped):
+        lines += 1
+        if record is None:
+            continue
+        size = len(record["request_id"])
+        if record["model_version"] != serving.version:
+            skipped.add(
+                "other_model_version",
+                size,
+                where,
+                f"model {record['model_version']!r}, not {serving.version!r}",
+            )
+            continue
+        fields = set(record["inputs"])
+        if fields != set(names):
+            why = f"inputs lack {sorted(set(names) - fields)}, have extra {sorted(fields - set(names))}"
+            skipped.add("schema_change", size, where, why)
+            continue
+        try:
+            typed = serving.typed(record["inputs"])
+            call_scores = _call_scores(record, serving)
+            call_keys = pd.DataFrame(
+                {
+                    "request_id": pd.Series(record["request_id"], dtype=object).astype(str),
+                    "row": pd.Series(record["row"], dtype="int64"),
+                    "time": record.get("time"),
+                    "prediction": pd.Series(record["prediction"], dtype=object),
+                }
+            )
+        except (ValueError, TypeError) as error:
+            skipped.add("schema_change", size, where, str(error)[:200])
+            continue
+        for name in names:
+            inputs[name].append(typed[name])
+        scores.append(call_scores)
+        keys.append(call_keys)
     if not keys:
         empty = serving.typed({name: [] for name in names})
         return Logged(

@@ -24,8 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from pillars.core.params import ShadowParams
-from pillars.monitoring.logs import KEY_COLUMNS, MAX_EXAMPLES, Skipped, _parse_line, encoded_labels
-from pillars.serve.capture import LOG_SUFFIX
+from pillars.monitoring.logs import KEY_COLUMNS, MAX_EXAMPLES, Skipped, encoded_labels, log_lines
 from pillars.serve.model import ServingModel
 
 OVERALL = "overall"
@@ -111,16 +110,10 @@ def read_requests(folder: Path, window_rows: int = 0) -> LoggedRequests:
     skipped = Skipped()
     records: list[dict[str, Any]] = []
     lines = 0
-    for path in sorted(folder.rglob(f"*{LOG_SUFFIX}")):
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            for number, text in enumerate(handle, 1):
-                if not text.strip():
-                    continue
-                lines += 1
-                try:
-                    records.append(_parse_line(text))
-                except (ValueError, TypeError, AttributeError) as error:
-                    skipped.add("corrupt_lines", 1, f"{path}:{number}", str(error)[:200])
+    for _, record in log_lines(folder, skipped):
+        lines += 1
+        if record is not None:
+            records.append(record)
     if window_rows:
         records = last_rows(records, window_rows)
     sizes = [len(record["request_id"]) for record in records]
