@@ -229,7 +229,7 @@ def write_markdown(path: Path, results: dict, targets: dict[str, Target]) -> Non
     repro = default["dvc_repro"]
     lines = [
         f"Measured on {machine['cpus_used']} of {machine['cpu_count']} CPUs, Python {machine['python']}, "
-        f"{machine['platform']} (`make bench`).",
+        f"{machine['platform'].split('-')[0]} {machine['machine']} (`make bench`).",
         "",
         "| run | rows | wall s | peak MiB | target | result |",
         "| --- | ---: | ---: | ---: | --- | --- |",

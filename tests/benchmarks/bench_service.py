@@ -204,7 +204,7 @@ def table(results: dict, targets: dict[str, Target]) -> str:
 
     lines = [
         f"Measured on {machine['cpus_used']} of {machine['cpu_count']} CPUs (client and server together), "
-        f"Python {machine['python']}, {machine['platform']} "
+        f"Python {machine['python']}, {machine['platform'].split('-')[0]} {machine['machine']} "
         "(`python tests/benchmarks/bench_service.py`).",
         "",
         "| measure | value | target | ok |",
