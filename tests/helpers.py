@@ -10,12 +10,16 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 import pytest
 import yaml
 
 from pillars.core.model_handoffs import MODEL_VALIDATION, SELECTION, ModelValidation, Selection
+
+if TYPE_CHECKING:  # the stage module is imported where a test needs it, not by every test
+    from pillars.stages.assess import CardInputs
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -223,6 +227,34 @@ def selection_of(model: str, reason: str = "best") -> Selection:
             "eligible": 1,
             "not_eligible": [],
         }
+    )
+
+
+def card_inputs(
+    validation: ModelValidation, baseline: str, rows: dict[str, int], trials: int, best_is_defaults: bool
+) -> "CardInputs":
+    """What the model card of a linear candidate reads besides the test report: its selection, `validation`,
+    a holdout tuning summary (`rows` per split, the baseline family's defaults), C = 1 and a lineage."""
+    from pillars.core.model_handoffs import BEST_PARAMS, TRAIN_REPORT
+    from pillars.stages.assess import CardInputs
+
+    tuned = {"trials": trials, "pruned": 0, "best_is_defaults": best_is_defaults}
+    return CardInputs(
+        selection=selection_of("linear"),
+        validation=validation,
+        train_summary=TRAIN_REPORT.check(
+            {
+                "tuning": {
+                    "method": "holdout",
+                    "rows": {"train": rows["train"], "valid": rows["valid"]},
+                    "baseline": {"family": baseline},
+                },
+                "candidates": {"linear": tuned},
+            }
+        ),
+        best_params=BEST_PARAMS.check({"linear": {"C": 1.0}}),
+        split_rows=rows,
+        lineage={"data/curated": "abc"},
     )
 
 

@@ -19,11 +19,14 @@ GROUPED_FIXTURE = "reproduced"
 GROUPS_FILE = "pillars_groups"  # workerinput key: where a worker writes its grouped test ids
 
 
+GROUPS_FOLDER = pytest.StashKey[Path]()
+
+
 def _groups_folder(config: pytest.Config) -> Path:
     """A folder the controller makes once per run, for the workers' lists."""
-    if not hasattr(config, "_pillars_groups"):
-        config._pillars_groups = Path(tempfile.mkdtemp(prefix="pillars-xdist-"))  # type: ignore[attr-defined]
-    return config._pillars_groups  # type: ignore[attr-defined]
+    if GROUPS_FOLDER not in config.stash:
+        config.stash[GROUPS_FOLDER] = Path(tempfile.mkdtemp(prefix="pillars-xdist-"))
+    return config.stash[GROUPS_FOLDER]
 
 
 class SharedFixtureScheduling(LoadScopeScheduling):
@@ -50,8 +53,8 @@ def pytest_configure_node(node: WorkerController) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if hasattr(config, "_pillars_groups"):
-        shutil.rmtree(config._pillars_groups, ignore_errors=True)
+    if GROUPS_FOLDER in config.stash:
+        shutil.rmtree(config.stash[GROUPS_FOLDER], ignore_errors=True)
 
 
 @pytest.hookimpl(trylast=True)

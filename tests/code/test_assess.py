@@ -9,9 +9,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from pillars.core.metrics import METRICS, evaluate
-from pillars.core.model_handoffs import BEST_PARAMS, TRAIN_REPORT
 from pillars.stages.assess import (
-    CardInputs,
     block,
     curves,
     headline,
@@ -19,7 +17,7 @@ from pillars.stages.assess import (
     permutation_importance,
     slice_metrics,
 )
-from tests.helpers import gate_report, selection_of
+from tests.helpers import card_inputs, gate_report
 
 
 def test_binary_curves() -> None:
@@ -148,23 +146,9 @@ def test_the_model_card_shows_undefined_metrics_and_skipped_slices(make_params) 
         "baseline": {"family": "xgboost", **one_class},
         "slices": slice_metrics(frame, y, scores, params, threshold=0.5),
     }
-    inputs = CardInputs(
-        selection=selection_of("linear"),
-        validation=gate_report("linear", "xgboost", eligible=["linear"]),
-        train_summary=TRAIN_REPORT.check(
-            {
-                "tuning": {
-                    "method": "holdout",
-                    "rows": {"train": 100, "valid": 40},
-                    "baseline": {"family": "xgboost"},
-                },
-                "candidates": {"linear": {"trials": 3, "pruned": 0, "best_is_defaults": True}},
-            }
-        ),
-        best_params=BEST_PARAMS.check({"linear": {"C": 1.0}}),
-        split_rows={"train": 100, "valid": 40, "test": 40},
-        lineage={"data/curated": "abc"},
-    )
+    validation = gate_report("linear", "xgboost", eligible=["linear"])
+    rows = {"train": 100, "valid": 40, "test": 40}
+    inputs = card_inputs(validation, "xgboost", rows, trials=3, best_is_defaults=True)
     card = model_card(params, inputs, report, pd.DataFrame({"column": ["gender"], "importance": [0.1]}))
     assert "| xgboost | no | n/a: one class only (every row is class 0) |" in card
     assert "- The selected settings are the library's defaults: no tuned trial beat the first" in card

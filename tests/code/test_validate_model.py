@@ -376,10 +376,10 @@ def test_the_report_is_typed_and_the_model_card_shows_each_difference_with_its_i
 ) -> None:
     """The paired checks are part of the hand-off's contract, and the model card lists them."""
     from pillars.core.metrics import evaluate
-    from pillars.core.model_handoffs import BEST_PARAMS, MODEL_VALIDATION, TRAIN_REPORT
-    from pillars.stages.assess import CardInputs, block, model_card
+    from pillars.core.model_handoffs import MODEL_VALIDATION
+    from pillars.stages.assess import block, model_card
     from pillars.stages.validate_model import Reference, validate_scores
-    from tests.helpers import selection_of
+    from tests.helpers import card_inputs
 
     x, y, frame = paired
     params = make_params(validate_model={"evidence": {"resamples": 200}})
@@ -409,23 +409,8 @@ def test_the_report_is_typed_and_the_model_card_shows_each_difference_with_its_i
         "baseline": {"family": "linear", **measured},
         "slices": {},
     }
-    inputs = CardInputs(
-        selection=selection_of("linear"),
-        validation=validation,
-        train_summary=TRAIN_REPORT.check(
-            {
-                "tuning": {
-                    "method": "holdout",
-                    "rows": {"train": 3000, "valid": 4000},
-                    "baseline": {"family": "linear"},
-                },
-                "candidates": {"linear": {"trials": 1, "pruned": 0, "best_is_defaults": False}},
-            }
-        ),
-        best_params=BEST_PARAMS.check({"linear": {"C": 1.0}}),
-        split_rows={"train": 3000, "valid": 4000, "test": 4000},
-        lineage={"data/curated": "abc"},
-    )
+    rows = {"train": 3000, "valid": 4000, "test": 4000}
+    inputs = card_inputs(validation, "linear", rows, trials=1, best_is_defaults=False)
     card = model_card(params, inputs, report, pd.DataFrame({"column": [], "importance": []}))
     low, high = compared.interval
     assert (
