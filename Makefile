@@ -86,7 +86,7 @@ format: setup
 fuzz: setup  ## schemathesis against the served models/service.bento: EXAMPLES cases per operation (1000), no 5xx
 	python -m pillars.bento.fuzz --examples $(or $(EXAMPLES),1000)
 
-bench: setup  ## benchmarks: stages 1-6 (default and 100x data), the whole pipeline, the served model, model quality vs FLAML and default models, your own data in a budget, threads on a busy machine, tuning on Dask; tests/benchmarks/results
+bench: setup  ## benchmarks: stages 1-6 (default and 100x data), the whole pipeline, the served model, model quality vs FLAML and default models, your own data in a budget, threads on a busy machine, the gate against chance, the shadow replay (speed, and challengers it blocks or passes), tuning on Dask; tests/benchmarks/results
 	python tests/benchmarks/bench_data_pillars.py
 	python tests/benchmarks/bench_pipeline.py
 	python tests/benchmarks/bench_service.py
@@ -94,6 +94,8 @@ bench: setup  ## benchmarks: stages 1-6 (default and 100x data), the whole pipel
 	python tests/benchmarks/bench_own_data.py
 	python tests/benchmarks/bench_threads.py
 	python tests/benchmarks/bench_gate.py
+	python tests/benchmarks/bench_shadow.py
+	python tests/benchmarks/bench_challengers.py
 	python tests/benchmarks/bench_scale.py
 
 # One lock for Python 3.11-3.13 (--universal). --fork-strategy fewest: one version of each package for all

@@ -9,7 +9,8 @@ line) and as batch inference logs (10,000 rows per line). Each log is then repla
 (`read_requests` + `shadow`): read, both models in batches of `shadow.batch_rows`, faithfulness, agreement
 per slice. Once more with ground truth for every row, which adds the paired bootstrap of the gate.
 
-Target: 100,000 logged rows replayed through both models in under 60 s (one row per line, the slower log).
+Target: 100,000 logged rows replayed through both models in under 60 s, in the slowest of the four runs (one row
+per line, with ground truth for every row).
 Results go to tests/benchmarks/results/shadow.{json,md}; it exits with status 1 when the target is missed.
 """
 
@@ -32,12 +33,11 @@ from pillars.core.io import read_parquet
 from pillars.core.params import Params, load_params
 from pillars.core.schema import load_checked
 from pillars.monitoring.logs import read_feedback
-from pillars.monitoring.shadow import read_requests, shadow
+from pillars.monitoring.shadow import read_requests
 from pillars.serve.capture import PredictionLog, log_line
 from pillars.serve.estimators import load_model
 from pillars.serve.model import ServingModel
-from pillars.stages.shadow import paired_evidence
-from pillars.training.evidence import alpha
+from pillars.stages.shadow import shadow_as_params_set
 
 ROWS = 100_000
 SEED = 3
@@ -98,17 +98,7 @@ def timed_replay(
     logged = read_requests(logs, params.shadow.window_rows)
     read_s = time.perf_counter() - started
     truth = read_feedback(feedback, params.dataset.target, logged.skipped)
-    result = shadow(
-        logged,
-        truth,
-        candidate,
-        champion,
-        "",
-        list(params.validate_model.slices.columns),
-        params.shadow,
-        paired_evidence(params),
-        alpha(params.validate_model.evidence),
-    )
+    result = shadow_as_params_set(params, logged, truth, candidate, champion)
     total_s = time.perf_counter() - started
     report = result.report
     return {
@@ -149,7 +139,7 @@ def write_markdown(path: Path, results: dict, targets: dict[str, Target]) -> Non
         "`total s` is the stage's work without process start and model loading: reading the log (and the "
         "feedback), both models, the report. With feedback for every row, the gate's paired comparison "
         "(`validate_model.evidence`: its bootstrap on every labelled row, overall and once per slice) takes "
-        "most of it.",
+        "most of it. The target holds for the slowest run.",
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -186,10 +176,10 @@ def main() -> int:
         "batch_rows": params.shadow.batch_rows,
         "runs": runs,
     }
-    slowest = max((run for run in runs if not run["feedback"]), key=lambda run: run["total_s"])
+    slowest = max(runs, key=lambda run: run["total_s"])
     targets = {
         slowest["name"]: Target(
-            f"{ROWS:,} logged rows through both models ({slowest['log']} log)",
+            f"{ROWS:,} logged rows through both models ({slowest['name']})",
             slowest["total_s"],
             LIMIT_S,
             "s",

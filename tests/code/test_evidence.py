@@ -21,7 +21,7 @@ from pillars.training.evidence import (
     holm,
     mcnemar_mid_p,
     meets,
-    resample_indices,
+    resample_counts,
     resampled,
     verdict,
     with_holm,
@@ -72,9 +72,11 @@ def test_resampled_metrics_equal_the_metric_on_the_resampled_rows(task: str, met
     else:
         y = generator.integers(0, 3, rows)
         scores = generator.dirichlet(np.ones(3), rows)
-    indices = resample_indices(rows, EvidenceCheck(resamples=10, seed=2))
-    values = resampled(metric, task, indices, y, scores, 0.4)
-    expected = [measure(metric, task, y[rows], scores[rows], 0.4).value for rows in indices]
+    (counts,) = resample_counts(rows, EvidenceCheck(resamples=10, seed=2))
+    assert counts.shape == (10, rows) and (counts.sum(axis=1) == rows).all()
+    values = resampled(metric, task, y, scores, 0.4)(counts)
+    drawn = [np.repeat(np.arange(rows), row) for row in counts]
+    expected = [measure(metric, task, y[rows], scores[rows], 0.4).value for rows in drawn]
     np.testing.assert_allclose(values, np.array(expected, dtype="float64"), rtol=1e-9, atol=1e-12)
 
 

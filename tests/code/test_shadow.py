@@ -30,7 +30,7 @@ from pillars.monitoring.replay import replay
 from pillars.monitoring.shadow import disagreement_bound, read_requests, shadow
 from pillars.serve.capture import DIR_ENV, PredictionLog, log_line, new_request_ids, utc_now
 from pillars.serve.model import InputField, ServingModel, compile_features
-from pillars.stages.shadow import no_champion, paired_evidence
+from pillars.stages.shadow import no_champion, paired_evidence, shadow_as_params_set
 from pillars.training.evidence import alpha
 from pillars.training.features import build_pipeline
 from tests.helpers import ROOT
@@ -340,17 +340,7 @@ def test_logs_of_a_real_bentoml_serve_replay_bit_for_bit(
             request_ids = replay(url, columns, 8)
     logged = read_requests(logs)
     assert sorted(logged.keys["request_id"]) == sorted(request_ids)
-    result = shadow(
-        logged,
-        NO_FEEDBACK,
-        serving_model,
-        serving_model,
-        "",
-        list(params.validate_model.slices.columns),
-        params.shadow,
-        paired_evidence(params),
-        alpha(params.validate_model.evidence),
-    )
+    result = shadow_as_params_set(params, logged, NO_FEEDBACK, serving_model, serving_model)
     assert result.report["faithful"]["champion"] == {
         "version": serving_model.version,
         "rows": 300,

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from pillars.bento.archive import packaged_model
 from pillars.core import layout
@@ -20,7 +21,8 @@ from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import write_json
 from pillars.core.params import Params, load_params
 from pillars.monitoring.logs import read_feedback
-from pillars.monitoring.shadow import OVERALL, PairedEvidence, read_requests, shadow
+from pillars.monitoring.shadow import OVERALL, LoggedRequests, PairedEvidence, Shadow, read_requests, shadow
+from pillars.serve.model import ServingModel
 from pillars.training import evidence
 
 SHADOW_REPORT = Path("metrics/shadow.json")
@@ -62,6 +64,29 @@ def paired_evidence(params: Params) -> PairedEvidence:
     return compare
 
 
+def shadow_as_params_set(
+    params: Params,
+    logged: LoggedRequests,
+    truth: pd.DataFrame,
+    candidate: ServingModel,
+    champion: ServingModel | None,
+    no_champion: str = "",
+) -> Shadow:
+    """The replay with everything params.yaml sets: `shadow.*`, the slices of `validate_model.slices` and the
+    gate's evidence. The stage's, and what the benchmarks judge challengers with."""
+    return shadow(
+        logged,
+        truth,
+        candidate,
+        champion,
+        no_champion,
+        list(params.validate_model.slices.columns),
+        params.shadow,
+        paired_evidence(params),
+        evidence.alpha(params.validate_model.evidence),
+    )
+
+
 def no_champion() -> str:
     """Why there is no champion to replay: a first release, or a champion the registry left without its Bento."""
     if (layout.CHAMPION_DIR / "model.pkl").is_file():
@@ -78,17 +103,7 @@ def main() -> None:
     champion = packaged_model(layout.CHAMPION_ARCHIVE) if layout.CHAMPION_ARCHIVE.is_file() else None
     logged = read_requests(Path(params.monitor.logs), params.shadow.window_rows)
     truth = read_feedback(Path(params.monitor.feedback), params.dataset.target, logged.skipped)
-    result = shadow(
-        logged,
-        truth,
-        candidate,
-        champion,
-        no_champion(),
-        list(params.validate_model.slices.columns),
-        params.shadow,
-        paired_evidence(params),
-        evidence.alpha(params.validate_model.evidence),
-    )
+    result = shadow_as_params_set(params, logged, truth, candidate, champion, no_champion())
     write_json(SHADOW_REPORT, result.report)
     write_json(TIMINGS, {"rows": logged.rows, "scoring_seconds": result.seconds})
     if result.unfaithful:

@@ -4,9 +4,10 @@ A gate that compares point values promotes a seed-only retrain by chance and ref
 chance. Here every comparison is paired (both models on the same rows) and carries its uncertainty:
 
 - the difference of a metric (candidate - reference) with a percentile interval from a seeded paired
-  bootstrap: one (resamples, rows) matrix of row indices, shared by both models; each resample is turned into
-  row counts so the common metrics are computed for many resamples at once (any other metric of
-  `core.metrics` falls back to one call per resample);
+  bootstrap: each resample as row counts (how often each row was drawn), a block of resamples at a time, the
+  same blocks for both models; the common metrics are computed for a whole block at once from what is
+  prepared once per model (a sort, the per-row losses); any other metric of `core.metrics` falls back to
+  one call per resample;
 - the tests: DeLong's test for ROC AUC (the fast midrank algorithm of Sun & Xu 2014), McNemar's mid-p test
   for accuracy (whether it is better; whether it is worse than the margin: the bootstrap), the bootstrap for
   every other metric;
@@ -34,7 +35,7 @@ from pillars.core.params import EvidenceCheck
 
 BETTER, NOT_WORSE, WORSE, INSUFFICIENT = "better", "not worse", "worse", "insufficient"
 RANK = {WORSE: 0, NOT_WORSE: 1, BETTER: 2}  # how far a verdict goes (insufficient: not judged)
-BLOCK = 256  # resamples turned into row counts at a time: bounds the memory to BLOCK x rows floats
+BLOCK_CELLS = 1 << 22  # row counts drawn at a time (resamples x rows): 16 MiB of int32, kept in cache
 
 
 def alpha(settings: EvidenceCheck) -> float:
@@ -81,25 +82,22 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), 6)
 
 
-def resample_indices(rows: int, settings: EvidenceCheck) -> np.ndarray:
-    """The paired bootstrap: one seeded (resamples, rows) matrix of row indices, used for both models."""
-    return np.random.default_rng(settings.seed).integers(0, rows, size=(settings.resamples, rows))
+def resample_counts(rows: int, settings: EvidenceCheck) -> Iterator[np.ndarray]:
+    """The paired bootstrap, a block of resamples at a time: how often each row was drawn (block, rows).
+    Seeded, and the same blocks score both models; int32 (a sample of 2^30 rows does not fit in memory)."""
+    generator = np.random.default_rng(settings.seed)
+    block = max(1, BLOCK_CELLS // rows)
+    for start in range(0, settings.resamples, block):
+        size = min(block, settings.resamples - start)
+        drawn = generator.integers(0, rows, size=(size, rows)) + (np.arange(size) * rows)[:, None]
+        yield np.bincount(drawn.ravel(), minlength=size * rows).reshape(size, rows).astype("int32")
 
 
-def row_counts(indices: np.ndarray, rows: int) -> Iterator[np.ndarray]:
-    """Each block of resamples as row counts (block, rows): how often each row was drawn."""
-    for start in range(0, len(indices), BLOCK):
-        block = indices[start : start + BLOCK]
-        offsets = np.arange(len(block))[:, None] * rows
-        yield (
-            np.bincount((block + offsets).ravel(), minlength=len(block) * rows)
-            .reshape(len(block), rows)
-            .astype("float64")
-        )
-
-
-# (row counts (resamples, rows), truth, scores, threshold, task) -> the metric per resample (NaN: undefined)
-Weighted = Callable[[np.ndarray, np.ndarray, np.ndarray, float, Task], np.ndarray]
+# The metric of row counts (resamples, rows), per resample (NaN: undefined on the resample)
+Resampled = Callable[[np.ndarray], np.ndarray]
+# (truth, scores, threshold, task) -> the metric of row counts: what does not depend on the counts (a sort,
+# the per-row losses) is done once, for every block of resamples
+Weighted = Callable[[np.ndarray, np.ndarray, float, Task], Resampled]
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -108,12 +106,11 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 
 
 def _mean_of(loss: Callable[[np.ndarray, np.ndarray, float, Task], np.ndarray]) -> Weighted:
-    """A metric that is the mean of a per-row value, for every resample at once."""
+    """A metric that is the mean of a per-row value."""
 
-    def weighted(
-        counts: np.ndarray, y: np.ndarray, scores: np.ndarray, threshold: float, task: Task
-    ) -> np.ndarray:
-        return counts @ loss(y, scores, threshold, task) / counts.sum(axis=1)
+    def weighted(y: np.ndarray, scores: np.ndarray, threshold: float, task: Task) -> Resampled:
+        values = loss(y, scores, threshold, task)
+        return lambda counts: counts @ values / counts.sum(axis=1)
 
     return weighted
 
@@ -127,77 +124,85 @@ def _log_loss(y: np.ndarray, scores: np.ndarray, threshold: float, task: Task) -
     return -np.log(np.clip(p[np.arange(len(y)), y.astype("int64")], eps, 1 - eps))
 
 
+def _rmse(y: np.ndarray, scores: np.ndarray, threshold: float, task: Task) -> Resampled:
+    mse = _mean_of(lambda y, s, t, task: (s - y) ** 2)(y, scores, threshold, task)
+    return lambda counts: np.sqrt(mse(counts))
+
+
 def _confusion(name: str) -> Weighted:
     """Precision, recall or F1 of the positive class from the weighted confusion counts."""
 
-    def weighted(
-        counts: np.ndarray, y: np.ndarray, scores: np.ndarray, threshold: float, task: Task
-    ) -> np.ndarray:
+    def weighted(y: np.ndarray, scores: np.ndarray, threshold: float, task: Task) -> Resampled:
         predicted = labels_from_scores(scores, task, threshold) == 1
         positive = y == 1
-        tp, fp, fn = (
-            counts @ (a & b)
-            for a, b in ((predicted, positive), (predicted, ~positive), (~predicted, positive))
-        )
-        if name == "precision":
-            return _ratio(tp, tp + fp)
-        if name == "recall":
-            return _ratio(tp, tp + fn)
-        return _ratio(2 * tp, 2 * tp + fp + fn)
+        cells = np.vstack([predicted & positive, predicted & ~positive, ~predicted & positive]).T
+
+        def resampled(counts: np.ndarray) -> np.ndarray:
+            tp, fp, fn = (counts @ cells.astype("float64")).T
+            if name == "precision":
+                return _ratio(tp, tp + fp)
+            if name == "recall":
+                return _ratio(tp, tp + fn)
+            return _ratio(2 * tp, 2 * tp + fp + fn)
+
+        return resampled
 
     return weighted
 
 
-def _tied_groups(
-    counts: np.ndarray, positive: np.ndarray, scores: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The weight of positives and of negatives per group of tied scores, lowest score first, per resample:
-    one sort serves every resample."""
-    order = np.argsort(scores, kind="stable")
-    ranked = scores[order]
-    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
-    weights, positive = counts[:, order], positive[order]
-    return np.add.reduceat(weights * positive, starts, axis=1), np.add.reduceat(
-        weights * ~positive, starts, axis=1
-    )
+def _auc(positive: np.ndarray, scores: np.ndarray) -> Resampled:
+    """The Mann-Whitney statistic: each drawn positive times the drawn negatives below it (ties count half),
+    read from the negatives' running counts in score order: one sort serves every resample."""
+    positives, negatives = np.flatnonzero(positive), np.flatnonzero(~positive)
+    negatives = negatives[np.argsort(scores[negatives], kind="stable")]
+    ranked = scores[negatives]
+    below, not_above = (np.searchsorted(ranked, scores[positives], side) for side in ("left", "right"))
+
+    def resampled(counts: np.ndarray) -> np.ndarray:
+        running = np.zeros((len(counts), len(negatives) + 1), dtype=counts.dtype)
+        np.cumsum(counts[:, negatives], axis=1, out=running[:, 1:])
+        drawn = counts[:, positives]
+        twice_wins = np.einsum("ij,ij->i", drawn, running[:, below] + running[:, not_above], dtype="int64")
+        return _ratio(twice_wins / 2, drawn.sum(axis=1, dtype="int64") * running[:, -1])
+
+    return resampled
 
 
-def _auc(counts: np.ndarray, positive: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """The Mann-Whitney statistic: positives times the negatives below them (ties count half)."""
-    positives, negatives = _tied_groups(counts, positive, scores)
-    below = np.cumsum(negatives, axis=1) - negatives
-    wins = (positives * (below + negatives / 2)).sum(axis=1)
-    return _ratio(wins, positives.sum(axis=1) * negatives.sum(axis=1))
+def _roc_auc(y: np.ndarray, scores: np.ndarray, threshold: float, task: Task) -> Resampled:
+    return _auc(y == 1, scores)
 
 
-def _roc_auc(
-    counts: np.ndarray, y: np.ndarray, scores: np.ndarray, threshold: float, task: Task
-) -> np.ndarray:
-    return _auc(counts, y == 1, scores)
-
-
-def _roc_auc_ovr(
-    counts: np.ndarray, y: np.ndarray, scores: np.ndarray, threshold: float, task: Task
-) -> np.ndarray:
+def _roc_auc_ovr(y: np.ndarray, scores: np.ndarray, threshold: float, task: Task) -> Resampled:
     """One-vs-rest ROC AUC, the mean over the classes (undefined when a class is absent)."""
-    return np.mean([_auc(counts, y == code, scores[:, code]) for code in range(scores.shape[1])], axis=0)
+    per_class = [_auc(y == code, scores[:, code]) for code in range(scores.shape[1])]
+    return lambda counts: np.mean([auc(counts) for auc in per_class], axis=0)
 
 
-def _average_precision(
-    counts: np.ndarray, y: np.ndarray, scores: np.ndarray, threshold: float, task: Task
-) -> np.ndarray:
+def _average_precision(y: np.ndarray, scores: np.ndarray, threshold: float, task: Task) -> Resampled:
     """Precision at each distinct score from the highest down, weighted by the recall it adds."""
-    positives, negatives = (group[:, ::-1] for group in _tied_groups(counts, y == 1, scores))
-    found, false = np.cumsum(positives, axis=1), np.cumsum(negatives, axis=1)
-    precision = found / np.maximum(found + false, 1e-300)
-    return _ratio((positives * precision).sum(axis=1), positives.sum(axis=1))
+    order = np.argsort(-scores, kind="stable")
+    ranked, positive = scores[order], (y == 1)[order]
+    ties = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])  # where each group of tied scores starts
+
+    def resampled(counts: np.ndarray) -> np.ndarray:
+        drawn = counts[:, order]
+        positives, negatives = (np.add.reduceat(drawn * mask, ties, axis=1) for mask in (positive, ~positive))
+        found, false = np.cumsum(positives, axis=1), np.cumsum(negatives, axis=1)
+        precision = found / np.maximum(found + false, 1e-300)
+        return _ratio((positives * precision).sum(axis=1), positives.sum(axis=1))
+
+    return resampled
 
 
-def _r2(counts: np.ndarray, y: np.ndarray, scores: np.ndarray, threshold: float, task: Task) -> np.ndarray:
-    total = counts.sum(axis=1)
-    mean = counts @ y / total
-    spread = counts @ y**2 - total * mean**2
-    return 1 - _ratio(counts @ (y - scores) ** 2, np.where(spread > 1e-12 * (counts @ y**2), spread, 0))
+def _r2(y: np.ndarray, scores: np.ndarray, threshold: float, task: Task) -> Resampled:
+    columns = np.vstack([np.ones_like(y), y, y**2, (y - scores) ** 2]).T
+
+    def resampled(counts: np.ndarray) -> np.ndarray:
+        total, first, second, residual = (counts @ columns).T
+        spread = second - first**2 / total
+        return 1 - _ratio(residual, np.where(spread > 1e-12 * second, spread, 0))
+
+    return resampled
 
 
 VECTORIZED: dict[str, Weighted] = {  # the metrics computed for many resamples at once (others: one by one)
@@ -208,9 +213,7 @@ VECTORIZED: dict[str, Weighted] = {  # the metrics computed for many resamples a
     "brier": _mean_of(lambda y, s, t, task: (s - y) ** 2),
     "log_loss": _mean_of(_log_loss),
     "mae": _mean_of(lambda y, s, t, task: np.abs(s - y)),
-    "rmse": lambda counts, y, s, t, task: np.sqrt(
-        _mean_of(lambda y, s, t, task: (s - y) ** 2)(counts, y, s, t, task)
-    ),
+    "rmse": _rmse,
     "r2": _r2,
     "precision": _confusion("precision"),
     "recall": _confusion("recall"),
@@ -218,18 +221,20 @@ VECTORIZED: dict[str, Weighted] = {  # the metrics computed for many resamples a
 }
 
 
-def resampled(
-    metric: str, task: Task, indices: np.ndarray, y: np.ndarray, scores: np.ndarray, threshold: float
-) -> np.ndarray:
-    """The metric on every resample (NaN where it is undefined on the resample)."""
+def resampled(metric: str, task: Task, y: np.ndarray, scores: np.ndarray, threshold: float) -> Resampled:
+    """The metric of these scores as a function of row counts: at once for the common metrics, otherwise one
+    call of `core.metrics` per resample on the drawn rows."""
     y = np.asarray(y, dtype="float64") if task == "regression" else np.asarray(y)
     scores = np.asarray(scores, dtype="float64")
     if metric in VECTORIZED:
-        return np.concatenate(
-            [VECTORIZED[metric](counts, y, scores, threshold, task) for counts in row_counts(indices, len(y))]
-        )
-    values = (measure(metric, task, y[rows], scores[rows], threshold).value for rows in indices)
-    return np.array([np.nan if value is None else value for value in values])
+        return VECTORIZED[metric](y, scores, threshold, task)
+
+    def one_by_one(counts: np.ndarray) -> np.ndarray:
+        drawn = (np.repeat(np.arange(len(y)), row) for row in counts)
+        values = (measure(metric, task, y[rows], scores[rows], threshold).value for rows in drawn)
+        return np.array([np.nan if value is None else value for value in values])
+
+    return one_by_one
 
 
 def midranks(values: np.ndarray) -> np.ndarray:
@@ -315,9 +320,12 @@ def compare(
         )
     if reason is not None:
         return Comparison(metric, len(y), INSUFFICIENT, reason=reason)
-    indices = resample_indices(len(y), settings)
-    differences = resampled(metric, task, indices, y, candidate, thresholds[0]) - resampled(
-        metric, task, indices, y, reference, thresholds[1]
+    of_candidate, of_reference = (
+        resampled(metric, task, y, scores, t)
+        for scores, t in ((candidate, thresholds[0]), (reference, thresholds[1]))
+    )
+    differences = np.concatenate(
+        [of_candidate(counts) - of_reference(counts) for counts in resample_counts(len(y), settings)]
     )
     defined = differences[np.isfinite(differences)]
     if len(defined) < (1 - alpha(settings)) * len(differences):
