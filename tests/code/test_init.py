@@ -134,6 +134,14 @@ def test_proposed_params_fit_the_data_and_pass_the_params_checks(tmp_path) -> No
     assert families["hist_gradient_boosting"]["space"]["objective"]["choices"] == ["squared_error", "poisson"]
     assert all(families[name]["start"]["objective"] == "squared_error" for name in ("catboost", "xgboost"))
     assert "objective" not in credit["train"]["families"]["lightgbm"]["space"], "classification: no losses"
+    # the gate's margins in train.metric's units: ROC AUC's defaults; RMSE's a share of the target's spread
+    assert {key: credit["validate_model"]["evidence"][key] for key in ("margin", "min_gain")} == {
+        "margin": 0.005,
+        "min_gain": 0.001,
+    }
+    spread = read_back(count_regression(np.random.default_rng(3)), tmp_path)["cnt"].std()
+    assert days["validate_model"]["evidence"]["margin"] == pytest.approx(0.005 * spread, rel=0.01)
+    assert days["validate_model"]["evidence"]["min_gain"] == pytest.approx(0.001 * spread, rel=0.01)
     parse_params(days)
     frame = read_back(count_regression(np.random.default_rng(3)), tmp_path)
     frame["cnt"] = frame["cnt"] - frame["cnt"].max() - 1  # never positive: no Poisson or Tweedie

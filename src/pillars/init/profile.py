@@ -45,6 +45,7 @@ class Profile:
     dates: dict[str, str | None] = field(default_factory=dict)  # datetime columns -> their text format
     notes: list[str] = field(default_factory=list)  # what a person should review
     non_negative_target: bool = False  # regression: a target never below 0 (a count, an amount)
+    target_std: float | None = None  # regression: the target's standard deviation (the scale of RMSE)
 
 
 def placeholders(frame: pd.DataFrame) -> list[str]:
@@ -272,15 +273,26 @@ def profile(
         notes.append(
             f"positive label {positive!r} (the minority class): check it is the one to predict (POSITIVE=...)"
         )
-    non_negative = False
+    non_negative, target_std = False, None
     if task == "regression":
         values = pd.to_numeric(cleaned[target], errors="coerce").dropna()
         non_negative = bool(len(values)) and float(values.min()) >= 0
+        target_std = float(values.std()) if len(values) > 1 else None
         if non_negative:
             notes.append(
                 f"{target} is never negative: the boosting families also try Poisson and Tweedie losses "
                 "(train.families.<family>.space.objective)"
             )
     return Profile(
-        task, labels, positive, found_placeholders, drops, slices, time_column, dates, notes, non_negative
+        task,
+        labels,
+        positive,
+        found_placeholders,
+        drops,
+        slices,
+        time_column,
+        dates,
+        notes,
+        non_negative,
+        target_std,
     )

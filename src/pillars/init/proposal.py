@@ -8,6 +8,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+from pillars.core.params import EvidenceCheck
 from pillars.core.schema import canonical_name
 from pillars.init.profile import Profile
 from pillars.training.families import FAMILIES
@@ -51,6 +52,15 @@ def slice_limit(task: str, classes: int) -> dict[str, float]:
     if task == "multiclass":
         return {"min": round(1.0 / classes, 6)}
     return {"min": -1.0}  # a slice's own mean may differ from the whole's: only a model far off fails
+
+
+def evidence_margins(profile: Profile) -> dict[str, float]:
+    """The gate's non-inferiority margin and least gain (`validate_model.evidence`), in train.metric's units:
+    the defaults suit ROC AUC and log loss; RMSE is in the target's units, so there they are the same shares
+    of the target's standard deviation."""
+    defaults = EvidenceCheck()
+    scale = (profile.target_std or 1.0) if profile.task == "regression" else 1.0
+    return {key: float(f"{getattr(defaults, key) * scale:.3g}") for key in ("margin", "min_gain")}
 
 
 def split_method(profile: Profile, rows: int) -> dict[str, Any]:
@@ -138,6 +148,7 @@ def propose(
         "limit": inline(slice_limit(profile.task, classes)),
         "min_rows": MIN_SLICE_ROWS,
     }
+    gate["evidence"].update(evidence_margins(profile))
     template["monitor"]["replay"]["shift"] = {}
     return template
 
