@@ -68,7 +68,8 @@ class Target:
 
     @property
     def stated(self) -> str:
-        return f"{'<' if self.kind == 'max' else '>='} {self.limit:,.0f} {self.unit}"
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{'<' if self.kind == 'max' else '>='} {self.limit:,g}{unit}"
 
     @property
     def shortfall(self) -> str:
