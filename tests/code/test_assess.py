@@ -9,8 +9,10 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from pillars.core.metrics import METRICS, evaluate
+from pillars.serve.conformal import calibrate
 from pillars.stages.assess import (
     block,
+    conformal_report,
     curves,
     headline,
     model_card,
@@ -145,6 +147,7 @@ def test_the_model_card_shows_undefined_metrics_and_skipped_slices(make_params) 
         "candidates": {"linear": block(evaluate("binary", y, scores)), "xgboost": one_class},
         "baseline": {"family": "xgboost", **one_class},
         "slices": slice_metrics(frame, y, scores, params, threshold=0.5),
+        "conformal": conformal_report(calibrate("binary", y, scores, 0.1), y, scores, 0.5, "valid"),
     }
     validation = gate_report("linear", "xgboost", eligible=["linear"])
     rows = {"train": 100, "valid": 40, "test": 40}
@@ -156,3 +159,9 @@ def test_the_model_card_shows_undefined_metrics_and_skipped_slices(make_params) 
     assert "| gender=other | 4 | skipped: fewer than 5 rows |" in card
     assert "| gender=female | 30 | 0." in card
     assert "vs n/a: one class only (every row is class 0) for xgboost with its library's default" in card
+    coverage = report["conformal"]["test_coverage"]
+    assert (
+        f"Uncertainty (conformal, alpha 0.1, calibrated on {len(y)} rows of valid): class sets cover {coverage}"
+        in card
+    )
+    assert coverage >= 0.9, "calibrated and measured on the same rows: at least the promised rate"

@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 
+from pillars.bento.parity import IN_SET
 from pillars.core.params import DeployParams
 from pillars.stages.deploy import Served, reports
 
@@ -11,6 +12,7 @@ def served(throughput_rps: float, p50_ms: float = 5.0) -> Served:
     answers = {
         "predictions": ["no", "yes"],
         "probabilities": [pd.DataFrame({"no": [0.9, 0.2], "yes": [0.1, 0.8]})],
+        "uncertainty": [pd.DataFrame({"no": [True, False], "yes": [False, True]})],
     }
     return Served(
         bento="pillars-service:x",
@@ -34,10 +36,23 @@ def test_a_model_that_collapses_under_load_fails_the_throughput_floor(
     settings = DeployParams.model_validate(
         {"min_throughput_rps": 50, "budget": {"p50_ms": 25, "p99_ms": 100}}
     )
-    offline = pd.DataFrame({"score": [0.1, 0.8], "label": [0, 1]})
+    offline = pd.DataFrame(
+        {"score": [0.1, 0.8], "label": [0, 1], f"{IN_SET}0": [True, False], f"{IN_SET}1": [False, True]}
+    )
     verdicts, measurements = reports(served(throughput_rps), offline, settings)
     assert verdicts["checks"]["parity_bulk"] and verdicts["checks"]["latency"]
     assert verdicts["checks"]["throughput"] is passed
     assert verdicts["passed"] is passed
     assert verdicts["min_throughput_rps"] == 50
     assert measurements["throughput_rps"] == throughput_rps
+
+
+def test_a_served_set_that_differs_from_assess_fails_parity() -> None:
+    settings = DeployParams.model_validate(
+        {"min_throughput_rps": 50, "budget": {"p50_ms": 25, "p99_ms": 100}}
+    )
+    offline = pd.DataFrame(
+        {"score": [0.1, 0.8], "label": [0, 1], f"{IN_SET}0": [True, True], f"{IN_SET}1": [False, True]}
+    )
+    verdicts, _ = reports(served(400.0), offline, settings)
+    assert not verdicts["checks"]["parity_bulk"] and not verdicts["checks"]["parity_records"]

@@ -16,8 +16,9 @@ from pillars.core.errors import PillarsError
 from pillars.core.io import write_json, write_parquet, write_pickle
 from pillars.core.metrics import evaluate
 from pillars.core.model_handoffs import BEST_PARAMS, TRAIN_REPORT
+from pillars.serve.conformal import calibrate
 from pillars.stages import select, validate_model
-from pillars.stages.assess import CardInputs, block, model_card
+from pillars.stages.assess import CardInputs, block, conformal_report, model_card
 from pillars.training.oof import oof_table
 from tests.helpers import deep_merge, gate_report, selection_of
 
@@ -130,10 +131,12 @@ def test_model_card_says_how_the_model_was_tuned(make_params, method: str) -> No
         "candidates": {"linear": block(evaluate("binary", y[negatives], scores[negatives]))},
         "baseline": {"family": "linear", **block(evaluate("binary", y, scores))},
         "slices": {"gender=male": {"rows": 4, "skipped": "fewer than 10 rows"}},
+        "conformal": conformal_report(calibrate("binary", y, scores, 0.1), y, scores, 0.5, "out_of_fold"),
     }
     card = model_card(params, inputs, report, pd.DataFrame({"column": [], "importance": []}))
     assert "| linear | yes | n/a: one class only (every row is class 0) |" in card, "undefined: n/a"
     assert "| gender=male | 4 | skipped: fewer than 10 rows |" in card
+    assert "6 held-out rows are too few for alpha 0.1 (at least 9): every interval is unbounded" in card
     assert "library's defaults: no tuned trial" not in card, "train did not say the defaults won"
     if method == "cv":
         assert "- Tuned by Optuna on 5-fold cross-validation on train + valid (380 rows" in card

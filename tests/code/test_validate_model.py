@@ -11,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 
 from pillars.core.errors import PillarsError
 from pillars.core.metrics import evaluate
+from pillars.serve.conformal import calibrate
 from pillars.stages.validate_model import champion_check, slice_checks, summary, validate_candidate
 
 
@@ -377,7 +378,7 @@ def test_the_report_is_typed_and_the_model_card_shows_each_difference_with_its_i
     """The paired checks are part of the hand-off's contract, and the model card lists them."""
     from pillars.core.metrics import evaluate
     from pillars.core.model_handoffs import MODEL_VALIDATION
-    from pillars.stages.assess import block, model_card
+    from pillars.stages.assess import block, conformal_report, model_card
     from pillars.stages.validate_model import Reference, validate_scores
     from tests.helpers import card_inputs
 
@@ -408,6 +409,7 @@ def test_the_report_is_typed_and_the_model_card_shows_each_difference_with_its_i
         "candidates": {"linear": measured},
         "baseline": {"family": "linear", **measured},
         "slices": {},
+        "conformal": conformal_report(calibrate("binary", y, scores, 0.1), y, scores, 0.5, "valid"),
     }
     rows = {"train": 3000, "valid": 4000, "test": 4000}
     inputs = card_inputs(validation, "linear", rows, trials=1, best_is_defaults=False)

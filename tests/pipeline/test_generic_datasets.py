@@ -178,6 +178,8 @@ def test_stages_one_to_ten_on_another_dataset(repo_copy: Path, task: str) -> Non
         repo_copy / f"models/candidates/{chosen}.pkl"
     ).read_bytes()
     assert f"Model card: toy / {chosen}" in (repo_copy / "metrics/model_card.md").read_text()
+    conformal = assessed["conformal"]  # calibrated on valid (or out of fold), measured on test
+    assert conformal["alpha"] == 0.1 and abs(conformal["test_coverage"] - 0.9) <= 0.02, conformal
 
     if task == "multiclass":
         assert set(assessed["test"]) == {"log_loss", "roc_auc_ovr", "accuracy", "f1_macro"}

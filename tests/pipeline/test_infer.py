@@ -22,6 +22,10 @@ def test_holdout_batch_was_scored_by_the_packaged_model(reproduced: Path) -> Non
     assert predictions["input_fingerprint"].str.startswith("sha256:").all()
     probabilities = predictions[["probability:<=50K", "probability:>50K"]].sum(axis=1)
     assert np.allclose(probabilities, 1.0)
+    sets = predictions[["in_set:<=50K", "in_set:>50K"]].to_numpy()  # conformal, as the service answers
+    predicted = (predictions["prediction"] == ">50K").astype(int).to_numpy()
+    assert sets[np.arange(len(sets)), predicted].all(), "the predicted label is always in its set"
+    assert 1.0 <= sets.sum(axis=1).mean() < 2.0
 
 
 def test_bad_rows_are_rejected_with_reasons_and_the_rest_scored(reproduced: Path) -> None:

@@ -142,10 +142,18 @@ def test_differences_name_the_row(reproduced: Path, monkeypatch: pytest.MonkeyPa
     frame = read_parquet(layout.curated_split("holdout")).head(3)
     raw = raw_rows(read_parquet(layout.RAW_DATA), frame, load_checked(params), params.dataset.placeholders)
     expected = serving.score(serving.typed({field.name: raw[field.name] for field in serving.fields}))
-    offline = offline_predictions(frame, expected.scores, serving.task, serving.threshold)
-    answer = [expected_answer(expected, row) | {"model_version": serving.version} for row in range(3)]
+    offline = offline_predictions(frame, expected.scores, serving.task, serving.threshold, serving.conformal)
+    answer = [
+        expected_answer(expected, row, serving.labels) | {"model_version": serving.version}
+        for row in range(3)
+    ]
     tolerance = params.deploy.tolerance
     assert differences(answer, expected, offline, serving, tolerance) == []
+    assert all(row["set"] for row in answer), "the packaged model answers with its conformal sets"
+    wrong_set = [dict(row) for row in answer]
+    wrong_set[0]["set"] = [label for label in serving.labels if label not in answer[0]["set"]]
+    (problem,) = differences(wrong_set, expected, offline, serving, tolerance)
+    assert problem.startswith("row 0: expected {'prediction': ") and "'set': " in problem
 
     label = serving.labels[-1]  # binary parity compares the positive class's probability
     answer[1]["probabilities"] = answer[1]["probabilities"] | {

@@ -9,7 +9,10 @@ what `bentoml containerize` needs. Two servers start per module (about 5 s each)
 import contextlib
 import http.client
 import json
+import os
 import re
+import subprocess
+import sys
 import tarfile
 import time
 import urllib.parse
@@ -24,7 +27,7 @@ import pytest
 
 from pillars.bento.client import as_json_columns, as_records
 from pillars.bento.fuzz import schemathesis
-from pillars.bento.parity import raw_rows
+from pillars.bento.parity import IN_SET, raw_rows
 from pillars.bento.server import import_archive, served
 from pillars.core import layout
 from pillars.core.io import read_parquet
@@ -172,7 +175,7 @@ def test_predict_one_record(server: str, about: dict, archive: Path, record: dic
 
 def test_both_apis_score_like_assess(server: str, about: dict, split: Split) -> None:
     """500 test rows through /predict_bulk and through concurrent (batched) /predict calls: assess's labels
-    exactly and its probabilities within 1e-6, row for row."""
+    exactly, its probabilities within 1e-6 and its conformal class sets exactly, row for row."""
     labels = about["labels"]
     offline = split.offline.iloc[:PARITY_ROWS]
     expected_labels = [labels[code] for code in offline["label"]]
@@ -184,6 +187,9 @@ def test_both_apis_score_like_assess(server: str, about: dict, split: Split) -> 
     np.testing.assert_allclose(
         bulk.json()["probabilities"][labels[1]], expected_scores, rtol=0, atol=TOLERANCE
     )
+    expected_sets = offline[[f"{IN_SET}{code}" for code in range(len(labels))]].to_numpy()
+    assert np.array_equal(pd.DataFrame(bulk.json()["sets"])[labels].to_numpy(), expected_sets)
+    assert expected_sets.sum(axis=1).min() >= 1, "a set is never empty"
 
     def records(start: int) -> list[dict]:
         chunk = as_records(as_json_columns(split.columns, start, start + RECORDS_PER_REQUEST))
@@ -199,6 +205,9 @@ def test_both_apis_score_like_assess(server: str, about: dict, split: Split) -> 
     np.testing.assert_allclose(
         [row["probabilities"][labels[1]] for row in answers], expected_scores, rtol=0, atol=TOLERANCE
     )
+    assert [row["set"] for row in answers] == [
+        [label for label, inside in zip(labels, row, strict=True) if inside] for row in expected_sets
+    ]
 
 
 def test_bulk_scores_ten_thousand_rows_in_one_call(server: str, about: dict, split: Split) -> None:
@@ -407,6 +416,29 @@ def test_a_poisoned_request_fails_alone_in_its_batch(server: str, split: Split) 
         assert [
             answer.json()[0]["prediction"] for answer in answers[round_start : round_start + 31]
         ] == expected
+
+
+def test_each_request_is_parsed_and_validated_once(imported: tuple[str, Path], record: dict) -> None:
+    """The gate's validated request is what the API scores: per request one validation (the gate's), and
+    BentoML neither decodes nor validates the body again; a request without the gate's is never scored.
+    Counted in the real ASGI app, in a process of its own with the imported model."""
+    _, home = imported
+    env = os.environ | {"BENTOML_HOME": str(home), DIR_ENV: "off", "PILLARS_API_TOKEN": ""}
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("one_parse.py")), json.dumps(record)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["predict"] == [200, 2] and found["bulk"] == [200, 3] and found["refused"] == 400
+    assert found["calls"] == {"validate": 3}, (
+        "one validation per request (the refused one too), none by BentoML"
+    )
+    assert "without the gate's validated request" in found["bypassed"]
 
 
 def test_rows_counted_equal_rows_logged_after_hostile_traffic(server: str, logs: Path, record: dict) -> None:

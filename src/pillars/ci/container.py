@@ -32,7 +32,7 @@ import yaml
 
 from pillars.bento.archive import packaged_model
 from pillars.bento.client import Client, as_json_columns, as_records
-from pillars.bento.parity import offline_predictions, parity, raw_rows
+from pillars.bento.parity import offline_predictions, parity, raw_rows, record_uncertainty
 from pillars.bento.server import free_port
 from pillars.core import layout
 from pillars.core.errors import PillarsError, run_cli
@@ -172,15 +172,20 @@ def wait_ready(url: str, timeout_s: float) -> float:
     raise PillarsError(f"{url}/readyz did not answer 200 within {timeout_s:g} s")
 
 
-def expected_answer(expected: Scored, row: int) -> dict[str, Any]:
+def expected_answer(expected: Scored, row: int, labels: tuple[str, ...]) -> dict[str, Any]:
     """The packaged model's answer for one row, in the fields /predict answers with."""
     probabilities = expected.probabilities
-    return {
+    answer: dict[str, Any] = {
         "prediction": expected.predictions[row],
         "probabilities": {label: float(values[row]) for label, values in probabilities.items()}
         if probabilities is not None
         else None,
     }
+    if expected.intervals is not None:
+        answer["interval"] = [float(end[row]) for end in expected.intervals]
+    if expected.sets is not None:
+        answer["set"] = [label for label, inside in zip(labels, expected.sets[row], strict=True) if inside]
+    return answer
 
 
 def differences(
@@ -205,10 +210,13 @@ def differences(
         as_parity = {
             "predictions": [served.get("prediction")],
             "probabilities": [pd.DataFrame([served.get("probabilities") or {}]).reindex(columns=labels)],
+            "uncertainty": [record_uncertainty([served], labels)],
         }
         if not parity(as_parity, offline.iloc[[row]], labels, tolerance)["passed"]:
-            got = {key: served.get(key) for key in ("prediction", "probabilities")}
-            problems.append(f"row {row}: expected {expected_answer(expected, row)}, got {got}")
+            got = {key: served.get(key) for key in ("prediction", "probabilities", "interval", "set")}
+            problems.append(
+                f"row {row}: expected {expected_answer(expected, row, serving.labels)}, got {got}"
+            )
     return problems
 
 
@@ -224,7 +232,7 @@ def smoke(image: str, port: int, rows: int, timeout_s: float) -> None:
     raw = raw_rows(read_parquet(layout.RAW_DATA), frame, schema, params.dataset.placeholders)
     columns = {field.name: raw[field.name] for field in serving.fields}
     expected = serving.score(serving.typed(columns))
-    offline = offline_predictions(frame, expected.scores, serving.task, serving.threshold)
+    offline = offline_predictions(frame, expected.scores, serving.task, serving.threshold, serving.conformal)
     records = as_records(as_json_columns(columns, 0, len(frame)))
     url = f"http://127.0.0.1:{port}"
     with container(image, port, {DIR_ENV: "off"}) as container_id:

@@ -45,6 +45,7 @@ ASSESS_REPORT = Path("metrics/assess.json")
 ASSESS_PLOTS_DIR = Path("metrics/assess")
 ASSESS_DETAILS = ASSESS_PLOTS_DIR / "details.json"
 MODEL_CARD = Path("metrics/model_card.md")
+CONFORMAL = Path("metrics/conformal.json")  # assess: the selected model's conformal calibration, for package
 TEST_PREDICTIONS = Path(
     "data/predictions/test.parquet"
 )  # assess's offline scores, for the deploy parity check

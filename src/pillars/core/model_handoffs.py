@@ -121,6 +121,16 @@ class AssessReport(Contract):
     model: str
     test: Metrics
     baseline: dict[str, Any]  # family and the primary metric's value
+    conformal: dict[str, Any] | None = None  # alpha, coverage on test, mean width or set size
+
+
+# assess -> package: the selected model's conformal calibration (pillars.serve.conformal)
+class ConformalCalibration(Contract):
+    alpha: float
+    task: str
+    threshold: float | None  # None: too few held-out rows for alpha, so unbounded intervals and whole sets
+    rows: int
+    evaluated_on: Literal["valid", "out_of_fold"]
 
 
 # deploy, monitor -> make run's summary
@@ -144,6 +154,7 @@ BEST_PARAMS = Handoff(layout.BEST_PARAMS, BestParams)
 MODEL_VALIDATION = Handoff(layout.MODEL_VALIDATION_REPORT, ModelValidation)
 SELECTION = Handoff(layout.SELECTION_REPORT, Selection)
 ASSESS_REPORT = Handoff(layout.ASSESS_REPORT, AssessReport)
+CONFORMAL = Handoff(layout.CONFORMAL, ConformalCalibration)
 DEPLOY_REPORT = Handoff(layout.DEPLOY_REPORT, DeployReport)
 MONITORING_REPORT = Handoff(layout.MONITORING_REPORT, MonitoringReport)
 HANDOFFS = (
@@ -152,6 +163,7 @@ HANDOFFS = (
     MODEL_VALIDATION,
     SELECTION,
     ASSESS_REPORT,
+    CONFORMAL,
     DEPLOY_REPORT,
     MONITORING_REPORT,
 )

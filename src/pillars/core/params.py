@@ -528,6 +528,9 @@ class AssessParams(Section):
     # permutation importance uses at most this many test rows (a seeded sample)
     importance_rows: int = Field(default=10_000, ge=100)
     seed: int = Field(default=0, ge=0)  # seeds that sample and the shuffles
+    # conformal uncertainty: intervals (regression) and class sets that hold the truth on at least 1 - this
+    # of new rows, calibrated on rows the model did not train on (valid, or out of fold)
+    conformal_alpha: float = Field(default=0.1, gt=0, lt=1)
 
 
 class PackageParams(Section):

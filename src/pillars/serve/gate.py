@@ -1,8 +1,8 @@
 """The request gate: ASGI middleware in front of BentoML, so that a hostile request is refused cheaply and alone.
 
-BentoML parses and validates requests itself, but it accepts any Content-Type, resolves a repeated JSON key
-silently, puts no bound on the rows of a request, and answers a failed validation with every error (100,000
-empty records: a 156 MB answer). The gate refuses, in this order and before any per-row work:
+BentoML's own request parsing accepts any Content-Type, resolves a repeated JSON key silently, puts no bound
+on the rows of a request, and answers a failed validation with every error (100,000 empty records: a 156 MB
+answer). The gate refuses, in this order and before any per-row work:
 
 1. a missing or wrong bearer token, when PILLARS_API_TOKEN is set: 401
 2. a body whose Content-Type is not JSON: 415
@@ -14,8 +14,9 @@ empty records: a 156 MB answer). The gate refuses, in this order and before any 
    the schema's format): 400, with the first `MAX_PROBLEMS` problems and how many there are
 
 Everything a row can fail is checked here, per request, before BentoML batches requests together: one bad
-request never fails another one in its batch. This module runs inside the Bento: standard library, orjson
-and pydantic only.
+request never fails another one in its batch. A route's check returns the validated request, which the gate
+leaves on the request's scope (`VALIDATED`) for the API to score: the body is parsed and validated once. This
+module runs inside the Bento: standard library, orjson and pydantic only.
 """
 
 import hmac
@@ -33,6 +34,7 @@ TOKEN_ENV = "PILLARS_API_TOKEN"
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json"})
 JSON_TYPES = frozenset({"application/json"})
 MAX_PROBLEMS = 10  # problems listed in a 400 answer; the count says how many there are in all
+VALIDATED = "pillars.validated"  # scope["state"] key of the request a check validated
 SHOWN_CHARACTERS = 40  # of a value quoted in an answer
 
 
@@ -108,11 +110,12 @@ def is_json(content_type: bytes | None) -> bool:
 @dataclass
 class RequestGate:
     """The middleware. `checks` maps a route to the check of its parsed body (raising
-    `RefusedRequestError`); a route without one (e.g. /model) gets the token, type and size checks only."""
+    `RefusedRequestError`), which returns the validated request; a route without one (e.g. /model) gets the
+    token, type and size checks only."""
 
     app: Any
     max_bytes: int
-    checks: Mapping[str, Callable[[Any], None]]
+    checks: Mapping[str, Callable[[Any], Any]]
     expected: bytes | None = field(init=False)
 
     def __post_init__(self) -> None:
@@ -131,7 +134,7 @@ class RequestGate:
                 return
             check = self.checks.get(scope["path"])
             if check is not None and scope["method"] == "POST":
-                check(parse_json(body))
+                scope.setdefault("state", {})[VALIDATED] = check(parse_json(body))
         except RefusedRequestError as refused:
             await _answer(send, refused)
             return

@@ -23,6 +23,7 @@ import threadpoolctl
 from pillars.core import pickles
 from pillars.core.metrics import BINARY_THRESHOLD, labels_from_scores, predict_scores
 from pillars.core.rules import apply_outlier_rule, calendar_features, outside, parse_datetimes, spelling
+from pillars.serve.conformal import Conformal, by_class
 from pillars.serve.estimators import load_model
 from pillars.serve.gate import shown
 
@@ -197,6 +198,8 @@ class Scored:
     predictions: list[Any]  # labels as in the data (classification) or values (regression)
     probabilities: dict[str, np.ndarray] | None  # per class label (classification)
     warnings: list[dict[str, Any]]  # {"row", "field", "reason"}: scored, but worth knowing
+    intervals: tuple[np.ndarray, np.ndarray] | None = None  # regression, conformal: lower and upper ends
+    sets: np.ndarray | None = None  # classification, conformal: (rows, classes), each class in the row's set
 
     def row_warnings(self) -> list[list[str]]:
         """The warnings of each row, as "field: reason" messages."""
@@ -223,6 +226,7 @@ class ServingModel:
     max_records: int
     max_bulk_rows: int
     threshold: float = BINARY_THRESHOLD  # binary: scores from here up get the positive label
+    conformal: Conformal | None = None  # intervals or class sets served with every answer
 
     def typed(self, columns: Columns) -> dict[str, np.ndarray]:
         """The input columns as arrays: floats (NaN for missing), or objects (None for missing)."""
@@ -329,11 +333,14 @@ class ServingModel:
         matrix = self.features.transform(self.standardized(typed), rows)
         scores = predict_scores(self.model, matrix, self.task)
         if self.task == "regression":
-            return Scored(scores, scores.tolist(), None, self.warnings(typed))
-        by_class = np.column_stack([1.0 - scores, scores]) if self.task == "binary" else scores
-        labels = np.asarray(self.labels, dtype=object)[labels_from_scores(scores, self.task, self.threshold)]
-        probabilities = {label: by_class[:, code] for code, label in enumerate(self.labels)}
-        return Scored(scores, labels.tolist(), probabilities, self.warnings(typed))
+            intervals = self.conformal.interval(scores) if self.conformal is not None else None
+            return Scored(scores, scores.tolist(), None, self.warnings(typed), intervals=intervals)
+        probabilities_by_class = by_class(scores, self.task)
+        codes = labels_from_scores(scores, self.task, self.threshold)
+        labels = np.asarray(self.labels, dtype=object)[codes]
+        probabilities = {label: probabilities_by_class[:, code] for code, label in enumerate(self.labels)}
+        sets = self.conformal.sets(probabilities_by_class, codes) if self.conformal is not None else None
+        return Scored(scores, labels.tolist(), probabilities, self.warnings(typed), sets=sets)
 
 
 def pin_threads(model: Any, threads: int) -> None:

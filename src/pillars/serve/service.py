@@ -6,6 +6,10 @@
   any row reaches the model. Concurrent requests are batched together.
 - `POST /predict_bulk` takes `{"columns": {name: [values...]}}`: many rows in one call, column by column, so
   no per-row objects are built.
+- Every answer carries its conformal uncertainty (`pillars.serve.conformal`, calibrated by assess): an
+  `interval` per regression prediction, a `set` of class labels per classification (bulk: `intervals` with
+  `lower` and `upper`, `sets` as one column of booleans per label), holding the truth on at least
+  1 - `assess.conformal_alpha` of new rows.
 - Every request passes the gate first (`pillars.serve.gate`): JSON only, a body and row limit (`package`
   params), strict JSON without repeated keys, and every row checked before batching, so a bad request is a
   4xx naming the record, the field and the reason, alone: it never fails the requests batched with it.
@@ -30,10 +34,11 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import bentoml
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from pillars.serve.capture import log_from_environment, log_line, new_request_ids, utc_now
-from pillars.serve.gate import RefusedRequestError, RequestGate, problems_of
+from pillars.serve.gate import VALIDATED, RefusedRequestError, RequestGate, problems_of
 from pillars.serve.model import (
     MODEL_NAME,
     SERVING_FILE,
@@ -125,8 +130,29 @@ def _describe(item: InputField) -> str:
     return ", ".join(parts)
 
 
+class GatedInput(bentoml.IODescriptor):  # type: ignore[misc]  # bentoml exports it untyped
+    """Base of the gated APIs' input types: the gate parsed and validated the body once and left the result on
+    the request, and BentoML takes it from there instead of decoding and validating the body again. Without
+    it (a route the gate does not check) the request fails: nothing is scored unchecked."""
+
+    @classmethod
+    async def from_http_request(cls, request: Any, serde: Any) -> "GatedInput":
+        found = request.scope.get("state", {}).pop(VALIDATED, None)
+        if type(found) is not cls:
+            raise RuntimeError(f"{request.url.path} reached the API without the gate's validated request")
+        return found
+
+
 Record = record_type(SERVING.fields)
 Columns = columns_type(SERVING.fields)
+# The APIs' input types, as BentoML would build them from the signatures (same names, same OpenAPI schema)
+PredictInput = create_model(
+    "Input",
+    __module__=__name__,
+    __base__=GatedInput,
+    records=(list[Record], Field()),  # type: ignore[valid-type]
+)
+BulkInput = create_model("Input", __module__=__name__, __base__=GatedInput, columns=(Columns, Field()))
 ATTRIBUTES = [(item.name, attribute(item, position)) for position, item in enumerate(SERVING.fields)]
 
 
@@ -138,6 +164,14 @@ def record_columns(records: list[BaseModel]) -> dict[str, list[Any]]:
 def bulk_columns(columns: BaseModel) -> dict[str, list[Any]]:
     """A validated bulk request's columns, keyed by the raw field names."""
     return {name: getattr(columns, key) for name, key in ATTRIBUTES}
+
+
+def json_numbers(values: np.ndarray) -> list[float | None]:
+    """Numbers as JSON can hold them: an unbounded end (too few calibration rows) as null."""
+    numbers = values.astype(object)
+    numbers[~np.isfinite(values)] = None
+    shown: list[float | None] = numbers.tolist()
+    return shown
 
 
 def _records_in(payload: Any) -> int:
@@ -152,25 +186,30 @@ def _bulk_rows_in(payload: Any) -> int:
 
 
 def request_check(
-    api: str, count_rows: Callable[[Any], int], limit: int, columns_of: Callable[[Any], dict[str, list[Any]]]
-) -> Callable[[Any], None]:
+    api: str,
+    input_type: type[GatedInput],
+    count_rows: Callable[[Any], int],
+    limit: int,
+    columns_of: Callable[[Any], dict[str, list[Any]]],
+) -> Callable[[Any], GatedInput]:
     """The gate's check of one API's parsed body: its row limit, its input type, and the model's reading of
-    the values (dates), which would otherwise fail inside a batch of other requests."""
-    input_type = PillarsService.apis[api].input_spec  # type: ignore[attr-defined]  # bentoml.service adds it
+    the values (dates), which would otherwise fail inside a batch of other requests; the validated request,
+    which the API scores."""
     field_name = next(iter(input_type.model_fields))
 
-    def check(payload: Any) -> None:
+    def check(payload: Any) -> GatedInput:
         rows = count_rows(payload)
         if rows > limit:
             raise RefusedRequestError(413, f"{rows} rows in one request to /{api}: the limit is {limit}")
         try:
-            request = input_type.model_validate(payload)
+            request: GatedInput = input_type.model_validate(payload)
         except ValidationError as error:
             raise problems_of(error) from None
         try:
             SERVING.read_dates(columns_of(getattr(request, field_name)))
         except ValueError as error:
             raise RefusedRequestError(400, f"1 problem(s) in the request: {error}") from None
+        return request
 
     return check
 
@@ -229,7 +268,7 @@ class PillarsService:
 
     # The APIs are async: scoring takes about a millisecond, less than handing it to a thread pool costs;
     # workers (one process per core) give the parallelism.
-    @bentoml.api(batchable=True, max_batch_size=512, max_latency_ms=10_000)
+    @bentoml.api(batchable=True, max_batch_size=512, max_latency_ms=10_000, input_spec=PredictInput)
     @same_doc_everywhere
     async def predict(self, records: list[Record]) -> list[dict[str, Any]]:  # type: ignore[valid-type]
         """For each record: request_id, prediction, probabilities per class (classification), model_version,
@@ -248,7 +287,7 @@ class PillarsService:
             if scored.probabilities is not None
             else [None] * len(records)
         )
-        return [
+        answers = [
             {
                 "request_id": request_id,
                 "prediction": prediction,
@@ -260,8 +299,16 @@ class PillarsService:
                 request_ids, scored.predictions, probabilities, scored.row_warnings(), strict=True
             )
         ]
+        if scored.intervals is not None:
+            for answer, low, high in zip(answers, *map(json_numbers, scored.intervals), strict=True):
+                answer["interval"] = [low, high]
+        if scored.sets is not None:
+            labels = np.asarray(self.serving.labels, dtype=object)
+            for answer, inside in zip(answers, scored.sets, strict=True):
+                answer["set"] = labels[inside].tolist()
+        return answers
 
-    @bentoml.api(route="/predict_bulk")
+    @bentoml.api(route="/predict_bulk", input_spec=BulkInput)
     @same_doc_everywhere
     async def predict_bulk(self, columns: Columns) -> dict[str, Any]:  # type: ignore[valid-type]
         """Many rows in one call, column by column: predictions and probabilities as columns too; one
@@ -270,7 +317,7 @@ class PillarsService:
         rows = len(next(iter(values.values())))
         (request_id,) = new_request_ids(1)
         scored = self._score(values, "predict_bulk", [request_id] * rows, list(range(rows)))
-        return {
+        answer = {
             "request_id": request_id,
             "model_version": self.serving.version,
             "predictions": scored.predictions,
@@ -281,6 +328,15 @@ class PillarsService:
             ),
             "warnings": scored.warnings,
         }
+        if scored.intervals is not None:
+            answer["intervals"] = dict(
+                zip(("lower", "upper"), map(json_numbers, scored.intervals), strict=True)
+            )
+        if scored.sets is not None:
+            answer["sets"] = {
+                label: scored.sets[:, code].tolist() for code, label in enumerate(self.serving.labels)
+            }
+        return answer
 
     @bentoml.api(route="/model")
     @same_doc_everywhere
@@ -298,7 +354,9 @@ PillarsService.add_asgi_middleware(  # type: ignore[attr-defined]  # bentoml.ser
     RequestGate,
     max_bytes=SERVING.max_request_bytes,
     checks={
-        "/predict": request_check("predict", _records_in, SERVING.max_records, record_columns),
-        "/predict_bulk": request_check("predict_bulk", _bulk_rows_in, SERVING.max_bulk_rows, bulk_columns),
+        "/predict": request_check("predict", PredictInput, _records_in, SERVING.max_records, record_columns),
+        "/predict_bulk": request_check(
+            "predict_bulk", BulkInput, _bulk_rows_in, SERVING.max_bulk_rows, bulk_columns
+        ),
     },
 )

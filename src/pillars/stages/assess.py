@@ -2,9 +2,12 @@
 
 Writes the full metric set, the plots that fit the task (ROC, precision-recall, confusion matrix and
 calibration for classification; residuals for regression), permutation importance per input column,
-metrics per slice, and a Markdown model card with the lineage of its inputs (content hashes).
+metrics per slice, and a Markdown model card with the lineage of its inputs (content hashes). Calibrates the
+selected model's conformal intervals or class sets (`assess.conformal_alpha`) on rows it did not train on,
+for package to serve (metrics/conformal.json), and reports their coverage on test.
 """
 
+import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -45,7 +48,9 @@ from pillars.core.model_handoffs import (
 )
 from pillars.core.params import ENSEMBLE, Params, load_params
 from pillars.core.templates import render
+from pillars.serve.conformal import Conformal, calibrate, covered, predicted_sets
 from pillars.serve.estimators import load_model
+from pillars.training.oof import oof_scores
 from pillars.training.slices import judged_slices
 
 LINEAGE_INPUTS = (layout.CURATED_DIR, layout.FEATURES_DIR, layout.SELECTED_MODEL)  # declared deps of assess
@@ -129,6 +134,51 @@ def slice_metrics(
             {"skipped": piece.skipped}
             if piece.skipped is not None
             else block(evaluate(task, y[piece.rows], scores[piece.rows], threshold))
+        )
+    return report
+
+
+def held_out(
+    model: Any, task: str, target: str, selected: str, train_report: TrainReport
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """The selected model's scores on rows it did not train on, their truth, and which rows: the valid split,
+    or after small-data tuning (refit on train + valid) the out-of-fold predictions of train + valid."""
+    if train_report.tuning.method == "cv":
+        y = {
+            split: read_parquet(layout.feature_split(split))[target].to_numpy()
+            for split in ("train", "valid")
+        }
+        path = layout.candidate_oof(selected)
+        scores = oof_scores(read_parquet(path), len(y["train"]), len(y["valid"]), str(path))
+        return np.concatenate([y["train"], y["valid"]]), scores, "out_of_fold"
+    valid = read_parquet(layout.feature_split("valid"))
+    return (
+        valid[target].to_numpy(),
+        predict_scores(model, valid.drop(columns=target).to_numpy(), task),
+        "valid",
+    )
+
+
+def conformal_report(
+    conformal: Conformal, y: np.ndarray, scores: np.ndarray, threshold: float, held_out_on: str
+) -> dict:
+    """The coverage of the intervals or sets on test (expected: at least 1 - alpha), and their mean size."""
+    report: dict[str, Any] = {
+        "alpha": conformal.alpha,
+        "calibrated_on": held_out_on,
+        "calibration_rows": conformal.rows,
+        "test_coverage": round(float(covered(conformal, y, scores, threshold).mean()), 6) if len(y) else None,
+    }
+    if math.isinf(conformal.threshold):
+        report["unbounded"] = (
+            f"{conformal.rows} held-out rows are too few for alpha {conformal.alpha} (at least "
+            f"{math.ceil(1 / conformal.alpha) - 1}): every interval is unbounded, every set whole"
+        )
+    elif conformal.task == "regression":
+        report["interval_width"] = round(2 * conformal.threshold, 6)
+    else:
+        report["mean_set_size"] = round(
+            float(predicted_sets(conformal, scores, threshold).sum(axis=1).mean()), 6
         )
     return report
 
@@ -239,6 +289,7 @@ def model_card(params: Params, inputs: CardInputs, report: dict, importance: pd.
         selected_value=_shown(report["test"], metric),
         baseline_value=_shown(report["baseline"], metric),
         baseline_family=report["baseline"]["family"],
+        conformal=report["conformal"],
         metric_names=names,
         candidates=[
             (
@@ -281,6 +332,8 @@ def main() -> None:
     scores = predict_scores(model, x.to_numpy(), task)
     train_summary = model_handoffs.TRAIN_REPORT.read()
     threshold = train_summary.threshold(selection.model)
+    held_y, held_scores, held_out_on = held_out(model, task, target, selection.model, train_summary)
+    conformal = calibrate(task, held_y, held_scores, params.assess.conformal_alpha)
     candidates = {
         family: block(
             evaluate(
@@ -313,13 +366,24 @@ def main() -> None:
         write_bytes(
             layout.ASSESS_PLOTS_DIR / f"{name}.csv", lambda path, table=table: table.to_csv(path, index=False)
         )
-    write_parquet(layout.TEST_PREDICTIONS, offline_predictions(frame, scores, task, threshold))
+    write_parquet(layout.TEST_PREDICTIONS, offline_predictions(frame, scores, task, threshold, conformal))
+    model_handoffs.CONFORMAL.write(
+        {
+            "alpha": conformal.alpha,
+            "task": task,
+            "threshold": None if math.isinf(conformal.threshold) else conformal.threshold,
+            "rows": conformal.rows,
+            "evaluated_on": held_out_on,
+        }
+    )
     write_json(
         layout.ASSESS_DETAILS,
         {"candidates": candidates, "baseline": report["baseline"], "slices": report["slices"]},
     )
+    report["conformal"] = conformal_report(conformal, y, scores, threshold, held_out_on)
     model_handoffs.ASSESS_REPORT.write(
-        headline(selection.model, test_metrics, report["slices"], params.train.metric, report["baseline"]),
+        headline(selection.model, test_metrics, report["slices"], params.train.metric, report["baseline"])
+        | {"conformal": report["conformal"]},
     )
     card_inputs = CardInputs(
         selection=selection,

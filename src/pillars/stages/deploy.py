@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pillars.bento.client import Client, as_json_columns, as_records, bulk_rate, latency, throughput
-from pillars.bento.parity import parity, raw_rows
+from pillars.bento.parity import bulk_uncertainty, parity, raw_rows, record_uncertainty
 from pillars.bento.server import import_archive, served
 from pillars.core import layout, model_handoffs
 from pillars.core.errors import PillarsError, run_cli
@@ -33,10 +33,13 @@ from pillars.serve.capture import DIR_ENV, logged_rows
 RECORDS_PER_REQUEST = 64
 
 
-def served_scores(client: Client, columns: dict[str, np.ndarray], params: DeployParams) -> tuple[dict, dict]:
-    """The test split through the bulk API and through the records API: (labels, probabilities) per API."""
+def served_scores(
+    client: Client, columns: dict[str, np.ndarray], params: DeployParams, labels: list[str]
+) -> tuple[dict, dict]:
+    """The test split through the bulk API and through the records API: labels, probabilities and conformal
+    intervals or sets per API."""
     rows = len(next(iter(columns.values())))
-    bulk: dict[str, list] = {"predictions": [], "probabilities": []}
+    bulk: dict[str, list] = {"predictions": [], "probabilities": [], "uncertainty": []}
     for start in range(0, rows, params.bulk_rows):
         answer = client.post(
             "/predict_bulk", {"columns": as_json_columns(columns, start, start + params.bulk_rows)}
@@ -45,7 +48,8 @@ def served_scores(client: Client, columns: dict[str, np.ndarray], params: Deploy
         bulk["probabilities"].append(
             pd.DataFrame(answer["probabilities"]) if answer["probabilities"] else None
         )
-    records: dict[str, list] = {"predictions": [], "probabilities": []}
+        bulk["uncertainty"].append(bulk_uncertainty(answer))
+    records: dict[str, list] = {"predictions": [], "probabilities": [], "uncertainty": []}
     for start in range(0, rows, RECORDS_PER_REQUEST):
         answer = client.post(
             "/predict", {"records": as_records(as_json_columns(columns, start, start + RECORDS_PER_REQUEST))}
@@ -54,6 +58,7 @@ def served_scores(client: Client, columns: dict[str, np.ndarray], params: Deploy
         records["probabilities"].append(
             pd.DataFrame([row["probabilities"] for row in answer]) if answer[0]["probabilities"] else None
         )
+        records["uncertainty"].append(record_uncertainty(answer, labels))
     return bulk, records
 
 
@@ -90,7 +95,7 @@ def measure(archive: Path, columns: dict[str, np.ndarray], settings: DeployParam
         with served(tag, Path(home), settings.ready_timeout_s, {DIR_ENV: str(logs)}) as (url, ready_s):
             client = Client(url)
             about = client.post("/model", {})
-            bulk, records = served_scores(client, columns, settings)
+            bulk, records = served_scores(client, columns, settings, about["labels"])
             record = as_records(as_json_columns(columns, 0, 1))[0]
             single = latency(url, record, settings.latency_requests)
             rate = throughput(url, record, settings.throughput_requests, settings.concurrency)

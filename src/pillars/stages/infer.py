@@ -4,7 +4,8 @@ The model is read from the exported Bento (models/service.bento), so batch predi
 is served. Each file is read, typed and checked by the schema as validate_data does, and scored through the
 same `ServingModel` as the service. Rows that cannot be scored (a value of the wrong type, a missing required
 value, an impossible value) are written to `<file>.rejected.parquet` with the reason, never dropped silently.
-Predictions carry the model version and the input file's fingerprint, and every scored row is logged for
+Predictions carry the conformal interval (`lower`, `upper`) or class set (`in_set:<label>`), the model
+version and the input file's fingerprint, and every scored row is logged for
 the monitor stage as the service logs it (`pillars.serve.capture`; no time, so the log is reproducible), keyed by
 request_id = the file's name and row = its position in the file.
 
@@ -37,6 +38,7 @@ from pillars.serve.model import ServingModel, pin_threads
 ROW_COLUMN = "_row"  # the row's position in its input file
 REASON_COLUMN = "_reason"
 PROBABILITY_PREFIX = "probability:"
+IN_SET_PREFIX = "in_set:"  # conformal: whether the label is in the row's set (regression: lower, upper)
 LOG_CHUNK_ROWS = 10_000  # rows per log line
 
 
@@ -72,6 +74,11 @@ def score_frame(
     )
     for label, values in (scored.probabilities or {}).items():
         predictions[f"{PROBABILITY_PREFIX}{label}"] = values
+    if scored.intervals is not None:
+        predictions["lower"], predictions["upper"] = scored.intervals
+    if scored.sets is not None:
+        for label, inside in zip(serving.labels, scored.sets.T, strict=True):
+            predictions[f"{IN_SET_PREFIX}{label}"] = inside
     predictions["warnings"] = ["; ".join(messages) for messages in scored.row_warnings()]
     predictions["model_version"] = serving.version
     rejected = frame.loc[~keep].astype("str").reset_index(names=ROW_COLUMN)

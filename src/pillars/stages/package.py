@@ -10,6 +10,7 @@ retraining.
 """
 
 import json
+import math
 import pickle
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pillars.bento.build import build_bento, runtime_python, save_model, write_archive
-from pillars.bento.parity import raw_rows
+from pillars.bento.parity import raw_rows, uncertainty_mismatches
 from pillars.core import data_handoffs, layout, model_handoffs
 from pillars.core.errors import PillarsError, run_cli
 from pillars.core.io import read_parquet, read_pickle
@@ -27,6 +28,7 @@ from pillars.core.metrics import predict_scores
 from pillars.core.params import Params, load_params
 from pillars.core.rules import calendar_names, folded_aliases
 from pillars.core.schema import FLAG_SUFFIX, DataSchema, canonical_name, is_lineage, load_checked
+from pillars.serve.conformal import Conformal
 from pillars.serve.estimators import load_model
 from pillars.serve.model import InputField, ServingModel, compile_features, content_version
 
@@ -53,6 +55,7 @@ class PackageInputs(NamedTuple):
     test_metrics: dict[str, float | None]  # assess's test metrics
     lineage: dict[str, str]  # content hashes of the inputs
     threshold: float  # binary: the selected model's decision threshold (train tuned it)
+    conformal: Conformal  # assess's calibration of the selected model's intervals or class sets
 
 
 def input_fields(
@@ -101,6 +104,12 @@ def input_fields(
     return tuple(fields)
 
 
+def fitted_conformal(calibration: model_handoffs.ConformalCalibration) -> Conformal:
+    """assess's calibration as the serving model holds it (an unbounded threshold is written as null)."""
+    threshold = math.inf if calibration.threshold is None else calibration.threshold
+    return Conformal(calibration.alpha, calibration.task, threshold, calibration.rows)
+
+
 def single_threaded(model: Any) -> Any:
     """The model predicting on one thread: the service scales with workers, and for the small batches it
     sees, a thread pool costs more than it saves (one XGBoost row: 0.3 ms on one thread, 15 ms on two)."""
@@ -129,6 +138,7 @@ def serving_model(params: Params, schema: DataSchema, inputs: PackageInputs) -> 
         json.dumps([field.__dict__ for field in fields], sort_keys=True, default=str).encode(),
         json.dumps(labels).encode(),
         repr(inputs.threshold).encode(),
+        repr(inputs.conformal).encode(),
     )
     return ServingModel(
         version=version,
@@ -144,6 +154,7 @@ def serving_model(params: Params, schema: DataSchema, inputs: PackageInputs) -> 
         max_records=params.package.max_records,
         max_bulk_rows=params.package.max_bulk_rows,
         threshold=inputs.threshold,
+        conformal=inputs.conformal,
     )
 
 
@@ -164,10 +175,21 @@ def check_parity(
             f"(shape {compiled.shape} vs {expected.shape}); not shipping a model that would be scored differently"
         )
     offline = predict_scores(serving.model, expected, serving.task)
-    online = serving.score(typed).scores
-    difference = float(np.max(np.abs(online - offline))) if len(offline) else 0.0
+    scored = serving.score(typed)
+    difference = float(np.max(np.abs(scored.scores - offline))) if len(offline) else 0.0
     if difference > 0:
         raise PillarsError(f"package: serving scores differ from offline scores by up to {difference}")
+    assessed = read_parquet(layout.TEST_PREDICTIONS)
+    served = pd.DataFrame(
+        dict(zip(("lower", "upper"), scored.intervals, strict=True))
+        if scored.intervals is not None
+        else dict(zip(serving.labels, np.asarray(scored.sets).T, strict=True))
+    )
+    if mismatches := uncertainty_mismatches([served], assessed, list(serving.labels), 0.0):
+        raise PillarsError(
+            f"package: the served conformal intervals or sets differ from assess's on {mismatches} test rows "
+            f"({layout.TEST_PREDICTIONS}); rerun assess (`dvc repro assess`)"
+        )
     return {"rows": len(test), "max_difference": difference}
 
 
@@ -186,6 +208,7 @@ def main() -> None:
         test_metrics=model_handoffs.ASSESS_REPORT.read().test,
         lineage=lineage(LINEAGE_INPUTS),
         threshold=model_handoffs.TRAIN_REPORT.read().threshold(selection.model),
+        conformal=fitted_conformal(model_handoffs.CONFORMAL.read()),
     )
     serving = serving_model(params, schema, inputs)
     test = read_parquet(layout.curated_split("test"))
