@@ -164,8 +164,11 @@ def check_parity(
     features: dict[str, str],
     test: pd.DataFrame,
     raw: dict[str, np.ndarray],
+    tolerance: float,
 ) -> dict[str, Any]:
-    """Stop unless the serving path reproduces the pipeline's features and the model's test scores."""
+    """Stop unless the serving path reproduces the pipeline's features and the model's test scores, and
+    assess's conformal sets or intervals (interval ends within `tolerance`, relative: assess scored the
+    feature files, whose float32 sums may differ in the last bit)."""
     expected = np.asarray(pipeline.transform(test[list(features)]), dtype=np.float32)
     typed = serving.typed(raw)
     compiled = serving.features.transform(serving.standardized(typed), len(test))
@@ -185,7 +188,7 @@ def check_parity(
         if scored.intervals is not None
         else dict(zip(serving.labels, np.asarray(scored.sets).T, strict=True))
     )
-    if mismatches := uncertainty_mismatches([served], assessed, list(serving.labels), 0.0):
+    if mismatches := uncertainty_mismatches([served], assessed, list(serving.labels), tolerance):
         raise PillarsError(
             f"package: the served conformal intervals or sets differ from assess's on {mismatches} test rows "
             f"({layout.TEST_PREDICTIONS}); rerun assess (`dvc repro assess`)"
@@ -213,7 +216,9 @@ def main() -> None:
     serving = serving_model(params, schema, inputs)
     test = read_parquet(layout.curated_split("test"))
     raw = raw_rows(read_parquet(layout.RAW_DATA), test, schema, params.dataset.placeholders)
-    parity = check_parity(serving, read_pickle(layout.FEATURE_PIPELINE), features, test, raw)
+    parity = check_parity(
+        serving, read_pickle(layout.FEATURE_PIPELINE), features, test, raw, params.deploy.tolerance
+    )
     model_tag = save_model(serving)
     bento_dir = build_bento(serving, model_tag, BENTOFILE, BUILD_CONTEXT)
     write_archive(bento_dir, model_tag, layout.SERVICE_ARCHIVE, runtime_python(BENTOFILE))
