@@ -9,6 +9,7 @@ import pandas as pd
 from pillars.core.params import MonitorParams
 from pillars.monitoring.analysis import decide, performance
 from pillars.monitoring.logs import Logged
+from pillars.serve.conformal import Conformal
 
 
 def logged(scores: np.ndarray) -> Logged:
@@ -49,3 +50,19 @@ def test_multiclass_window_missing_a_class_keeps_the_metrics_defined_on_it() -> 
         "performance not measured (roc_auc_ovr undefined on the labelled rows: class [2] absent"
         in (decision["reasons"][0])
     )
+
+
+def test_realized_coverage_is_the_share_of_labelled_rows_in_their_served_set() -> None:
+    """Per window and overall: how many labelled rows' truth fell in the conformal set the service answered
+    with (the set holds every class at or above 1 - threshold, and the predicted one)."""
+    scores = np.array([0.9, 0.8, 0.3, 0.6, 0.1, 0.45, 0.7, 0.2])
+    labels = np.array([1, 0, 0, 0, 1, 1, np.nan, 0])
+    conformal = Conformal(alpha=0.1, task="binary", threshold=0.6, rows=100)  # classes at 0.4 or more
+    measured = performance(logged(scores), labels, "binary", "roc_auc", None, SETTINGS, 0.5, conformal)
+    # sets {1}, {1}, {0}, {0,1}, {0}, {0,1}, -, {0}: the truth is in 5 of the 7 labelled rows
+    assert measured["coverage"] == {"promised": 0.9, "realized": round(5 / 7, 6)}
+    assert [window["coverage"] for window in measured["windows"]] == [0.75, round(2 / 3, 6)]
+    unlabelled = performance(
+        logged(scores), np.full(8, np.nan), "binary", "roc_auc", None, SETTINGS, 0.5, conformal
+    )
+    assert unlabelled["coverage"] == {"promised": 0.9, "realized": None}

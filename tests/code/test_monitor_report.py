@@ -58,6 +58,7 @@ def monitoring(*, labelled: bool = True) -> tuple[dict[str, Any], dict[str, dict
             "reference": 0.928,
             "current": 0.91 if labelled else None,
             "drop": 0.018 if labelled else None,
+            "coverage": {"promised": 0.9, "realized": 0.885 if labelled else None},
             "windows": [
                 {
                     "window": n,
@@ -66,6 +67,7 @@ def monitoring(*, labelled: bool = True) -> tuple[dict[str, Any], dict[str, dict
                     "rows": 1000,
                     "labelled": 800 * labelled,
                     "value": value,
+                    "coverage": 0.9 if labelled else None,
                     "reason": None if value is not None else ONE_CLASS if labelled else NO_LABELS_YET,
                 }
                 for n, value in enumerate(values, start=1)
@@ -187,7 +189,9 @@ def test_performance_line_breaks_at_windows_without_a_value() -> None:
     assert chart.count("<polyline") == 1  # 3-4: window 1 stands alone before the gap
     assert f'<tr><td class="num">1</td><td>{DASH}</td><td>{DASH}</td>' in page
     assert "<td>2026-11-24T12:00:00Z</td><td>2026-11-24T12:59:00Z</td>" in page
-    assert f'<td class="num">{DASH}</td><td>{ONE_CLASS}</td>' in page
+    assert (
+        f'<td class="num">{DASH}</td><td class="num">0.9</td><td>{ONE_CLASS}</td>' in page
+    )  # value, coverage, why
     assert NO_LABELS not in page
 
 

@@ -58,6 +58,9 @@ def test_every_answered_request_is_logged_and_its_feedback_joined(
         assert report["performance"]["current"] is not None
         assert len(report["performance"]["windows"]) == 2  # 2,000 rows in windows of 1,000, in time order
         assert all(window["first"] <= window["last"] for window in report["performance"]["windows"])
+        coverage = report["performance"]["coverage"]  # the served conformal sets, against the truth
+        assert coverage["promised"] == 0.9 and 0.0 < coverage["realized"] <= 1.0
+        assert all(window["coverage"] is not None for window in report["performance"]["windows"])
         assert json.loads((out / name / "monitoring.json").read_text()) == report
         assert "<svg" in (out / name / "monitoring.html").read_text()
 
@@ -66,6 +69,8 @@ def test_drawn_traffic_is_quiet_and_shifted_traffic_flags_the_shifted_columns(
     reproduced: Path, demo: tuple[Path, dict]
 ) -> None:
     _, reports = demo
+    realized = reports["drawn"]["performance"]["coverage"]["realized"]
+    assert abs(realized - 0.9) <= 0.03, "traffic drawn like the test rows: the promise holds"
     shift = load_params(reproduced / "params.yaml").monitor.replay.shift
     drawn, shifted = reports["drawn"], reports["shifted"]
     assert drawn["drift"]["drifted_features"] == []

@@ -15,6 +15,7 @@ from pillars.core.params import MonitorParams, Params
 from pillars.core.rules import outside, parse_datetimes
 from pillars.monitoring.drift import ColumnDrift, Distribution, categorical_drift, numeric_drift
 from pillars.monitoring.logs import SKIP_REASONS, Logged, Monitored
+from pillars.serve.conformal import Conformal, covered
 from pillars.serve.model import InputField, ServingModel
 
 
@@ -141,11 +142,21 @@ def performance(
     reference: float | None,
     params: MonitorParams,
     threshold: float = BINARY_THRESHOLD,
+    conformal: Conformal | None = None,
 ) -> dict[str, Any]:
     """The metric on labelled rows, overall and per window of `window_rows` rows in time order, on the
-    task's full label set (binary decisions at the served model's `threshold`). Where there is no value (fewer than `min_labels` labels, or the metric undefined
-    on the labelled rows, e.g. one class only), the value is None and `reason` says why."""
+    task's full label set (binary decisions at the served model's `threshold`), and the share of labelled
+    rows whose truth fell in the served conformal set or interval (`coverage`: promised 1 - alpha). Where
+    there is no value (fewer than `min_labels` labels, or the metric undefined on the labelled rows, e.g.
+    one class only), the value is None and `reason` says why."""
     minimum = params.performance.min_labels
+
+    def realized(rows: np.ndarray) -> float | None:
+        known = rows[~np.isnan(labels[rows])]
+        if conformal is None or len(known) < minimum:
+            return None
+        truth = labels[known] if task == "regression" else labels[known].astype("int64")
+        return round(float(covered(conformal, truth, logged.scores[known], threshold).mean()), 6)
 
     def measured(rows: np.ndarray) -> tuple[float | None, str | None]:
         known = rows[~np.isnan(labels[rows])]
@@ -172,6 +183,7 @@ def performance(
                 "labelled": int((~np.isnan(labels[rows])).sum()),
                 "value": value,
                 "reason": reason,
+                "coverage": realized(rows),
             }
         )
     current, reason = measured(order)
@@ -185,6 +197,10 @@ def performance(
         "current": current,
         "reason": reason,
         "drop": drop,
+        "coverage": {
+            "promised": None if conformal is None else round(1 - conformal.alpha, 6),
+            "realized": realized(order),
+        },
         "windows": windows,
     }
 
@@ -252,7 +268,14 @@ def monitor(
         predictions[name], distributions[name] = drift, distribution
     reference_value = serving.metadata.get("test_metrics", {}).get(metric)
     measured = performance(
-        logged, monitored.encoded, serving.task, metric, reference_value, settings, serving.threshold
+        logged,
+        monitored.encoded,
+        serving.task,
+        metric,
+        reference_value,
+        settings,
+        serving.threshold,
+        serving.conformal,
     )
     report = {
         "model_version": serving.version,

@@ -194,9 +194,18 @@ def _performance(report: Mapping[str, Any]) -> dict[str, Any]:
     points = [(window["window"], window["value"]) for window in windows]
     labelled = bool(performance["labelled"])
     charted = labelled and any(finite(value) is not None for _, value in points)
+    coverage = performance["coverage"]
     return {
         "summary": _table(
-            ("metric", "labelled rows", "reference", "current", "allowed drop", "drop (positive = worse)"),
+            (
+                "metric",
+                "labelled rows",
+                "reference",
+                "current",
+                "allowed drop",
+                "drop (positive = worse)",
+                "conformal coverage (promised)",
+            ),
             [
                 (
                     metric,
@@ -205,16 +214,17 @@ def _performance(report: Mapping[str, Any]) -> dict[str, Any]:
                     number(performance["current"]),
                     number(limit),
                     number(drop),
+                    f"{number(coverage['realized'])} ({number(coverage['promised'])})",
                 )
             ],
-            numeric=(1, 2, 3, 4, 5),
+            numeric=(1, 2, 3, 4, 5, 6),
             warn=[drop is not None and limit is not None and drop > limit],
         ),
         "no_value": performance.get("reason") if performance["current"] is None and labelled else None,
         "no_labels": None if labelled else NO_LABELS,
         "chart": Markup(line_chart(points, performance["reference"], metric)) if charted else None,
         "windows": _table(
-            ("window", "first", "last", "rows", "labelled", metric, "no value because"),
+            ("window", "first", "last", "rows", "labelled", metric, "conformal coverage", "no value because"),
             [
                 (
                     str(window["window"]),
@@ -223,11 +233,12 @@ def _performance(report: Mapping[str, Any]) -> dict[str, Any]:
                     number(window["rows"]),
                     number(window["labelled"]),
                     number(window["value"]),
+                    number(window["coverage"]),
                     window.get("reason") or "",
                 )
                 for window in windows
             ],
-            numeric=(0, 3, 4, 5),
+            numeric=(0, 3, 4, 5, 6),
         )
         if windows
         else None,
