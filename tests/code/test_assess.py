@@ -147,7 +147,7 @@ def test_the_model_card_shows_undefined_metrics_and_skipped_slices(make_params) 
         "candidates": {"linear": block(evaluate("binary", y, scores)), "xgboost": one_class},
         "baseline": {"family": "xgboost", **one_class},
         "slices": slice_metrics(frame, y, scores, params, threshold=0.5),
-        "conformal": conformal_report(calibrate("binary", y, scores, 0.1), y, scores, 0.5, "valid"),
+        "conformal": conformal_report(calibrate("binary", y, scores, 0.1, 0.5), y, scores, 0.5, "valid"),
     }
     validation = gate_report("linear", "xgboost", eligible=["linear"])
     rows = {"train": 100, "valid": 40, "test": 40}

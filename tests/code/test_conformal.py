@@ -42,20 +42,28 @@ def test_coverage_on_new_rows_is_the_promised_rate(task: str) -> None:
         if task == "regression"
         else lambda rows, seed: classification(rows, 2 if task == "binary" else 4, seed)
     )
-    conformal = calibrate(task, *make(2_000, seed=1), ALPHA)
+    conformal = calibrate(task, *make(2_000, seed=1), ALPHA, 0.5)
     coverage = covered(conformal, *make(40_000, seed=2), threshold=0.5).mean()
     assert 1 - ALPHA - 0.015 <= coverage <= 1 - ALPHA + 0.02, coverage
     assert (conformal.alpha, conformal.rows) == (ALPHA, 2_000) and math.isfinite(conformal.threshold)
 
 
+def test_a_binary_model_deciding_away_from_one_half_keeps_the_promised_rate() -> None:
+    """The predicted label (here at 0.3) is always in the set, and the calibration counts it so: the coverage
+    stays at 1 - alpha instead of rising with every row whose predicted label the bare rule would leave out."""
+    conformal = calibrate("binary", *classification(2_000, 2, seed=3), ALPHA, 0.3)
+    coverage = covered(conformal, *classification(40_000, 2, seed=4), threshold=0.3).mean()
+    assert 1 - ALPHA - 0.015 <= coverage <= 1 - ALPHA + 0.02, coverage
+
+
 def test_the_threshold_is_the_finite_sample_rank_and_too_few_rows_are_unbounded() -> None:
     y = np.arange(1.0, 10.0)  # residuals 1..9 against predictions of 0
-    nine = calibrate("regression", y, np.zeros(9), ALPHA)
+    nine = calibrate("regression", y, np.zeros(9), ALPHA, 0.5)
     assert nine.threshold == 9.0, "ceil((9 + 1) * 0.9) = 9: the largest of nine"
-    assert calibrate("regression", y[:8], np.zeros(8), ALPHA).threshold == math.inf, (
+    assert calibrate("regression", y[:8], np.zeros(8), ALPHA, 0.5).threshold == math.inf, (
         "8 rows cannot promise 90 %"
     )
-    nineteen = calibrate("regression", np.arange(1.0, 20.0), np.zeros(19), ALPHA)
+    nineteen = calibrate("regression", np.arange(1.0, 20.0), np.zeros(19), ALPHA, 0.5)
     assert nineteen.threshold == 18.0, "ceil(20 * 0.9) = 18"
     low, high = nine.interval(np.array([5.0]))
     assert (low[0], high[0]) == (-4.0, 14.0)

@@ -131,7 +131,9 @@ def test_model_card_says_how_the_model_was_tuned(make_params, method: str) -> No
         "candidates": {"linear": block(evaluate("binary", y[negatives], scores[negatives]))},
         "baseline": {"family": "linear", **block(evaluate("binary", y, scores))},
         "slices": {"gender=male": {"rows": 4, "skipped": "fewer than 10 rows"}},
-        "conformal": conformal_report(calibrate("binary", y, scores, 0.1), y, scores, 0.5, "out_of_fold"),
+        "conformal": conformal_report(
+            calibrate("binary", y, scores, 0.1, 0.5), y, scores, 0.5, "out_of_fold"
+        ),
     }
     card = model_card(params, inputs, report, pd.DataFrame({"column": [], "importance": []}))
     assert "| linear | yes | n/a: one class only (every row is class 0) |" in card, "undefined: n/a"

@@ -409,7 +409,7 @@ def test_the_report_is_typed_and_the_model_card_shows_each_difference_with_its_i
         "candidates": {"linear": measured},
         "baseline": {"family": "linear", **measured},
         "slices": {},
-        "conformal": conformal_report(calibrate("binary", y, scores, 0.1), y, scores, 0.5, "valid"),
+        "conformal": conformal_report(calibrate("binary", y, scores, 0.1, 0.5), y, scores, 0.5, "valid"),
     }
     rows = {"train": 3000, "valid": 4000, "test": 4000}
     inputs = card_inputs(validation, "linear", rows, trials=1, best_is_defaults=False)

@@ -3,6 +3,7 @@ hand edit, on datasets of the shapes users bring (tests/shapes.py). The multicla
 the others run to assess (the stages after it are the same for every shape, and each run costs minutes)."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,16 @@ def report(repo: Path, name: str) -> dict:
     return json.loads((repo / "metrics" / name).read_text())
 
 
+def assert_coverage_kept(repo: Path) -> None:
+    """assess's conformal sets or intervals cover the test rows at the promised rate: within 0.02, or on a
+    test split too small to tell that finely, within three binomial standard deviations of it."""
+    conformal = report(repo, "assess.json")["conformal"]
+    rows = report(repo, "curation.json")["rows"]["test"]
+    promised = 1 - conformal["alpha"]
+    allowed = max(0.02, 3 * math.sqrt(conformal["alpha"] * promised / rows))
+    assert abs(conformal["test_coverage"] - promised) <= allowed, (conformal, rows)
+
+
 def test_messy_small_multiclass_with_dates_text_and_a_rare_class(repo_copy: Path, tmp_path: Path) -> None:
     params = init_and_run(repo_copy, "messy_multiclass", tmp_path)
     assert params["dataset"]["task"] == "multiclass" and params["dataset"]["positive_label"] is None
@@ -46,6 +57,12 @@ def test_messy_small_multiclass_with_dates_text_and_a_rare_class(repo_copy: Path
     assert report(repo_copy, "inference.json")["files"]["holdout.parquet"]["reconciled"]
     assessed = report(repo_copy, "assess.json")
     assert assessed["test"]["accuracy"] is not None
+    # small data: calibrated on the out-of-fold predictions of train + valid. Not held to the promised rate
+    # here: on this shape's 30 test rows the refit model's sets cover 0.73 (3 standard deviations below 0.9),
+    # an open problem (the fold models' scores may not transfer to the refit model)
+    conformal = assessed["conformal"]
+    assert conformal["calibrated_on"] == "out_of_fold" and conformal["calibration_rows"] > 200
+    assert 0 < conformal["test_coverage"] <= 1 and conformal["mean_set_size"] >= 1
 
 
 def test_count_regression_with_leaky_components_in_date_order(repo_copy: Path, tmp_path: Path) -> None:
@@ -58,6 +75,7 @@ def test_count_regression_with_leaky_components_in_date_order(repo_copy: Path, t
     curation = report(repo_copy, "curation.json")
     assert curation["method"] == "time"
     assert report(repo_copy, "assess.json")["test"]["r2"] > 0.5
+    assert_coverage_kept(repo_copy)
 
 
 def test_binary_credit_risk_with_missing_values(repo_copy: Path, tmp_path: Path) -> None:
@@ -65,6 +83,7 @@ def test_binary_credit_risk_with_missing_values(repo_copy: Path, tmp_path: Path)
     assert params["dataset"]["task"] == "binary" and params["dataset"]["positive_label"] == "bad"
     assert "?" in params["dataset"]["placeholders"]
     assert report(repo_copy, "assess.json")["test"]["roc_auc"] > 0.6
+    assert_coverage_kept(repo_copy)
     status = run(["git", "status", "--porcelain", "--", "params.yaml"], repo_copy).stdout
     assert status, "init rewrote params.yaml"
     refused = make(

@@ -333,7 +333,7 @@ def main() -> None:
     train_summary = model_handoffs.TRAIN_REPORT.read()
     threshold = train_summary.threshold(selection.model)
     held_y, held_scores, held_out_on = held_out(model, task, target, selection.model, train_summary)
-    conformal = calibrate(task, held_y, held_scores, params.assess.conformal_alpha)
+    conformal = calibrate(task, held_y, held_scores, params.assess.conformal_alpha, threshold)
     candidates = {
         family: block(
             evaluate(
