@@ -45,9 +45,6 @@ class Conformal:
         inside[np.arange(len(by_class)), np.asarray(predicted, dtype="int64")] = True
         return inside
 
-    def report(self) -> dict[str, float | int | str]:
-        return {"alpha": self.alpha, "threshold": round(self.threshold, 6), "rows": self.rows}
-
 
 def by_class(scores: np.ndarray, task: str) -> np.ndarray:
     """Class probabilities (rows, classes) from the scores `core.metrics` uses (binary: of the positive class)."""
